@@ -1,0 +1,42 @@
+# One command per check; the same locally and in CI.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint typecheck pytest report bench clean catalog
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check travelagent tests loadtests
+	$(BIN)/ruff format --check travelagent tests loadtests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+# The main job: run the default experiment, then render the report from it.
+report: $(STAMP)
+	$(BIN)/travelagent run loadtests/experiments/default.toml
+	$(BIN)/travelagent report
+
+bench: $(STAMP)
+	$(BIN)/python -m travelagent.link.bench
+
+catalog: $(STAMP)
+	$(BIN)/python -m travelagent.agent.catalog_gen data/catalog
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

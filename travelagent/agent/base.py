@@ -1,0 +1,72 @@
+"""The contracts between the worker, the agents and the LLM backends.
+
+The worker owns sockets and its own stamps (``worker.recv``, ``worker.send``,
+``worker.publish``); an agent owns its state, the input and output gates and the stamps
+``agent.start``/``agent.done``; an LLM backend stamps ``llm.first``/``llm.done``. A reply leaves
+the agent only through a ``ReplySink`` (gateway socket) or as values of ``handle_message`` /
+``stream_message`` (webhook path), so the worker can stamp and frame it in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+from travelagent.wire.trace import Trace
+
+# An agent event for listeners (the hybrid's room announcements), e.g.
+# {"type": "itinerary", "agent": "u1", "itinerary": [...]}.
+AgentEvent = dict[str, Any]
+AgentListener = Callable[[AgentEvent], Awaitable[None]]
+
+
+class ReplySink(Protocol):
+    """Where a gateway reply goes; implemented by the worker over one socket."""
+
+    async def start(self) -> None: ...  # streamed reply begins ({"streaming": true})
+    async def chunk(self, text: str) -> None: ...  # new text ({"chunk": true})
+    async def complete(self, text: str, trace: Trace | None) -> None: ...  # whole text, final
+    async def response(self, text: str, trace: Trace | None) -> None: ...  # non-streamed reply
+    async def error(self, error: str, trace: Trace | None) -> None: ...
+
+
+class Agent(Protocol):
+    """One TravelAgent instance (local, or a proxy to a separate agent host)."""
+
+    name: str
+
+    async def on_message(
+        self, sink: ReplySink, text: str, *, trace: Trace | None, stream: bool
+    ) -> None:
+        """Handle one gateway message; the whole reply goes to ``sink``. Never raises for a
+        failure the client should hear about: that becomes ``sink.error``."""
+        ...
+
+    async def handle_message(self, text: str, *, trace: Trace | None = None) -> str:
+        """RPC: text in, whole reply out (after the state it depends on is committed)."""
+        ...
+
+    def stream_message(self, text: str, *, trace: Trace | None = None) -> AsyncIterator[str]:
+        """Yield reply chunks as the LLM produces them; when the iterator ends, the state is
+        committed. Holds the agent's input gate until exhausted or closed."""
+        ...
+
+    def add_listener(self, listener: AgentListener) -> None: ...
+
+
+class AgentDirectory(Protocol):
+    """Finds the one live agent for an id (created on first use)."""
+
+    def get(self, name: str) -> Agent: ...
+
+    async def close(self) -> None: ...
+
+
+class LLMBackend(Protocol):
+    """Streams a completion; stamps ``llm.first`` and ``llm.done`` on ``trace`` if given."""
+
+    def stream(
+        self, messages: list[dict[str, str]], *, trace: Trace | None, process: str
+    ) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...
