@@ -51,7 +51,10 @@ def parse_client_frame(
     """Decode one client frame or raise FrameError with a reason fit for an error frame."""
     if isinstance(data, bytes | bytearray):
         raise FrameError("binary frames are not supported; send JSON text frames")
-    if len(data) > max_frame_bytes and len(data.encode()) > max_frame_bytes:
+    # A str of n characters holds n to 4n UTF-8 bytes: encode only when it could matter.
+    if len(data) > max_frame_bytes or (
+        len(data) * 4 > max_frame_bytes and len(data.encode()) > max_frame_bytes
+    ):
         raise FrameError(f"frame exceeds the {max_frame_bytes}-byte limit")
     try:
         obj = json.loads(data)
