@@ -1,0 +1,332 @@
+"""A blocking, gevent-friendly client for the realtime path (Centrifugo JSON protocol).
+
+The client connects to ``/connection/websocket`` with a JWT (``sub`` = user), subscribes to the
+user's agent channel ``travel:<user>``, publishes ``{"type":"message",...}`` there and awaits the
+``agent_response`` publications carrying the same ``id`` (streamed: ``streaming`` start,
+``chunk`` pieces, ``complete`` whole; failures: ``isError``). Its own message comes back as a
+publication too and is ignored. Server pings (``{}``) are answered with ``{}``.
+
+It can also subscribe to shared rooms (``room:<name>``, asking for join/leave pushes) and count
+presence events: the hybrid user talks to the agent through the gateway and uses this socket only
+for presence.
+
+The frame handling (``decode_frames``, ``classify_push``) is pure; ``RealtimeClient`` is the thin
+socket layer, sharing its message bookkeeping with the gateway client.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from travelagent.client.records import MessageRecord
+from travelagent.client.sync_gateway import OnDone, Pending, PendingSet, ReplyEvent, ws_connect
+from travelagent.wire.trace import Trace, TraceError, new_msg_id, now_ns
+
+CLIENT_PATH = "/connection/websocket"
+
+
+class RealtimeError(RuntimeError):
+    """The realtime service refused a command (connect, subscribe)."""
+
+
+def realtime_ws_url(url: str) -> str:
+    """``http(s)://host`` gets the standard client path; an explicit ws(s) URL is kept."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"realtime URL must be http(s):// or ws(s)://, got {url!r}")
+    path = parts.path if parts.path not in ("", "/") else CLIENT_PATH
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+def make_token(user_id: str, secret: str, *, ttl_s: int = 3600) -> str:
+    """An HS256 connection token for ``user_id``."""
+    import jwt
+
+    now = int(time.time())
+    return jwt.encode({"sub": user_id, "iat": now, "exp": now + ttl_s}, secret, algorithm="HS256")
+
+
+def agent_channel(user_id: str) -> str:
+    return f"travel:{user_id}"
+
+
+def decode_frames(data: str | bytes) -> Iterator[dict[str, Any]]:
+    """The JSON objects in one frame (several may be separated by newlines); junk is skipped."""
+    if isinstance(data, bytes | bytearray):
+        data = bytes(data).decode("utf-8", "replace")
+    for line in data.split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            yield obj
+
+
+def message_data(
+    text: str, *, user_id: str, msg_id: str, trace: Trace, stream: bool | None
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "type": "message",
+        "text": text,
+        "userId": user_id,
+        "id": msg_id,
+        "trace": trace.to_wire(),
+    }
+    if stream is not None:
+        data["stream"] = stream
+    return data
+
+
+def classify_publication(data: Any, size: int, t_ns: int) -> ReplyEvent | None:
+    """An ``agent_response`` publication as a reply event; None for anything else (echoes)."""
+    if not isinstance(data, dict) or data.get("type") != "agent_response":
+        return None
+    msg_id = data.get("id") if isinstance(data.get("id"), str) else None
+    try:
+        trace = Trace.from_wire_or_none(data.get("trace"))
+    except TraceError:
+        trace = None
+    raw_text = data.get("text")
+    text = raw_text if isinstance(raw_text, str) else ""
+    if data.get("isError") or data.get("error"):
+        err = data.get("error") or text or "agent error"
+        return ReplyEvent("error", msg_id, size, error=str(err), trace=trace, t_ns=t_ns)
+    if data.get("chunk"):
+        return ReplyEvent("chunk", msg_id, size, text=text, t_ns=t_ns)
+    if data.get("complete"):
+        return ReplyEvent("final", msg_id, size, text=text, trace=trace, t_ns=t_ns)
+    if data.get("streaming"):
+        return ReplyEvent("start", msg_id, size, t_ns=t_ns)
+    return ReplyEvent("final", msg_id, size, text=text, trace=trace, t_ns=t_ns)
+
+
+@dataclass
+class PresenceCounts:
+    joins: int = 0
+    leaves: int = 0
+    publications: int = 0
+
+
+class RealtimeClient:
+    """One realtime connection for one user."""
+
+    arch = "realtime"
+
+    def __init__(
+        self,
+        url: str,
+        user_id: str,
+        *,
+        jwt_secret: str,
+        run: str = "",
+        cell: str = "",
+        publish: str = "",
+        stream: bool | None = None,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        on_done: OnDone | None = None,
+        agent: bool = True,
+        rooms: tuple[str, ...] = (),
+    ) -> None:
+        self.url = realtime_ws_url(url)
+        self.user_id = user_id
+        self.jwt_secret = jwt_secret
+        self.run, self.cell, self.publish = run, cell, publish
+        self.stream = stream
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.agent = agent
+        self.rooms = rooms
+        self.pending = PendingSet(on_done=on_done)
+        self.presence = PresenceCounts()
+        self.client_id = ""
+        self._ws: Any = None
+        self._cmd_id = 0
+        self._publishes: dict[int, str] = {}  # command id -> message id, for publish errors
+        self._send_lock = threading.Lock()
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _command(self, method: str, params: dict[str, Any]) -> int:
+        with self._send_lock:
+            self._cmd_id += 1
+            cid = self._cmd_id
+            self._ws.send(json.dumps({"id": cid, method: params}, separators=(",", ":")))
+        return cid
+
+    def _await_reply(self, cid: int, method: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.connect_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RealtimeError(f"no reply to {method} within {self.connect_timeout_s} s")
+            try:
+                data = self._ws.recv(timeout=left)
+            except TimeoutError:
+                continue
+            for obj in decode_frames(data):
+                if obj.get("id") == cid:
+                    if "error" in obj:
+                        err = obj["error"]
+                        raise RealtimeError(
+                            f"{method} refused: {err.get('code')} {err.get('message')}"
+                        )
+                    reply = obj.get(method)
+                    return reply if isinstance(reply, dict) else {}
+                self._dispatch(obj, len(data), now_ns())
+
+    def connect(self) -> None:
+        self._ws = ws_connect(self.url, timeout_s=self.connect_timeout_s)
+        try:
+            token = make_token(self.user_id, self.jwt_secret)
+            reply = self._await_reply(
+                self._command("connect", {"token": token, "name": "travelagent-load"}), "connect"
+            )
+            self.client_id = str(reply.get("client", ""))
+            if self.agent:
+                cid = self._command("subscribe", {"channel": agent_channel(self.user_id)})
+                self._await_reply(cid, "subscribe")
+            for room in self.rooms:
+                cid = self._command("subscribe", {"channel": room, "join_leave": True})
+                self._await_reply(cid, "subscribe")
+        except Exception:
+            ws, self._ws = self._ws, None
+            ws.close()
+            raise
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    def close(self) -> list[MessageRecord]:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                ws.close()
+            except Exception:  # closing a broken socket must not mask the run's records
+                pass
+        return self.pending.fail_all("lost", "connection closed before the reply")
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def send(
+        self, text: str, *, intended_ns: int | None = None, msg_id: str | None = None
+    ) -> Pending:
+        if self._ws is None:
+            self.connect()
+        mid = msg_id or new_msg_id()
+        trace = Trace.start(mid)
+        rec = MessageRecord(
+            run=self.run,
+            cell=self.cell,
+            arch=self.arch,
+            publish=self.publish,
+            streaming=bool(self.stream),
+            user=self.user_id,
+            agent=self.user_id,
+            msg_id=mid,
+            intended_ns=0,
+            send_ns=0,
+        )
+        with self._send_lock:
+            self._cmd_id += 1
+            cid = self._cmd_id
+            t = trace.stamp("client.send", "client")
+            rec.send_ns = t
+            rec.intended_ns = intended_ns if intended_ns is not None else t
+            p = Pending(rec, trace, deadline_ns=t + int(self.timeout_s * 1e9))
+            self.pending.add(p)
+            self._publishes[cid] = mid
+            data = message_data(
+                text, user_id=self.user_id, msg_id=mid, trace=trace, stream=self.stream
+            )
+            cmd = {"id": cid, "publish": {"channel": agent_channel(self.user_id), "data": data}}
+            try:
+                self._ws.send(json.dumps(cmd, separators=(",", ":")))
+            except Exception as err:
+                self.pending.fail_all("error", f"send failed: {err}")
+                self._ws = None
+        return p
+
+    def _dispatch(self, obj: dict[str, Any], size: int, t_ns: int) -> MessageRecord | None:
+        if not obj:  # server ping: answer with an empty command
+            with self._send_lock:
+                self._ws.send("{}")
+            return None
+        cid = obj.get("id")
+        if isinstance(cid, int) and cid in self._publishes:
+            mid = self._publishes.pop(cid)
+            if "error" in obj:
+                err = obj.get("error") or {}
+                reason = f"publish refused: {err.get('code')} {err.get('message')}"
+                return self.pending.handle(ReplyEvent("error", mid, size, error=reason, t_ns=t_ns))
+            return None
+        push = obj.get("push")
+        if not isinstance(push, dict):
+            return None
+        channel = push.get("channel")
+        if "join" in push:
+            self.presence.joins += 1
+        elif "leave" in push:
+            self.presence.leaves += 1
+        elif isinstance(push.get("pub"), dict):
+            self.presence.publications += 1
+            if channel == agent_channel(self.user_id):
+                ev = classify_publication(push["pub"].get("data"), size, t_ns)
+                if ev is not None:
+                    return self.pending.handle(ev)
+        elif "disconnect" in push:
+            self._ws = None
+            self.pending.fail_all("lost", f"disconnected by server: {push['disconnect']}")
+        return None
+
+    def pump(self, timeout_s: float) -> list[MessageRecord]:
+        """Read one frame (waiting up to ``timeout_s``), expire late messages; return the
+        records that finished."""
+        done = self.pending.expire()
+        if self._ws is None:
+            return done
+        try:
+            data = self._ws.recv(timeout=max(timeout_s, 0.0))
+        except TimeoutError:
+            return done
+        except Exception as err:
+            self._ws = None
+            return done + self.pending.fail_all("lost", f"connection lost: {err}")
+        t = now_ns()
+        for obj in decode_frames(data):
+            rec = self._dispatch(obj, len(data), t)
+            if rec is not None:
+                done.append(rec)
+        return done
+
+    def wait(self, pending: Pending) -> MessageRecord:
+        while not pending.done.is_set():
+            deadline = self.pending.next_deadline_ns()
+            left_s = 1.0 if deadline is None else max((deadline - now_ns()) / 1e9, 0.0)
+            self.pump(min(left_s, 1.0) + 0.001)
+            if self._ws is None and not pending.done.is_set():
+                self.pending.fail_all("lost", "connection lost")
+        return pending.record
+
+    def request(self, text: str, *, msg_id: str | None = None) -> MessageRecord:
+        return self.wait(self.send(text, msg_id=msg_id))
+
+    def receive_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            if self._ws is None:
+                self.pending.expire()
+                stop.wait(0.05)
+                continue
+            self.pump(0.2)
