@@ -1,0 +1,128 @@
+"""The travel catalog the simulated model answers from (``data/catalog/``).
+
+Loaded once per process; lookups are pure. When the files are not next to the package (an
+installed wheel without the repository), the catalog is regenerated in memory from the same
+seeded generator, so answers are identical either way.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from travelagent.agent import catalog_gen
+
+CATALOG_DIR_ENV = "TRAVELAGENT_CATALOG_DIR"
+DEFAULT_CATALOG_DIR = Path(__file__).resolve().parents[2] / "data" / "catalog"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    cities: list[dict[str, Any]]
+    hotels: list[dict[str, Any]]
+    flights: list[dict[str, Any]]
+    city_tips: dict[str, list[str]]
+    budget_tips: list[str]
+    airlines: dict[str, str]
+
+    def city(self, text: str) -> dict[str, Any] | None:
+        """The city named (or coded, e.g. ``NRT``/``HND``) by ``text``, case-insensitively."""
+        key = text.strip().lower()
+        for c in self.cities:
+            if key in (str(c["name"]).lower(), str(c["iata"]).lower()):
+                return c
+        return None
+
+    def find_cities(self, text: str) -> list[dict[str, Any]]:
+        """Cities mentioned in ``text``, in order of appearance."""
+        low = text.lower()
+        found: list[tuple[int, dict[str, Any]]] = []
+        for c in self.cities:
+            m = re.search(rf"\b{re.escape(str(c['name']).lower())}\b", low)
+            if m is None:
+                m = re.search(rf"\b{re.escape(str(c['iata']))}\b", text)
+            if m is not None:
+                found.append((m.start(), c))
+        return [c for _, c in sorted(found, key=lambda p: p[0])]
+
+    def hotels_in(self, city: str) -> list[dict[str, Any]]:
+        return sorted(
+            (h for h in self.hotels if h["city"] == city), key=lambda h: h["price_per_night"]
+        )
+
+    def find_hotel(self, text: str, *, prefer_city: str | None = None) -> dict[str, Any] | None:
+        """A hotel whose name (or brand, e.g. "the Park Hyatt") appears in ``text``."""
+        low = text.lower()
+        matches = [h for h in self.hotels if str(h["name"]).lower() in low]
+        if not matches:
+            # "the Park Hyatt" names the brand; the hotel name is "<brand> <city>".
+            matches = [
+                h for h in self.hotels if str(h["name"])[: -len(str(h["city"])) - 1].lower() in low
+            ]
+        if prefer_city:
+            local = [h for h in matches if h["city"] == prefer_city]
+            matches = local or matches
+        return matches[0] if matches else None
+
+    def flights_between(self, origin: str, dest: str) -> list[dict[str, Any]]:
+        a, b = self.city(origin), self.city(dest)
+        if a is None or b is None:
+            return []
+        rows = [f for f in self.flights if f["from"] == a["iata"] and f["to"] == b["iata"]]
+        return sorted(rows, key=lambda f: f["depart"])
+
+
+def _from_data(data: dict[str, Any]) -> Catalog:
+    return Catalog(
+        cities=data["cities"],
+        hotels=data["hotels"],
+        flights=data["flights"],
+        city_tips=data["tips"]["cities"],
+        budget_tips=data["tips"]["budget"],
+        airlines=data["airlines"],
+    )
+
+
+def read_catalog(directory: Path) -> Catalog:
+    """Read the catalog files from ``directory``; raise FileNotFoundError if one is missing."""
+
+    def load(name: str) -> Any:
+        return json.loads((directory / name).read_text(encoding="utf-8"))
+
+    with (directory / "flights.csv").open(encoding="utf-8", newline="") as f:
+        flights: list[dict[str, Any]] = []
+        for row in csv.DictReader(f):
+            flights.append(
+                {
+                    **row,
+                    "duration_min": int(row["duration_min"]),
+                    "stops": int(row["stops"]),
+                    "base_price": int(row["base_price"]),
+                }
+            )
+    return _from_data(
+        {
+            "cities": load("cities.json"),
+            "hotels": load("hotels.json"),
+            "tips": load("tips.json"),
+            "airlines": load("airlines.json"),
+            "flights": flights,
+        }
+    )
+
+
+@cache
+def load_catalog(directory: str | None = None) -> Catalog:
+    """The catalog from ``directory``, ``$TRAVELAGENT_CATALOG_DIR``, or ``data/catalog``."""
+    path = Path(directory or os.environ.get(CATALOG_DIR_ENV) or DEFAULT_CATALOG_DIR)
+    if (path / "cities.json").exists():
+        return read_catalog(path)
+    if directory is not None:
+        raise FileNotFoundError(f"no travel catalog in {path} (expected cities.json)")
+    return _from_data(catalog_gen.generate())

@@ -1,0 +1,203 @@
+"""The agents' SQLite store: one database file, WAL mode, one thread owning the connection.
+
+Why a thread: a durable commit ends in an fsync, which takes from microseconds (tmpfs) to tens
+of milliseconds (a busy disk). Run on the event loop it would stall every other agent's tokens
+and the worker's sockets, and that stall would show up as network latency in the measurements.
+So every statement runs on one dedicated thread (``ThreadPoolExecutor(max_workers=1)``): SQLite
+allows one writer at a time anyway, the thread serialises work without locks, and the event
+loop only pays a thread hand-off (tens of microseconds).
+
+Durability: WAL with ``synchronous=FULL`` (the default here) fsyncs the log on every commit, so
+a transaction that ``commit`` has returned from survives a crash of the process and of the
+machine. ``synchronous="NORMAL"`` survives a process crash only; it is offered to measure what
+the fsync costs. See docs/agent.md for the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from travelagent.agent.state import MAX_RECENT_MESSAGES, TripState
+from travelagent.wire.trace import now_ns
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents (
+    name          TEXT PRIMARY KEY,
+    destination   TEXT,
+    start_date    TEXT,
+    end_date      TEXT,
+    budget        REAL,
+    preferences   TEXT NOT NULL DEFAULT '[]',   -- JSON list of strings
+    itinerary     TEXT NOT NULL DEFAULT '[]',   -- JSON list of {kind, name, city?}
+    message_count INTEGER NOT NULL DEFAULT 0,   -- messages ever committed (next seq)
+    updated_ns    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    agent   TEXT NOT NULL,
+    seq     INTEGER NOT NULL,                   -- 0, 1, 2, ... per agent, in commit order
+    role    TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    content TEXT NOT NULL,
+    t_ns    INTEGER NOT NULL,
+    PRIMARY KEY (agent, seq)
+) WITHOUT ROWID;
+"""
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "OFF")
+
+
+class StoreError(RuntimeError):
+    """The store failed; ``str(err)`` says which operation and why."""
+
+
+class AgentStore:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        max_recent: int = MAX_RECENT_MESSAGES,
+    ) -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+        self.path = str(path)
+        self.synchronous = synchronous.upper()
+        self.max_recent = max_recent
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-store")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- runs on the store thread ------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._conn = conn
+        return self._conn
+
+    def _load(self, name: str) -> TripState:
+        conn = self._connection()
+        row = conn.execute(
+            "SELECT destination, start_date, end_date, budget, preferences, itinerary,"
+            " message_count FROM agents WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return TripState()
+        rows = conn.execute(
+            "SELECT role, content FROM messages WHERE agent = ? ORDER BY seq DESC LIMIT ?",
+            (name, self.max_recent),
+        ).fetchall()
+        return TripState(
+            destination=row[0],
+            start_date=row[1],
+            end_date=row[2],
+            budget=row[3],
+            preferences=json.loads(row[4]),
+            itinerary=json.loads(row[5]),
+            recent_messages=[{"role": r, "content": c} for r, c in reversed(rows)],
+            message_count=row[6],
+        )
+
+    def _commit(
+        self, name: str, row: tuple[Any, ...], appended: list[tuple[int, str, str]]
+    ) -> None:
+        conn = self._connection()
+        t_ns = now_ns()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO agents (name, destination, start_date, end_date, budget, preferences,"
+                " itinerary, message_count, updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET destination=excluded.destination,"
+                " start_date=excluded.start_date, end_date=excluded.end_date,"
+                " budget=excluded.budget, preferences=excluded.preferences,"
+                " itinerary=excluded.itinerary, message_count=excluded.message_count,"
+                " updated_ns=excluded.updated_ns",
+                (name, *row, t_ns),
+            )
+            conn.executemany(
+                "INSERT INTO messages (agent, seq, role, content, t_ns) VALUES (?, ?, ?, ?, ?)",
+                [(name, seq, role, content, t_ns) for seq, role, content in appended],
+            )
+            # Keep the last max_recent messages: the store is bounded per agent.
+            conn.execute(
+                "DELETE FROM messages WHERE agent = ? AND seq < ?",
+                (name, row[-1] - self.max_recent),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _messages(self, name: str) -> list[tuple[int, str, str]]:
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT seq, role, content FROM messages WHERE agent = ? ORDER BY seq", (name,)
+            )
+            .fetchall()
+        )
+        return [(int(s), str(r), str(c)) for s, r, c in rows]
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- the event loop's side ----------------------------------------------------------------
+
+    async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as err:
+            raise StoreError(f"store {self.path}: {what} failed: {err}") from err
+
+    async def load(self, name: str) -> TripState:
+        """The agent's committed state (a fresh TripState if it has none)."""
+        return await self._run("load", self._load, name)
+
+    async def commit(
+        self, name: str, state: TripState, appended: list[tuple[int, str, str]]
+    ) -> None:
+        """Durably write ``state`` and the new ``(seq, role, content)`` messages, atomically."""
+        # Serialise here, on the loop, so the store thread never reads a state being mutated.
+        row = (
+            state.destination,
+            state.start_date,
+            state.end_date,
+            state.budget,
+            json.dumps(state.preferences),
+            json.dumps(state.itinerary),
+            state.message_count,
+        )
+        await self._run("commit", self._commit, name, row, list(appended))
+
+    async def messages(self, name: str) -> list[tuple[int, str, str]]:
+        """Stored ``(seq, role, content)`` of an agent, oldest first."""
+        return await self._run("read messages", self._messages, name)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close)
+        self._closed = True
+        self._executor.shutdown(wait=True)

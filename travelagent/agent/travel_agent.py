@@ -1,0 +1,180 @@
+"""The TravelAgent: a Durable Object stand-in with an input gate and an output gate.
+
+Input gate: each agent has one ``asyncio.Lock``. Python's lock hands itself to waiters in the
+order they queued and does not let a newcomer barge past a queued waiter, so messages to one
+agent are handled one at a time in arrival order (arrival = the call into the agent; for
+``stream_message``, its first iteration). Different agents have different locks and run
+concurrently. Every path releases the lock in ``async with``/``finally``, whatever fails.
+
+Output gate: a turn commits the user's message (with any state it changed) before the LLM is
+asked, and the assistant's reply before the reply leaves: ``handle_message`` returns after the
+commit, ``stream_message`` ends after it, and ``on_message`` calls ``sink.complete`` or
+``sink.response`` after it. Chunks stream before that commit (that is the point of streaming);
+only the final, whole reply is gated. State changes are made on a copy and swapped in after
+the commit, so a failed commit leaves memory and disk agreeing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+
+from travelagent.agent.base import AgentEvent, AgentListener, LLMBackend, ReplySink
+from travelagent.agent.catalog import Catalog
+from travelagent.agent.state import TripState, apply_user_message, llm_messages
+from travelagent.agent.store import AgentStore, StoreError
+from travelagent.wire.trace import Trace
+
+log = logging.getLogger(__name__)
+
+
+class AgentError(RuntimeError):
+    """A turn failed (LLM or store); ``str(err)`` is the reason to show the client."""
+
+
+class TravelAgent:
+    def __init__(
+        self,
+        name: str,
+        *,
+        store: AgentStore,
+        llm: LLMBackend,
+        catalog: Catalog,
+        process: str = "worker",
+    ) -> None:
+        self.name = name
+        self.process = process
+        self._store = store
+        self._llm = llm
+        self._catalog = catalog
+        self._gate = asyncio.Lock()
+        self._state: TripState | None = None
+        self._listeners: list[AgentListener] = []
+        self._announcing: asyncio.Task[None] | None = None
+
+    # -- entry points --------------------------------------------------------------------------
+
+    async def on_message(
+        self, sink: ReplySink, text: str, *, trace: Trace | None, stream: bool
+    ) -> None:
+        async with self._gate:
+            try:
+                parts: list[str] = []
+                begin = sink.start if stream else None
+                async with aclosing(self._turn(text, trace, on_begin=begin)) as chunks:
+                    async for chunk in chunks:
+                        parts.append(chunk)
+                        if stream:
+                            await sink.chunk(chunk)
+            except AgentError as err:
+                await sink.error(str(err), trace)
+                return
+            # The turn has committed the reply: only now may it leave.
+            if stream:
+                await sink.complete("".join(parts), trace)
+            else:
+                await sink.response("".join(parts), trace)
+
+    async def handle_message(self, text: str, *, trace: Trace | None = None) -> str:
+        async with self._gate:
+            parts = []
+            async with aclosing(self._turn(text, trace)) as chunks:
+                async for chunk in chunks:
+                    parts.append(chunk)
+            return "".join(parts)
+
+    async def stream_message(self, text: str, *, trace: Trace | None = None) -> AsyncIterator[str]:
+        async with self._gate, aclosing(self._turn(text, trace)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    def add_listener(self, listener: AgentListener) -> None:
+        self._listeners.append(listener)
+
+    async def state(self) -> TripState:
+        """A copy of the committed state (waits its turn at the input gate)."""
+        async with self._gate:
+            return copy.deepcopy(await self._loaded())
+
+    async def aclose(self) -> None:
+        """Wait for pending listener announcements."""
+        if self._announcing is not None:
+            await asyncio.gather(self._announcing, return_exceptions=True)
+
+    # -- one turn (the caller holds the gate) -------------------------------------------------
+
+    async def _loaded(self) -> TripState:
+        if self._state is None:
+            try:
+                self._state = await self._store.load(self.name)
+            except StoreError as err:
+                raise AgentError(str(err)) from err
+        return self._state
+
+    async def _commit(self, state: TripState, appended: list[tuple[int, str, str]]) -> None:
+        try:
+            await self._store.commit(self.name, state, appended)
+        except StoreError as err:
+            raise AgentError(str(err)) from err
+        self._state = state
+
+    async def _turn(
+        self,
+        text: str,
+        trace: Trace | None,
+        *,
+        on_begin: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncGenerator[str, None]:
+        if trace is not None:
+            trace.stamp("agent.start", self.process)
+        state = copy.deepcopy(await self._loaded())
+        change = apply_user_message(state, text, self._catalog)
+        seq = self._append(state, "user", text)
+        await self._commit(state, [(seq, "user", text)])
+        if on_begin is not None:
+            await on_begin()
+        parts: list[str] = []
+        try:
+            async for chunk in self._llm.stream(
+                llm_messages(self.name, state), trace=trace, process=self.process
+            ):
+                parts.append(chunk)
+                yield chunk
+        except Exception as err:
+            raise AgentError(f"LLM backend failed: {err}") from err
+        reply = "".join(parts)
+        state = copy.deepcopy(state)
+        seq = self._append(state, "assistant", reply)
+        await self._commit(state, [(seq, "assistant", reply)])
+        if trace is not None:
+            trace.stamp("agent.done", self.process)
+        if change.itinerary:
+            self._announce(
+                {"type": "itinerary", "agent": self.name, "itinerary": list(state.itinerary)}
+            )
+
+    def _append(self, state: TripState, role: str, content: str) -> int:
+        seq = state.message_count
+        state.recent_messages.append({"role": role, "content": content})
+        del state.recent_messages[: -self._store.max_recent]
+        state.message_count += 1
+        return seq
+
+    def _announce(self, event: AgentEvent) -> None:
+        """Tell listeners, in commit order, without holding up the reply."""
+        previous = self._announcing
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            for listener in list(self._listeners):
+                try:
+                    await listener(event)
+                except Exception:
+                    log.exception("agent %s: itinerary listener failed", self.name)
+
+        if self._listeners:
+            self._announcing = asyncio.get_running_loop().create_task(run())
