@@ -162,9 +162,7 @@ def finalize_run(run_dir: str | Path, *, keep_parts: bool = False) -> tuple[int,
             out.append(pq.read_table(merged, schema=schema))
         for p in sorted(parts.glob(f"{name}-*.parquet")) if parts.exists() else []:
             out.append(pq.read_table(p, schema=schema))
-    messages = (
-        pa.concat_tables(msg_tables) if msg_tables else MESSAGES_SCHEMA.empty_table()
-    )
+    messages = pa.concat_tables(msg_tables) if msg_tables else MESSAGES_SCHEMA.empty_table()
     stamps = pa.concat_tables(stamp_tables) if stamp_tables else STAMPS_SCHEMA.empty_table()
     # De-duplicate by msg_id, keeping the first occurrence of each message and its stamps.
     seen: set[str] = set()

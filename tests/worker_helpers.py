@@ -1,0 +1,49 @@
+"""Start a real worker on a free port for tests, and talk to it with plain ``websockets``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import websockets
+from aiohttp import web
+
+from travelagent.agent.llm import make_llm
+from travelagent.worker.app import create_app
+from travelagent.worker.config import WorkerConfig
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    port: int, db_path: Path, *, profile: str = "instant", **config: Any
+) -> AsyncIterator[web.Application]:
+    cfg = WorkerConfig(port=port, db_path=db_path, **config)
+    app = create_app(cfg, llm=make_llm("simulated", profile=profile, seed=1))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield app
+    finally:
+        await runner.cleanup()
+
+
+async def recv_reply(ws: Any, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    """Frames of one reply: up to and including the final (response/complete/error) frame."""
+    import asyncio
+
+    frames = []
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout_s))
+        frames.append(frame)
+        if frame.get("streaming") or frame.get("chunk"):
+            continue
+        return frames
+
+
+def connect(port: int, query: str = "userId=u1", **kw: Any) -> Any:
+    return websockets.connect(f"ws://127.0.0.1:{port}/api/gateway/ws?{query}", **kw)

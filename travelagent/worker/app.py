@@ -1,0 +1,102 @@
+"""The Worker: one aiohttp application with the note's two entry points.
+
+- ``GET /api/gateway/ws``: ``handle_gateway_websocket`` (the direct path)
+- ``POST /api/realtime/webhook``: ``handle_realtime_webhook`` (the realtime path)
+- ``GET /healthz``
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from aiohttp import web
+
+from travelagent.agent.base import AgentDirectory, LLMBackend
+from travelagent.worker.config import WorkerConfig
+from travelagent.worker.gateway import handle_gateway_websocket
+from travelagent.worker.hybrid import RoomAnnouncer
+from travelagent.worker.keys import (
+    BACKGROUND,
+    CONFIG,
+    DEDUP,
+    DIRECTORY,
+    PUBLISHER,
+    ROOMS,
+    STATS,
+)
+from travelagent.worker.publish import make_publisher
+from travelagent.worker.webhook import (
+    MAX_WEBHOOK_BYTES,
+    WebhookDeduplicator,
+    handle_realtime_webhook,
+)
+
+_STARTED = web.AppKey("started", float)
+
+
+def make_directory(config: WorkerConfig, llm: LLMBackend | None) -> AgentDirectory:
+    if config.agents_url:
+        from travelagent.agent.remote import RemoteAgentDirectory
+
+        return RemoteAgentDirectory(config.agents_url, process=config.process)
+    from travelagent.agent.directory import LocalAgentDirectory
+
+    return LocalAgentDirectory(config.db_path, llm=llm, process=config.process)
+
+
+def create_app(
+    config: WorkerConfig,
+    *,
+    llm: LLMBackend | None = None,
+    directory: AgentDirectory | None = None,
+) -> web.Application:
+    """Build the worker. ``directory`` overrides where agents live (tests); otherwise agents are
+    local (SQLite at ``config.db_path``, ``llm`` as their model) or at ``config.agents_url``."""
+    app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
+    app[CONFIG] = config
+    app[STATS] = Counter()
+    app[BACKGROUND] = set()
+    app[DEDUP] = WebhookDeduplicator(max_size=config.webhook_dedup_size)
+    app[DIRECTORY] = directory or make_directory(config, llm)
+    app[PUBLISHER] = make_publisher(
+        config.publish, config.realtime_url, timeout_s=config.publish_timeout_s
+    )
+    app[ROOMS] = RoomAnnouncer(app[PUBLISHER])
+    app[_STARTED] = time.monotonic()
+    app.router.add_get("/api/gateway/ws", handle_gateway_websocket)
+    app.router.add_post("/api/realtime/webhook", handle_realtime_webhook)
+    app.router.add_get("/healthz", healthz)
+    app.on_shutdown.append(_drain_background)
+    app.on_cleanup.append(_close)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app
+    cfg = app[CONFIG]
+    return web.json_response(
+        {
+            "status": "ok",
+            "component": "worker",
+            "uptime_s": round(time.monotonic() - app[_STARTED], 3),
+            "publish": cfg.publish,
+            "webhook_mode": cfg.webhook_mode,
+            "stream": cfg.stream,
+            "agents": cfg.agents_url or "local",
+            "stats": dict(app[STATS]),
+        }
+    )
+
+
+async def _drain_background(app: web.Application) -> None:
+    import asyncio
+
+    pending = list(app[BACKGROUND])
+    if pending:
+        await asyncio.wait(pending, timeout=10.0)
+
+
+async def _close(app: web.Application) -> None:
+    await app[PUBLISHER].aclose()
+    await app[DIRECTORY].close()

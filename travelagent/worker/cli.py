@@ -1,0 +1,56 @@
+"""``travelagent serve worker``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from travelagent.agent.cli import add_llm_arguments
+    from travelagent.worker.config import PUBLISH_MODES, WEBHOOK_MODES
+
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8787)
+    p.add_argument("--db", type=Path, default=Path("data/agents.sqlite3"), help="SQLite file")
+    add_llm_arguments(p)
+    p.add_argument("--realtime-url", default="http://127.0.0.1:8000", help="realtime base URL")
+    p.add_argument("--publish", choices=PUBLISH_MODES, default="http-pooled")
+    p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--webhook-mode", choices=WEBHOOK_MODES, default="after-publish")
+    p.add_argument("--agents-url", default=None, help="separate agent host (default: in-process)")
+    p.add_argument("--max-frame-bytes", type=int, default=1 << 20)
+    p.add_argument("--log-level", default="warning")
+
+
+def main(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from travelagent.agent.cli import llm_from_args
+    from travelagent.worker.app import create_app
+    from travelagent.worker.config import WorkerConfig
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s worker %(message)s")
+    try:
+        config = WorkerConfig(
+            host=args.host,
+            port=args.port,
+            db_path=args.db,
+            realtime_url=args.realtime_url,
+            publish=args.publish,
+            stream=args.stream,
+            webhook_mode=args.webhook_mode,
+            agents_url=args.agents_url,
+            max_frame_bytes=args.max_frame_bytes,
+        )
+        llm = None if args.agents_url else llm_from_args(args)
+    except ValueError as err:
+        print(f"travelagent serve worker: {err}", file=sys.stderr)
+        return 2
+    config.db_path.parent.mkdir(parents=True, exist_ok=True)
+    app = create_app(config, llm=llm)
+    print(f"worker listening on http://{config.host}:{config.port}", flush=True)
+    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    return 0

@@ -1,0 +1,43 @@
+"""The hybrid: the agent, reached through the gateway, announces itinerary changes to a room.
+
+A gateway socket opened with ``?room=<name>`` binds its agent to ``room:<name>`` on the realtime
+service; when that agent's itinerary changes, the worker publishes
+``{"type":"itinerary","agent":...,"itinerary":[...]}`` there, so every member of the room (who
+also sees presence) hears it. Both paths reach the same agent instance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from travelagent.agent.base import Agent, AgentEvent
+from travelagent.worker.publish import Publisher, PublishError
+
+log = logging.getLogger(__name__)
+
+
+class RoomAnnouncer:
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.rooms: defaultdict[str, set[str]] = defaultdict(set)
+        self._listening: set[str] = set()
+        self.announced = 0
+        self.failed = 0
+
+    def bind(self, user_id: str, room: str, agent: Agent) -> None:
+        self.rooms[user_id].add(room)
+        if user_id in self._listening:
+            return
+        self._listening.add(user_id)
+
+        async def announce(event: AgentEvent) -> None:
+            for name in sorted(self.rooms[user_id]):
+                try:
+                    await self.publisher.publish(f"room:{name}", event)
+                    self.announced += 1
+                except PublishError as err:
+                    self.failed += 1
+                    log.warning("announcing to room:%s failed: %s", name, err)
+
+        agent.add_listener(announce)
