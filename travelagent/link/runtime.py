@@ -1,0 +1,99 @@
+"""Run a set of links (and their control API) in this process until SIGINT/SIGTERM.
+
+The topology runs every link of a scenario in one ``links`` subprocess: shaping timers then
+compete only with each other, not with the caller's own work (Locust, a notebook), and one
+control port serves them all. Its configuration is a JSON file:
+
+    {"control": "127.0.0.1:9000",
+     "timer": "thread",
+     "links": [{"name": "client_worker", "listen": "127.0.0.1:9001",
+                "upstream": "127.0.0.1:8787", "shape": {"delay_ms": 10}, "seed": 1}],
+     "faults": [{"at_s": 10, "link": "client_worker", "fault": "reset", "duration_s": 2}]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+from travelagent.link.schedule import Shape
+from travelagent.link.timer import LoopTimer, ThreadTimer, Timer
+
+if TYPE_CHECKING:
+    from travelagent.link.proxy import Link
+
+TIMERS = ("thread", "loop")
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """'HOST:PORT' to (host, port), with a clear error."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"address must be HOST:PORT, got {addr!r}")
+    return host, int(port)
+
+
+def links_from_config(config: dict[str, Any], timer: Timer | None = None) -> list[Link]:
+    from travelagent.link.proxy import Link
+
+    links = []
+    for entry in config.get("links", []):
+        listen_host, listen_port = split_addr(entry["listen"])
+        up_host, up_port = split_addr(entry["upstream"])
+        links.append(
+            Link(
+                entry["name"],
+                listen_host=listen_host,
+                listen_port=listen_port,
+                upstream_host=up_host,
+                upstream_port=up_port,
+                shape=Shape(**entry.get("shape", {})),
+                seed=entry.get("seed"),
+                recording=bool(entry.get("record", False)),
+                timer=timer,
+            )
+        )
+    return links
+
+
+async def serve(config: dict[str, Any], *, ready: asyncio.Event | None = None) -> None:
+    """Start the links and the control API, then wait for SIGINT/SIGTERM."""
+    from travelagent.link.control import LinkSet, serve_control
+
+    # The timer thread must get the GIL back quickly when its deadline comes (default 5 ms).
+    sys.setswitchinterval(0.0005)
+    loop = asyncio.get_running_loop()
+    kind = config.get("timer", "thread")
+    if kind not in TIMERS:
+        raise ValueError(f"timer must be one of {', '.join(TIMERS)}; got {kind!r}")
+    timer: Timer = ThreadTimer(loop) if kind == "thread" else LoopTimer(loop)
+    linkset = LinkSet(links_from_config(config, timer), config.get("faults"))
+    await linkset.start()
+    runner = None
+    if config.get("control"):
+        host, port = split_addr(config["control"])
+        runner = await serve_control(linkset, host, port)
+    if config.get("start_schedule"):
+        linkset.start_schedule()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    for link in linkset.links.values():
+        print(
+            f"link {link.name}: {link.listen_host}:{link.listen_port} -> "
+            f"{link.upstream_host}:{link.upstream_port} {link.shape.to_dict()}",
+            flush=True,
+        )
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await linkset.stop()
+        timer.close()
