@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import pytest
 import websockets
-
 from worker_helpers import connect, recv_reply, running_worker
+
 from travelagent.wire.trace import GATEWAY_PATH, Trace
 
 
@@ -142,7 +143,7 @@ async def test_one_agent_handles_messages_one_at_a_time_in_arrival_order(port, t
     for f in finals:
         st = {s[0]: s[1] for s in f["trace"]["stamps"]}
         spans.append((st["agent.start"], st["agent.done"]))
-    for (s1, d1), (s2, _) in zip(spans, spans[1:], strict=False):
+    for (s1, d1), (s2, _) in itertools.pairwise(spans):
         assert s1 <= d1 <= s2
 
 
