@@ -1,0 +1,68 @@
+"""``travelagent serve realtime``: run the Centrifugo-compatible realtime service."""
+
+from __future__ import annotations
+
+import argparse
+
+from travelagent.realtime.config import DEFAULT_WEBHOOK_URL
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--webhook-url",
+        default=DEFAULT_WEBHOOK_URL,
+        help="where client publications are POSTed (empty string: no webhooks)",
+    )
+    parser.add_argument("--history", choices=("memory", "sqlite"), default="memory")
+    parser.add_argument("--db", default="realtime.sqlite", help="SQLite file for --history sqlite")
+    parser.add_argument(
+        "--rooms",
+        default=None,
+        help="comma-separated room names clients may enter (default: every room)",
+    )
+    parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024)
+    parser.add_argument("--ping-interval-s", type=float, default=25.0)
+    parser.add_argument(
+        "--webhook-connection",
+        action="store_true",
+        help="also send connect/disconnect events (presence events are always on)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    import logging
+
+    from aiohttp import web
+
+    from travelagent.realtime.server import RealtimeConfig, create_app
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    rooms = None
+    if args.rooms is not None:
+        rooms = frozenset(r.strip() for r in args.rooms.split(",") if r.strip())
+    config = RealtimeConfig.from_env(
+        host=args.host,
+        port=args.port,
+        webhook_url=args.webhook_url,
+        history=args.history,
+        db_path=args.db,
+        allowed_rooms=rooms,
+        max_frame_bytes=args.max_frame_bytes,
+        ping_interval_s=args.ping_interval_s,
+        webhook_connection=args.webhook_connection,
+    )
+    web.run_app(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        print=lambda *_: print(f"realtime listening on http://{args.host}:{args.port}"),
+        shutdown_timeout=2.0,
+    )
+    return 0

@@ -1,0 +1,55 @@
+"""Settings of the realtime service (keyword defaults; units in names)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from travelagent.realtime.history import DEFAULT_POLICIES, HistoryPolicy
+
+DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8787/api/realtime/webhook"
+
+
+@dataclass
+class RealtimeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    jwt_secret: str = ""
+    api_key: str = ""
+    webhook_secret: str = ""
+    # Empty string: no outbound webhooks at all.
+    webhook_url: str = DEFAULT_WEBHOOK_URL
+    webhook_presence: bool = True  # join/leave in room: channels
+    webhook_connection: bool = False  # connect/disconnect
+    webhook_queue_size: int = 1000
+    webhook_workers: int = 8
+    webhook_timeout_s: float = 5.0
+    webhook_max_attempts: int = 6
+    webhook_backoff_initial_s: float = 0.05
+    webhook_backoff_max_s: float = 2.0
+    history: str = "memory"  # or "sqlite"
+    db_path: str = "realtime.sqlite"
+    history_policies: dict[str, HistoryPolicy] = field(
+        default_factory=lambda: dict(DEFAULT_POLICIES)
+    )
+    # None: every room may be entered; otherwise only these room names (room:<name>).
+    allowed_rooms: frozenset[str] | None = None
+    max_frame_bytes: int = 64 * 1024
+    ping_interval_s: float = 25.0
+    # A session whose unsent queue grows past this is too slow and is disconnected.
+    max_queued_messages: int = 10_000
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> RealtimeConfig:
+        """Secrets from TRAVELAGENT_* (development defaults with a warning), then overrides."""
+        from travelagent.config import API_KEY_ENV, JWT_SECRET_ENV, WEBHOOK_SECRET_ENV, secret
+
+        cfg = cls(
+            jwt_secret=secret(JWT_SECRET_ENV),
+            api_key=secret(API_KEY_ENV),
+            webhook_secret=secret(WEBHOOK_SECRET_ENV),
+        )
+        for k, v in overrides.items():
+            if not hasattr(cfg, k):
+                raise TypeError(f"unknown RealtimeConfig field {k!r}")
+            setattr(cfg, k, v)
+        return cfg

@@ -1,0 +1,170 @@
+"""Channel history: bounded streams with offsets and an epoch; pure code (the clock is passed in).
+
+Each channel whose namespace keeps history owns a stream: an epoch (a random string naming this
+incarnation of the stream), the offset of its last publication, and at most ``size`` recent
+publications younger than ``ttl_s``. Offsets grow by one per publication and never repeat
+within an epoch. A client that remembers ``(offset, epoch)`` can recover what it missed exactly
+when the epoch is unchanged and nothing after its offset has been pruned.
+
+``SqliteHistory`` (history_sqlite.py) writes the same streams through to a database so that
+epochs and publications survive a restart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from travelagent.wire.centrifugo import split_channel
+
+
+@dataclass(frozen=True)
+class HistoryPolicy:
+    size: int = 100
+    ttl_s: float = 300.0
+
+
+DEFAULT_POLICIES: dict[str, HistoryPolicy] = {
+    "travel": HistoryPolicy(size=100, ttl_s=300.0),
+    "room": HistoryPolicy(size=100, ttl_s=300.0),
+}
+
+
+@dataclass
+class StoredPub:
+    offset: int
+    data: Any
+    info: dict[str, Any] | None
+    t_s: float
+
+    def to_wire(self) -> dict[str, Any]:
+        pub: dict[str, Any] = {"data": self.data, "offset": self.offset}
+        if self.info:
+            pub["info"] = self.info
+        return pub
+
+
+@dataclass
+class Stream:
+    epoch: str
+    top_offset: int = 0
+    pubs: deque[StoredPub] = field(default_factory=deque)
+
+
+@dataclass
+class Recovery:
+    recovered: bool
+    offset: int
+    epoch: str
+    publications: list[StoredPub]
+
+
+def new_epoch() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+class History:
+    """In-memory history for every channel whose namespace has a policy."""
+
+    def __init__(self, policies: Mapping[str, HistoryPolicy] | None = None) -> None:
+        self.policies = dict(DEFAULT_POLICIES if policies is None else policies)
+        self.streams: dict[str, Stream] = {}
+
+    def policy(self, channel: str) -> HistoryPolicy | None:
+        p = self.policies.get(split_channel(channel)[0])
+        return p if p is not None and p.size > 0 and p.ttl_s > 0 else None
+
+    # Hooks for a persistent subclass.
+    def _created(self, channel: str, stream: Stream) -> None:
+        pass
+
+    def _appended(self, channel: str, stream: Stream, pub: StoredPub) -> None:
+        pass
+
+    def _pruned(self, channel: str, below_offset: int) -> None:
+        pass
+
+    def stream(self, channel: str) -> Stream:
+        s = self.streams.get(channel)
+        if s is None:
+            s = self.streams[channel] = Stream(epoch=new_epoch())
+            self._created(channel, s)
+        return s
+
+    def _prune(self, channel: str, s: Stream, policy: HistoryPolicy, now_s: float) -> None:
+        popped = 0
+        while len(s.pubs) > policy.size:
+            s.pubs.popleft()
+            popped += 1
+        while s.pubs and s.pubs[0].t_s < now_s - policy.ttl_s:
+            s.pubs.popleft()
+            popped += 1
+        if popped:
+            self._pruned(channel, s.pubs[0].offset if s.pubs else s.top_offset + 1)
+
+    def add(
+        self, channel: str, data: Any, info: dict[str, Any] | None, *, now_s: float
+    ) -> tuple[int, str]:
+        """Append a publication; return its (offset, epoch). Offset 0 means no history kept."""
+        policy = self.policy(channel)
+        if policy is None:
+            return 0, ""
+        s = self.stream(channel)
+        s.top_offset += 1
+        pub = StoredPub(offset=s.top_offset, data=data, info=info, t_s=now_s)
+        s.pubs.append(pub)
+        self._appended(channel, s, pub)
+        self._prune(channel, s, policy, now_s)
+        return s.top_offset, s.epoch
+
+    def position(self, channel: str) -> tuple[int, str]:
+        if self.policy(channel) is None:
+            return 0, ""
+        s = self.stream(channel)
+        return s.top_offset, s.epoch
+
+    def read(
+        self,
+        channel: str,
+        *,
+        now_s: float,
+        limit: int = 0,
+        since: tuple[int, str] | None = None,
+        reverse: bool = False,
+    ) -> tuple[list[StoredPub], int, str]:
+        """Publications (after ``since`` if given), newest last unless ``reverse``.
+
+        ``limit`` 0 returns only the position (Centrifugo's convention); -1 means no limit.
+        """
+        policy = self.policy(channel)
+        if policy is None:
+            return [], 0, ""
+        s = self.stream(channel)
+        self._prune(channel, s, policy, now_s)
+        pubs = list(s.pubs)
+        if since is not None and since[1] == s.epoch:
+            pubs = [p for p in pubs if p.offset > since[0]]
+        if reverse:
+            pubs.reverse()
+        if limit >= 0:
+            pubs = pubs[:limit]
+        return pubs, s.top_offset, s.epoch
+
+    def recover(self, channel: str, offset: int, epoch: str, *, now_s: float) -> Recovery:
+        """What a client at ``(offset, epoch)`` missed, and whether that is all of it."""
+        policy = self.policy(channel)
+        if policy is None:
+            return Recovery(False, 0, "", [])
+        s = self.stream(channel)
+        self._prune(channel, s, policy, now_s)
+        if epoch != s.epoch or offset > s.top_offset:
+            return Recovery(False, s.top_offset, s.epoch, [])
+        missed = [p for p in s.pubs if p.offset > offset]
+        complete = offset == s.top_offset or (bool(missed) and missed[0].offset == offset + 1)
+        return Recovery(complete, s.top_offset, s.epoch, missed if complete else [])
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,70 @@
+"""The state of one running realtime service, shared by its endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from travelagent.realtime.config import RealtimeConfig
+from travelagent.realtime.history import History
+from travelagent.realtime.hub import Hub
+from travelagent.realtime.webhook_sender import WebhookSender
+
+
+class RealtimeService:
+    """Everything one running service holds: config, hub (channels, history), webhooks."""
+
+    def __init__(self, config: RealtimeConfig) -> None:
+        self.config = config
+        self.node_id = str(uuid.uuid4())
+        history: History
+        if config.history == "sqlite":
+            from travelagent.realtime.history_sqlite import SqliteHistory
+
+            history = SqliteHistory(config.db_path, config.history_policies)
+        elif config.history == "memory":
+            history = History(config.history_policies)
+        else:
+            raise ValueError(f"history must be 'memory' or 'sqlite', not {config.history!r}")
+        self.hub = Hub(history=history)
+        self.webhooks: WebhookSender | None = None
+        if config.webhook_url:
+            self.webhooks = WebhookSender(
+                config.webhook_url,
+                config.webhook_secret,
+                queue_size=config.webhook_queue_size,
+                workers=config.webhook_workers,
+                timeout_s=config.webhook_timeout_s,
+                max_attempts=config.webhook_max_attempts,
+                backoff_initial_s=config.webhook_backoff_initial_s,
+                backoff_max_s=config.webhook_backoff_max_s,
+            )
+        self.publisher_sockets = 0
+        self.sockets: set[web.WebSocketResponse] = set()
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.hub.info()
+        out["publisher_sockets"] = self.publisher_sockets
+        if self.webhooks is not None:
+            out.update(self.webhooks.stats())
+        return out
+
+    async def start(self, app: web.Application) -> None:
+        if self.webhooks is not None:
+            self.webhooks.start()
+
+    async def stop(self, app: web.Application) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.aclose()
+        self.hub.history.close()
+
+    async def close_sockets(self, app: web.Application) -> None:
+        # Open WebSockets would otherwise hold shutdown for aiohttp's whole grace period.
+        for ws in list(self.sockets):
+            if not ws.closed:
+                await ws.close(code=1001, message=b"shutdown")
+
+
+SERVICE = web.AppKey("service", RealtimeService)
