@@ -25,7 +25,7 @@ from travelagent.worker.keys import (
     ROOMS,
     STATS,
 )
-from travelagent.worker.publish import make_publisher
+from travelagent.worker.publish import Publisher, make_publisher
 from travelagent.worker.webhook import (
     MAX_WEBHOOK_BYTES,
     WebhookDeduplicator,
@@ -50,16 +50,17 @@ def create_app(
     *,
     llm: LLMBackend | None = None,
     directory: AgentDirectory | None = None,
+    publisher: Publisher | None = None,
 ) -> web.Application:
-    """Build the worker. ``directory`` overrides where agents live (tests); otherwise agents are
-    local (SQLite at ``config.db_path``, ``llm`` as their model) or at ``config.agents_url``."""
+    """Build the worker. Agents are local (SQLite at ``config.db_path``, ``llm`` as their model)
+    or at ``config.agents_url``; ``directory`` and ``publisher`` replace either (tests)."""
     app = web.Application(client_max_size=MAX_WEBHOOK_BYTES)
     app[CONFIG] = config
     app[STATS] = Counter()
     app[BACKGROUND] = set()
     app[DEDUP] = WebhookDeduplicator(max_size=config.webhook_dedup_size)
     app[DIRECTORY] = directory or make_directory(config, llm)
-    app[PUBLISHER] = make_publisher(
+    app[PUBLISHER] = publisher or make_publisher(
         config.publish, config.realtime_url, timeout_s=config.publish_timeout_s
     )
     app[ROOMS] = RoomAnnouncer(app[PUBLISHER])

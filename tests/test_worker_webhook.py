@@ -1,0 +1,229 @@
+"""The worker's webhook route over real sockets, with a publisher that records what it is given
+(the realtime service itself is exercised end to end in test_realtime_path.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from travelagent.agent.directory import LocalAgentDirectory
+from travelagent.agent.llm import make_llm
+from travelagent.config import WEBHOOK_SECRET_ENV, secret
+from travelagent.wire.trace import Trace
+from travelagent.wire.webhooks import encode_event, signed_headers, webhook_event
+from travelagent.worker.app import create_app
+from travelagent.worker.config import WorkerConfig
+from travelagent.worker.publish import PublishError
+
+
+class RecordingPublisher:
+    mode = "test"
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+        self.fail_first = fail_first
+        self.calls = 0
+
+    async def publish(self, channel: str, data: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls <= self.fail_first:
+            raise PublishError("realtime unreachable (test)")
+        self.published.append((channel, json.loads(json.dumps(data))))
+        return {}
+
+    async def aclose(self) -> None:
+        pass
+
+    def finals(self) -> list[dict[str, Any]]:
+        return [d for _, d in self.published if not (d.get("streaming") or d.get("chunk"))]
+
+
+@pytest.fixture
+async def worker(port, tmp_path):
+    started: list[web.AppRunner] = []
+
+    async def start(**config: Any) -> tuple[str, RecordingPublisher]:
+        pub = RecordingPublisher(config.pop("fail_first", 0))
+        cfg = WorkerConfig(port=port, db_path=tmp_path / "w.db", **config)
+        directory = LocalAgentDirectory(cfg.db_path, llm=make_llm("simulated", profile="instant"))
+        app = create_app(cfg, directory=directory, publisher=pub)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        started.append(runner)
+        return f"http://127.0.0.1:{port}/api/realtime/webhook", pub
+
+    yield start
+    for r in started:
+        await r.cleanup()
+
+
+def _signed(event: dict[str, Any], **kw: Any) -> tuple[bytes, dict[str, str]]:
+    body = encode_event(event)
+    return body, signed_headers(secret(WEBHOOK_SECRET_ENV), body, **kw)
+
+
+def _message(text: str = "hotels in Paris", user: str = "u1", msg_id: str = "m1") -> dict[str, Any]:
+    tr = Trace.start(msg_id)
+    tr.stamp("client.send", "client")
+    tr.stamp("realtime.recv", "realtime")
+    tr.stamp("realtime.webhook", "realtime")
+    return webhook_event("message", room=f"travel:{user}", user_id=user, text=text,
+                         msg_id=msg_id, trace=tr)  # fmt: skip
+
+
+async def test_signed_webhook_gets_one_published_reply_with_the_whole_trace(worker):
+    url, pub = await worker(stream=False)
+    body, headers = _signed(_message())
+    async with httpx.AsyncClient() as c:
+        r = await c.post(url, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    [(channel, data)] = pub.published
+    assert channel == "travel:u1" and data["type"] == "agent_response"
+    assert data["id"] == "m1" and "Paris" in data["text"]
+    names = [s[0] for s in data["trace"]["stamps"]]
+    assert names == ["client.send", "realtime.recv", "realtime.webhook", "worker.recv",
+                     "agent.start", "llm.first", "llm.done", "agent.done", "worker.publish"]  # fmt: skip
+
+
+async def test_streamed_reply_is_published_as_start_chunks_and_complete_in_order(worker):
+    url, pub = await worker(stream=True)
+    body, headers = _signed(_message("flights from London to Tokyo on 2026-12-10"))
+    async with httpx.AsyncClient() as c:
+        assert (await c.post(url, content=body, headers=headers)).status_code == 200
+    frames = [d for _, d in pub.published]
+    assert frames[0]["streaming"] is True
+    assert all(f.get("chunk") for f in frames[1:-1]) and len(frames) > 3
+    assert frames[-1]["complete"] is True
+    assert "".join(f["text"] for f in frames[1:-1]) == frames[-1]["text"]
+
+
+async def test_replayed_webhook_never_makes_a_second_reply(worker):
+    url, pub = await worker(stream=False)
+    body, headers = _signed(_message())
+    async with httpx.AsyncClient() as c:
+        rs = await asyncio.gather(*(c.post(url, content=body, headers=headers) for _ in range(5)))
+    assert [r.status_code for r in rs] == [200] * 5
+    assert len(pub.finals()) == 1
+
+
+async def test_retry_after_a_failed_publish_republishes_the_same_reply(worker):
+    url, pub = await worker(stream=False, fail_first=1)
+    body, headers = _signed(_message("add a day trip to Kyoto to my itinerary"))
+    async with httpx.AsyncClient() as c:
+        first = await c.post(url, content=body, headers=headers)
+        assert first.status_code == 502 and "publish failed" in first.json()["error"]
+        second = await c.post(url, content=body, headers=headers)
+        assert second.status_code == 200
+        show, h2 = _signed(_message("show my itinerary", msg_id="m2"))
+        assert (await c.post(url, content=show, headers=h2)).status_code == 200
+    finals = pub.finals()
+    assert [f["id"] for f in finals] == ["m1", "m2"]
+    # the agent added Kyoto once, not twice
+    assert finals[1]["text"].count("Kyoto") == 1
+
+
+async def test_ack_first_answers_at_once_and_publishes_in_the_background(worker):
+    url, pub = await worker(stream=False, webhook_mode="ack-first")
+    body, headers = _signed(_message())
+    async with httpx.AsyncClient() as c:
+        r = await c.post(url, content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["accepted"] == "m1"
+        for _ in range(200):
+            if pub.finals():
+                break
+            await asyncio.sleep(0.01)
+    assert len(pub.finals()) == 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status", "reason"),
+    [
+        (lambda b, h: (b, {**h, "webhook-signature": "v1,AAAA"}), 401, "signature"),
+        (lambda b, h: (b + b" ", h), 401, "signature"),
+        (
+            lambda b, h: (b, {k: v for k, v in h.items() if k != "webhook-timestamp"}),
+            401,
+            "missing",
+        ),
+        (lambda b, h: (b, {"webhook-id": "x"}), 401, "missing"),
+    ],
+)
+async def test_bad_signatures_are_refused_with_401(worker, mutate, status, reason):
+    url, pub = await worker()
+    body, headers = mutate(*_signed(_message()))
+    async with httpx.AsyncClient() as c:
+        r = await c.post(url, content=body, headers=headers)
+    assert r.status_code == status and reason in r.json()["error"]
+    assert pub.published == []
+
+
+async def test_stale_timestamp_is_refused(worker):
+    import time
+
+    url, pub = await worker()
+    body, headers = _signed(_message(), now_s=int(time.time()) - 3600)
+    async with httpx.AsyncClient() as c:
+        r = await c.post(url, content=body, headers=headers)
+    assert r.status_code == 401 and "too old" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ("not json", "valid JSON"),
+        ([1, 2], "JSON object"),
+        ({"type": "gossip", "room": "travel:u1"}, "'type'"),
+        ({"type": "message"}, "'room'"),
+        ({"type": "message", "room": "travel:u1", "userId": "u1"}, "'message'"),
+        ({"type": "message", "room": "travel:u1", "userId": "u1", "message": {"text": ""}}, "text"),
+        ({"type": "message", "room": "r", "userId": "a/b", "message": {"text": "x"}}, "userId"),
+        (
+            {"type": "message", "room": "r", "userId": "u", "message": {"text": "x", "trace": 5}},
+            "bad trace",
+        ),
+    ],
+)
+async def test_malformed_events_get_400_with_a_reason(worker, event, reason):
+    url, pub = await worker()
+    body = event.encode() if isinstance(event, str) else json.dumps(event).encode()
+    headers = signed_headers(secret(WEBHOOK_SECRET_ENV), body)
+    async with httpx.AsyncClient() as c:
+        r = await c.post(url, content=body, headers=headers)
+    assert r.status_code == 400 and reason in r.json()["error"]
+    assert pub.published == []
+
+
+async def test_presence_and_connection_events_are_acknowledged_without_a_reply(worker):
+    url, pub = await worker()
+    async with httpx.AsyncClient() as c:
+        for kind in ("presence", "connection"):
+            body, headers = _signed(webhook_event(kind, room="room:lobby", user_id="u1"))
+            r = await c.post(url, content=body, headers=headers)
+            assert r.status_code == 200 and r.json()["type"] == kind
+    assert pub.published == []
+
+
+async def test_centrifugo_publish_proxy_request_is_answered_and_replied_to(worker):
+    from travelagent.config import API_KEY_ENV
+
+    url, pub = await worker(stream=False)
+    req = {"client": "c1", "transport": "websocket", "protocol": "json", "encoding": "json",
+           "user": "u9", "channel": "travel:u9",
+           "data": {"type": "message", "text": "hotels in Rome", "id": "p1"}}  # fmt: skip
+    async with httpx.AsyncClient() as c:
+        denied = await c.post(url, json=req)
+        assert denied.status_code == 401
+        r = await c.post(url, json=req, headers={"X-API-Key": secret(API_KEY_ENV)})
+        assert r.status_code == 200 and r.json() == {"result": {}}
+        for _ in range(200):
+            if pub.finals():
+                break
+            await asyncio.sleep(0.01)
+    [final] = pub.finals()
+    assert final["id"] == "p1" and "Rome" in final["text"]
