@@ -87,8 +87,10 @@ async def test_signed_webhook_gets_one_published_reply_with_the_whole_trace(work
     assert channel == "travel:u1" and data["type"] == "agent_response"
     assert data["id"] == "m1" and "Paris" in data["text"]
     names = [s[0] for s in data["trace"]["stamps"]]
-    assert names == ["client.send", "realtime.recv", "realtime.webhook", "worker.recv",
-                     "agent.start", "llm.first", "llm.done", "agent.done", "worker.publish"]  # fmt: skip
+    assert names == [
+        "client.send", "realtime.recv", "realtime.webhook", "worker.recv", "agent.start",
+        "llm.first", "llm.done", "agent.done", "worker.publish",
+    ]  # fmt: skip
 
 
 async def test_streamed_reply_is_published_as_start_chunks_and_complete_in_order(worker):
@@ -171,6 +173,7 @@ async def test_stale_timestamp_is_refused(worker):
     async with httpx.AsyncClient() as c:
         r = await c.post(url, content=body, headers=headers)
     assert r.status_code == 401 and "too old" in r.json()["error"]
+    assert pub.published == []
 
 
 @pytest.mark.parametrize(

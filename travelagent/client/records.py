@@ -152,7 +152,8 @@ def finalize_run(run_dir: str | Path, *, keep_parts: bool = False) -> tuple[int,
     """
     run_dir = Path(run_dir)
     parts = run_dir / "parts"
-    msg_tables, stamp_tables = [], []
+    msg_tables: list[pa.Table] = []
+    stamp_tables: list[pa.Table] = []
     for name, schema, out in (
         ("messages", MESSAGES_SCHEMA, msg_tables),
         ("stamps", STAMPS_SCHEMA, stamp_tables),

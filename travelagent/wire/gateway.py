@@ -108,9 +108,7 @@ def message_frame(
     return json.dumps(obj, separators=(",", ":"))
 
 
-def _response(
-    user_id: str | None, msg_id: str | None, trace: Trace | None, **fields: Any
-) -> str:
+def _response(user_id: str | None, msg_id: str | None, trace: Trace | None, **fields: Any) -> str:
     obj: dict[str, Any] = {"type": "response", **fields}
     if user_id is not None:
         obj["userId"] = user_id
@@ -184,18 +182,20 @@ def parse_server_frame(data: str | bytes) -> ServerFrame:
         trace = Trace.from_wire_or_none(obj.get("trace"))
     except TraceError:
         trace = None
-    text = obj.get("text") if isinstance(obj.get("text"), str) else ""
-    common = {
-        "user_id": obj.get("userId") if isinstance(obj.get("userId"), str) else None,
-        "id": obj.get("id") if isinstance(obj.get("id"), str) else None,
-        "trace": trace,
-    }
+    raw_text, raw_user, raw_id = obj.get("text"), obj.get("userId"), obj.get("id")
+    frame = ServerFrame(
+        ServerFrameKind.RESPONSE,
+        text=raw_text if isinstance(raw_text, str) else "",
+        user_id=raw_user if isinstance(raw_user, str) else None,
+        id=raw_id if isinstance(raw_id, str) else None,
+        trace=trace,
+    )
     if obj.get("error") is not None:
-        return ServerFrame(ServerFrameKind.ERROR, text=text, error=str(obj["error"]), **common)
-    if obj.get("streaming"):
-        return ServerFrame(ServerFrameKind.START, **common)
-    if obj.get("chunk"):
-        return ServerFrame(ServerFrameKind.CHUNK, text=text, **common)
-    if obj.get("complete"):
-        return ServerFrame(ServerFrameKind.COMPLETE, text=text, **common)
-    return ServerFrame(ServerFrameKind.RESPONSE, text=text, **common)
+        frame.kind, frame.error = ServerFrameKind.ERROR, str(obj["error"])
+    elif obj.get("streaming"):
+        frame.kind = ServerFrameKind.START
+    elif obj.get("chunk"):
+        frame.kind = ServerFrameKind.CHUNK
+    elif obj.get("complete"):
+        frame.kind = ServerFrameKind.COMPLETE
+    return frame

@@ -76,6 +76,7 @@ def create_app(
 async def healthz(request: web.Request) -> web.Response:
     app = request.app
     cfg = app[CONFIG]
+    stats: Counter[str] = app[STATS]
     return web.json_response(
         {
             "status": "ok",
@@ -85,7 +86,7 @@ async def healthz(request: web.Request) -> web.Response:
             "webhook_mode": cfg.webhook_mode,
             "stream": cfg.stream,
             "agents": cfg.agents_url or "local",
-            "stats": dict(app[STATS]),
+            "stats": dict(stats),
         }
     )
 
@@ -93,7 +94,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def _drain_background(app: web.Application) -> None:
     import asyncio
 
-    pending = list(app[BACKGROUND])
+    background: set[asyncio.Task[None]] = app[BACKGROUND]
+    pending = list(background)
     if pending:
         await asyncio.wait(pending, timeout=10.0)
 

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from travelagent.agent.base import AgentDirectory
-from travelagent.worker.config import WorkerConfig
-
 if TYPE_CHECKING:
-    pass
+    from travelagent.agent.base import AgentDirectory
+    from travelagent.worker.config import WorkerConfig
+    from travelagent.worker.hybrid import RoomAnnouncer
+    from travelagent.worker.publish import Publisher
+    from travelagent.worker.webhook import WebhookDeduplicator
 
-CONFIG = web.AppKey("config", WorkerConfig)
-DIRECTORY = web.AppKey("directory", AgentDirectory)
-STATS = web.AppKey("stats", Counter)
-PUBLISHER = web.AppKey("publisher", "Publisher")
-DEDUP = web.AppKey("dedup", "WebhookDeduplicator")
-ROOMS = web.AppKey("rooms", "RoomAnnouncer")
-BACKGROUND = web.AppKey("background", set)
+CONFIG: web.AppKey[WorkerConfig] = web.AppKey("config")
+DIRECTORY: web.AppKey[AgentDirectory] = web.AppKey("directory")
+STATS: web.AppKey[Counter[str]] = web.AppKey("stats")
+PUBLISHER: web.AppKey[Publisher] = web.AppKey("publisher")
+DEDUP: web.AppKey[WebhookDeduplicator] = web.AppKey("dedup")
+ROOMS: web.AppKey[RoomAnnouncer] = web.AppKey("rooms")
+BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")

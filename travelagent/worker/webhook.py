@@ -229,7 +229,8 @@ async def _handle_publish_proxy(request: web.Request, body: bytes, t_recv: int) 
         trace = Trace.from_wire_or_none(data.get("trace"))
     except TraceError:
         trace = None
-    msg_id = data.get("id") if isinstance(data.get("id"), str) else new_msg_id()
+    raw_id = data.get("id")
+    msg_id = raw_id if isinstance(raw_id, str) and raw_id else new_msg_id()
     trace = trace or Trace.start(msg_id)
     cfg: WorkerConfig = request.app[CONFIG]
     trace.stamp("worker.recv", cfg.process, t_ns=t_recv)
