@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
 from travelagent.agent.base import AgentEvent, AgentListener, LLMBackend, ReplySink
@@ -86,7 +86,9 @@ class TravelAgent:
                     parts.append(chunk)
             return "".join(parts)
 
-    async def stream_message(self, text: str, *, trace: Trace | None = None) -> AsyncIterator[str]:
+    async def stream_message(
+        self, text: str, *, trace: Trace | None = None
+    ) -> AsyncGenerator[str, None]:
         async with self._gate, aclosing(self._turn(text, trace)) as chunks:
             async for chunk in chunks:
                 yield chunk

@@ -1,0 +1,90 @@
+"""``travelagent serve agents`` and the LLM flags shared with ``serve worker``.
+
+Light on purpose: aiohttp and the backends are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from travelagent.agent.base import LLMBackend
+
+API_KEY_ENVS = ("TRAVELAGENT_LLM_API_KEY", "OPENAI_API_KEY")
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    from travelagent.agent.llm.profiles import list_profiles
+
+    group = parser.add_argument_group("LLM")
+    group.add_argument("--llm", choices=("simulated", "openai"), default="simulated")
+    group.add_argument(
+        "--profile",
+        default="instant",
+        metavar="NAME",
+        help=f"simulated latency profile: {', '.join(list_profiles())} (default: instant)",
+    )
+    group.add_argument("--seed", type=int, default=0, help="seed for the simulated latencies")
+    group.add_argument("--llm-base-url", default=None, metavar="URL", help="e.g. http://h:p/v1")
+    group.add_argument("--llm-model", default=None, metavar="NAME")
+
+
+def llm_from_args(args: argparse.Namespace) -> LLMBackend:
+    """The backend the flags ask for; raises ValueError (with the reason) on a bad choice."""
+    from travelagent.agent.llm import make_llm
+
+    api_key = next((os.environ[e] for e in API_KEY_ENVS if os.environ.get(e)), None)
+    return make_llm(
+        args.llm,
+        profile=args.profile,
+        seed=args.seed,
+        base_url=args.llm_base_url,
+        model=args.llm_model,
+        api_key=api_key,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8788)
+    parser.add_argument(
+        "--db", type=Path, default=Path("data/agent-host.sqlite3"), help="SQLite file"
+    )
+    parser.add_argument(
+        "--synchronous",
+        choices=("FULL", "NORMAL"),
+        default="FULL",
+        help="SQLite synchronous mode (FULL: commits survive power loss)",
+    )
+    parser.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="stream replies on the WebSocket route unless a message says otherwise",
+    )
+    add_llm_arguments(parser)
+    parser.add_argument("--log-level", default="warning")
+
+
+def main(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from travelagent.agent.directory import LocalAgentDirectory
+    from travelagent.agent.host import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s agents %(message)s")
+    try:
+        llm = llm_from_args(args)
+    except ValueError as err:
+        print(f"travelagent serve agents: {err}", file=sys.stderr)
+        return 2
+    directory = LocalAgentDirectory(
+        args.db, llm=llm, process="agents", synchronous=args.synchronous
+    )
+    app = create_app(directory, stream_default=args.stream)
+    print(f"agent host listening on http://{args.host}:{args.port}", flush=True)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return 0

@@ -1,0 +1,188 @@
+"""The separate agent host: TravelAgents behind HTTP, so agent placement is a variable.
+
+Routes:
+- ``GET /healthz``: ``{"ok": true, "service": "agents", "agents": N}``.
+- ``GET /agents/TravelAgent/{name}``: a WebSocket speaking the gateway wire format
+  (``travelagent.wire.gateway``): message frames in; response, streaming/chunk/complete or
+  error frames out, each final frame carrying the trace back.
+- ``POST /agents/TravelAgent/{name}/rpc``: ``{"text", "trace"?, "stream"?}``. Returns
+  ``{"text", "trace"}``; with ``"stream": true`` an NDJSON body of ``{"chunk": ...}`` lines
+  ending with ``{"done": true, "text", "trace"}`` (or ``{"error", "trace"}`` if the turn fails
+  after the body started). Bad input is a 400 with ``{"error": reason}``; a failed turn before
+  any byte was sent is a 500 with ``{"error": reason}``.
+
+A reply to a client that has gone away is dropped, not raised: the turn still commits, as a
+Durable Object keeps running after its caller disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import aclosing
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from travelagent.agent.directory import LocalAgentDirectory
+from travelagent.agent.travel_agent import AgentError
+from travelagent.wire import gateway
+from travelagent.wire.trace import Trace, TraceError
+
+log = logging.getLogger(__name__)
+
+DIRECTORY: web.AppKey[LocalAgentDirectory] = web.AppKey("directory", LocalAgentDirectory)
+STREAM_DEFAULT: web.AppKey[bool] = web.AppKey("stream_default", bool)
+MAX_FRAME_BYTES: web.AppKey[int] = web.AppKey("max_frame_bytes", int)
+AGENT_ROUTE = "/agents/TravelAgent/{name}"
+
+
+class WebSocketSink:
+    """``ReplySink`` writing gateway frames for one message to one socket."""
+
+    def __init__(self, ws: web.WebSocketResponse, *, user_id: str | None, msg_id: str | None):
+        self.ws = ws
+        self.user_id = user_id
+        self.msg_id = msg_id
+
+    async def _send(self, frame: str) -> None:
+        if self.ws.closed:
+            return
+        try:
+            await self.ws.send_str(frame)
+        except ConnectionError:
+            log.debug("client left before frame for %s", self.msg_id)
+
+    async def start(self) -> None:
+        await self._send(gateway.stream_start_frame(user_id=self.user_id, msg_id=self.msg_id))
+
+    async def chunk(self, text: str) -> None:
+        await self._send(gateway.chunk_frame(text, user_id=self.user_id, msg_id=self.msg_id))
+
+    async def complete(self, text: str, trace: Trace | None) -> None:
+        frame = gateway.complete_frame(text, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
+        await self._send(frame)
+
+    async def response(self, text: str, trace: Trace | None) -> None:
+        frame = gateway.response_frame(text, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
+        await self._send(frame)
+
+    async def error(self, error: str, trace: Trace | None) -> None:
+        frame = gateway.error_frame(error, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
+        await self._send(frame)
+
+
+def _agent_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if not gateway.valid_user_id(name):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "agent name must be 1-128 printable characters"}),
+            content_type="application/json",
+        )
+    return name
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"ok": True, "service": "agents", "agents": len(request.app[DIRECTORY])}
+    )
+
+
+async def agent_websocket(request: web.Request) -> web.WebSocketResponse:
+    name = _agent_name(request)
+    agent = request.app[DIRECTORY].get(name)
+    stream_default = request.app[STREAM_DEFAULT]
+    max_frame_bytes = request.app[MAX_FRAME_BYTES]
+    ws = web.WebSocketResponse(max_msg_size=max_frame_bytes + 1024)
+    await ws.prepare(request)
+    pending: set[asyncio.Task[None]] = set()
+    async for msg in ws:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        try:
+            parsed = gateway.parse_client_frame(msg.data, max_frame_bytes=max_frame_bytes)
+        except gateway.FrameError as err:
+            await ws.send_str(gateway.error_frame(str(err)))
+            continue
+        sink = WebSocketSink(ws, user_id=parsed.user_id, msg_id=parsed.id)
+        stream = stream_default if parsed.stream is None else parsed.stream
+        # One task per message: each queues at the agent's input gate in arrival order (the
+        # task's first step is the gate), and this loop keeps reading the socket meanwhile.
+        task = asyncio.create_task(
+            agent.on_message(sink, parsed.text, trace=parsed.trace, stream=stream)
+        )
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    return ws
+
+
+def _bad_request(reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=400)
+
+
+async def agent_rpc(request: web.Request) -> web.StreamResponse:
+    name = _agent_name(request)
+    try:
+        body: Any = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _bad_request("body must be a JSON object")
+    if not isinstance(body, dict):
+        return _bad_request("body must be a JSON object")
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return _bad_request("'text' must be a non-empty string")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        return _bad_request("'stream' must be true or false")
+    try:
+        trace = Trace.from_wire_or_none(body.get("trace"))
+    except TraceError as err:
+        return _bad_request(f"bad trace: {err}")
+    agent = request.app[DIRECTORY].get(name)
+    wire_trace = trace.to_wire() if trace else None
+    if not stream:
+        try:
+            reply = await agent.handle_message(text, trace=trace)
+        except AgentError as err:
+            return web.json_response({"error": str(err), "trace": wire_trace}, status=500)
+        return web.json_response({"text": reply, "trace": trace.to_wire() if trace else None})
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await resp.prepare(request)
+    parts: list[str] = []
+    try:
+        async with aclosing(agent.stream_message(text, trace=trace)) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk)
+                await resp.write(json.dumps({"chunk": chunk}).encode() + b"\n")
+        last: dict[str, Any] = {"done": True, "text": "".join(parts)}
+    except AgentError as err:
+        last = {"error": str(err)}
+    last["trace"] = trace.to_wire() if trace else None
+    await resp.write(json.dumps(last).encode() + b"\n")
+    await resp.write_eof()
+    return resp
+
+
+def create_app(
+    directory: LocalAgentDirectory,
+    *,
+    stream_default: bool = False,
+    max_frame_bytes: int = gateway.DEFAULT_MAX_FRAME_BYTES,
+) -> web.Application:
+    """The agent host over ``directory`` (which the app closes on cleanup)."""
+    app = web.Application(client_max_size=max_frame_bytes + 4096)
+    app[DIRECTORY] = directory
+    app[STREAM_DEFAULT] = stream_default
+    app[MAX_FRAME_BYTES] = max_frame_bytes
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get(AGENT_ROUTE, agent_websocket)
+    app.router.add_post(AGENT_ROUTE + "/rpc", agent_rpc)
+
+    async def close_directory(app: web.Application) -> None:
+        await app[DIRECTORY].close()
+
+    app.on_cleanup.append(close_directory)
+    return app

@@ -1,0 +1,184 @@
+"""``RemoteAgentDirectory``: agents that live in a separate agent host (``serve agents``).
+
+Transport choice: pooled HTTP RPC with one ``httpx.AsyncClient`` (keep-alive), not one
+WebSocket per agent. The number of open connections is then bounded by the pool (not by the
+number of agents a worker has ever seen), request and reply are paired by HTTP itself (no
+message-id multiplexing to get wrong), a failure costs one request rather than a socket shared
+by queued messages, and the pool is exactly the note's "HTTP connection pooling" optimisation
+applied to the worker-to-agent hop. Streaming uses the NDJSON form of the same route.
+
+Each remote agent keeps a local FIFO lock around its requests: two pooled connections could
+otherwise deliver messages to the host out of order, and the host's input gate can only
+preserve the order in which messages reach it.
+
+Traces: the host stamps ``agent.start``/``llm.*``/``agent.done`` with process ``agents`` and
+returns the whole trace; the caller's ``Trace`` is updated in place (its stamps replaced by the
+returned ones), so the worker's record holds the whole path.
+
+``add_listener`` is a documented no-op here: the host has no channel back to the worker for
+itinerary events. Run agents in the worker process for the hybrid's room announcements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncGenerator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from travelagent.agent.base import AgentListener, ReplySink
+from travelagent.agent.travel_agent import AgentError
+from travelagent.wire.gateway import MAX_USER_ID_CHARS, valid_user_id
+from travelagent.wire.trace import Trace, TraceError
+
+log = logging.getLogger(__name__)
+
+
+def _merge_trace(trace: Trace | None, wire: Any) -> None:
+    if trace is None or wire is None:
+        return
+    try:
+        returned = Trace.from_wire(wire)
+    except TraceError as err:
+        raise AgentError(f"agent host returned a bad trace: {err}") from None
+    trace.stamps[:] = returned.stamps
+
+
+class RemoteAgent:
+    """One TravelAgent in the agent host, spoken to over pooled RPC."""
+
+    def __init__(self, name: str, client: httpx.AsyncClient, *, process: str) -> None:
+        self.name = name
+        self.process = process
+        self.url = f"/agents/TravelAgent/{quote(name, safe='')}/rpc"
+        self._client = client
+        self._order = asyncio.Lock()  # FIFO, see the module docstring
+        self._warned = False
+
+    def _body(self, text: str, trace: Trace | None, stream: bool) -> dict[str, Any]:
+        return {"text": text, "stream": stream, "trace": trace.to_wire() if trace else None}
+
+    def _error(self, resp_status: int, body: bytes) -> AgentError:
+        try:
+            reason = json.loads(body).get("error") or body[:200].decode(errors="replace")
+        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+            reason = body[:200].decode(errors="replace")
+        return AgentError(f"agent host: HTTP {resp_status}: {reason}")
+
+    async def handle_message(self, text: str, *, trace: Trace | None = None) -> str:
+        async with self._order:
+            try:
+                resp = await self._client.post(self.url, json=self._body(text, trace, False))
+            except httpx.HTTPError as err:
+                raise AgentError(f"agent host unreachable: {err!r}") from err
+            if resp.status_code != 200:
+                raise self._error(resp.status_code, resp.content)
+            try:
+                data = resp.json()
+                reply = data["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise AgentError("agent host sent a malformed reply") from None
+            _merge_trace(trace, data.get("trace"))
+            return str(reply)
+
+    async def stream_message(
+        self, text: str, *, trace: Trace | None = None
+    ) -> AsyncGenerator[str, None]:
+        async with self._order:
+            try:
+                async with self._client.stream(
+                    "POST", self.url, json=self._body(text, trace, True)
+                ) as resp:
+                    if resp.status_code != 200:
+                        raise self._error(resp.status_code, await resp.aread())
+                    async for line in resp.aiter_lines():
+                        if not line.strip():
+                            continue
+                        try:
+                            item = json.loads(line)
+                        except json.JSONDecodeError:
+                            raise AgentError("agent host sent a malformed stream line") from None
+                        if "chunk" in item:
+                            yield str(item["chunk"])
+                        elif item.get("done"):
+                            _merge_trace(trace, item.get("trace"))
+                            return
+                        elif "error" in item:
+                            _merge_trace(trace, item.get("trace"))
+                            raise AgentError(str(item["error"]))
+            except httpx.HTTPError as err:
+                raise AgentError(f"agent host unreachable: {err!r}") from err
+            raise AgentError("agent host ended the stream without a final line")
+
+    async def on_message(
+        self, sink: ReplySink, text: str, *, trace: Trace | None, stream: bool
+    ) -> None:
+        try:
+            if not stream:
+                reply = await self.handle_message(text, trace=trace)
+            else:
+                parts: list[str] = []
+                started = False
+                async for chunk in self.stream_message(text, trace=trace):
+                    if not started:
+                        await sink.start()
+                        started = True
+                    parts.append(chunk)
+                    await sink.chunk(chunk)
+                if not started:
+                    await sink.start()
+                reply = "".join(parts)
+        except AgentError as err:
+            await sink.error(str(err), trace)
+            return
+        if stream:
+            await sink.complete(reply, trace)
+        else:
+            await sink.response(reply, trace)
+
+    def add_listener(self, listener: AgentListener) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("agent %s is remote: itinerary listeners are not supported", self.name)
+
+
+class RemoteAgentDirectory:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        process: str = "worker",
+        timeout_s: float = 120.0,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"agent host URL must start with http:// or https://: {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.process = process
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+        )
+        self._agents: dict[str, RemoteAgent] = {}
+
+    def get(self, name: str) -> RemoteAgent:
+        if not valid_user_id(name):
+            raise ValueError(
+                f"agent name must be 1-{MAX_USER_ID_CHARS} printable characters, no '/'"
+            )
+        agent = self._agents.get(name)
+        if agent is None:
+            agent = self._agents[name] = RemoteAgent(name, self._client, process=self.process)
+        return agent
+
+    async def close(self) -> None:
+        await self._client.aclose()
