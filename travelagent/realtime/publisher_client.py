@@ -1,0 +1,172 @@
+"""Client of the publisher socket (``GET /api/ws``): many publishes in flight on one socket.
+
+Usage::
+
+    pub = PublisherClient("ws://127.0.0.1:8000/api/ws", api_key)
+    await pub.connect()
+    result = await pub.publish("travel:u1", {"type": "agent_response", "text": "..."})
+    await pub.aclose()
+
+Commands are written as soon as they are called and matched to replies by id, so callers do not
+wait for each other. When the socket drops, a supervisor reconnects with exponential backoff
+(``backoff_initial_s`` doubling up to ``backoff_max_s``). Calls in flight at that moment fail
+with ``PublisherDisconnected`` and are *not* retried: the server may already have published
+them, and a retry could deliver a message twice. Calls made while reconnecting wait for the new
+socket (up to ``timeout_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+log = logging.getLogger(__name__)
+
+
+class PublisherError(Exception):
+    """The server answered with an error: ``code`` is Centrifugo's error code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code} {message}")
+        self.code = code
+        self.message = message
+
+
+class PublisherDisconnected(ConnectionError):
+    """The socket dropped before the reply came; the command may or may not have run."""
+
+
+def publisher_url(url: str) -> str:
+    """Accept the socket URL itself or the service's base URL (http(s):// or ws(s)://)."""
+    if url.startswith("http"):
+        url = "ws" + url[4:]
+    if not url.rstrip("/").endswith("/api/ws"):
+        url = url.rstrip("/") + "/api/ws"
+    return url
+
+
+class PublisherClient:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 10.0,
+        backoff_initial_s: float = 0.05,
+        backoff_max_s: float = 2.0,
+    ) -> None:
+        self.url = publisher_url(url)
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.reconnects = 0
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ws: ClientConnection | None = None
+        self._ready = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def _open(self) -> ClientConnection:
+        return await websockets.connect(
+            self.url,
+            additional_headers={"X-API-Key": self.api_key},
+            open_timeout=self.timeout_s,
+            compression=None,
+            max_size=None,
+        )
+
+    async def connect(self) -> None:
+        """Open the socket (raising if the first attempt fails) and start supervising it."""
+        self._ws = await self._open()
+        self._ready.set()
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        while not self._closing:
+            ws = self._ws
+            assert ws is not None
+            await self._read(ws)
+            self._ready.clear()
+            self._ws = None
+            lost = PublisherDisconnected("publisher socket closed before the reply")
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(lost)
+            self._pending.clear()
+            if self._closing:
+                return
+            delay_s = self.backoff_initial_s
+            while not self._closing:
+                await asyncio.sleep(delay_s)
+                try:
+                    self._ws = await self._open()
+                except (OSError, TimeoutError, websockets.WebSocketException) as err:
+                    log.info("publisher socket reconnect failed: %s", err)
+                    delay_s = min(delay_s * 2, self.backoff_max_s)
+                    continue
+                self.reconnects += 1
+                self._ready.set()
+                break
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for frame in ws:
+                text = frame if isinstance(frame, str) else frame.decode()
+                for line in text.split("\n"):
+                    if not line.strip():
+                        continue
+                    reply = json.loads(line)
+                    fut = self._pending.pop(reply.get("id", 0), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(reply)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run one server API method; return its result or raise PublisherError."""
+        if self._closing or self._supervisor is None:
+            raise PublisherDisconnected("publisher client is not connected")
+        try:
+            await asyncio.wait_for(self._ready.wait(), self.timeout_s)
+        except TimeoutError:
+            raise PublisherDisconnected("publisher socket not reconnected in time") from None
+        ws = self._ws
+        assert ws is not None
+        cmd_id = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[cmd_id] = fut
+        line = json.dumps({"id": cmd_id, "method": method, "params": params}, separators=(",", ":"))
+        try:
+            await ws.send(line)
+            reply = await asyncio.wait_for(fut, self.timeout_s)
+        except websockets.ConnectionClosed:
+            raise PublisherDisconnected("publisher socket closed while sending") from None
+        finally:
+            self._pending.pop(cmd_id, None)
+        if "error" in reply:
+            err = reply["error"]
+            raise PublisherError(int(err.get("code", 0)), str(err.get("message", "")))
+        result = reply.get("result", {})
+        return result if isinstance(result, dict) else {}
+
+    async def publish(self, channel: str, data: Any) -> dict[str, Any]:
+        return await self.call("publish", {"channel": channel, "data": data})
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self._ws is not None:
+            await self._ws.close()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        self._supervisor = None
