@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import standardwebhooks
@@ -30,7 +30,7 @@ def test_our_headers_verify_with_the_standardwebhooks_package() -> None:
 def test_the_packages_signature_verifies_with_ours() -> None:
     now = int(time.time())
     sig = standardwebhooks.Webhook(SECRET).sign(
-        "msg_1", datetime.fromtimestamp(now, tz=timezone.utc), BODY.decode()
+        "msg_1", datetime.fromtimestamp(now, tz=UTC), BODY.decode()
     )
     assert sig == sign(SECRET, "msg_1", now, BODY)
     verify(

@@ -43,6 +43,7 @@ class ClientSession:
         self._awaiting_pong = False
         self._tasks: list[asyncio.Task[None]] = []
         self._expiry: asyncio.TimerHandle | None = None
+        self._close_task: asyncio.Task[None] | None = None
 
     # --- output -------------------------------------------------------------------------
     def send(self, text: str) -> None:
@@ -74,7 +75,7 @@ class ClientSession:
             return
         self._closing = True
         message = (reason or cf.DISCONNECT_REASONS.get(code, "")).encode()
-        asyncio.get_running_loop().create_task(self._close(code, message))
+        self._close_task = asyncio.get_running_loop().create_task(self._close(code, message))
 
     async def _close(self, code: int, message: bytes) -> None:
         # Flush what is queued (e.g. the error reply explaining the close) before closing.
@@ -112,6 +113,8 @@ class ClientSession:
             if self._expiry is not None:
                 self._expiry.cancel()
             self._cleanup()
+            if self._close_task is not None:
+                await self._close_task
 
     def _cleanup(self) -> None:
         hub = self.service.hub
