@@ -12,7 +12,7 @@ WEBHOOK_SECRET_ENV = "TRAVELAGENT_WEBHOOK_SECRET"
 
 # Development defaults, so a laptop run works with no set-up; a warning says they are in use.
 _DEV_DEFAULTS = {
-    JWT_SECRET_ENV: "travelagent-dev-jwt-secret",
+    JWT_SECRET_ENV: "travelagent-development-jwt-secret-not-for-production",
     API_KEY_ENV: "travelagent-dev-api-key",
     WEBHOOK_SECRET_ENV: "whsec_" + base64.b64encode(b"travelagent-dev-webhook-secret").decode(),
 }

@@ -1,0 +1,78 @@
+"""The realtime path end to end over real sockets: client → realtime → webhook → worker →
+agent → publish → realtime → client, in every publish mode, streamed and not."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import free_port
+from worker_helpers import running_worker
+
+from travelagent.client.aio_realtime import AsyncRealtimeClient
+from travelagent.config import JWT_SECRET_ENV, secret
+from travelagent.realtime.config import RealtimeConfig
+from travelagent.realtime.testing import running_realtime
+from travelagent.wire.trace import REALTIME_PATH
+
+
+@contextlib.asynccontextmanager
+async def realtime_path(tmp_path, **worker: Any) -> AsyncIterator[str]:
+    rt_port, w_port = free_port(), free_port()
+    cfg = RealtimeConfig.from_env(
+        port=rt_port, webhook_url=f"http://127.0.0.1:{w_port}/api/realtime/webhook"
+    )
+    async with (
+        running_realtime(cfg) as rt,
+        running_worker(
+            w_port, tmp_path / "w.db", realtime_url=f"http://127.0.0.1:{rt_port}", **worker
+        ),
+    ):
+        yield rt.ws_url
+
+
+@pytest.mark.parametrize("publish", ["http-new", "http-pooled", "ws-persistent"])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_every_publish_mode_delivers_the_reply_with_every_stamp(tmp_path, publish, stream):
+    async with realtime_path(tmp_path, publish=publish, stream=stream) as url:
+        client = AsyncRealtimeClient(
+            url, "u1", jwt_secret=secret(JWT_SECRET_ENV), publish=publish, streaming=stream,
+            timeout_s=10,
+        )  # fmt: skip
+        async with client:
+            recs = [await client.request(t) for t in ("hotels in Paris", "show my itinerary")]
+    for rec in recs:
+        assert rec.status == "ok", rec.error
+        assert rec.trace is not None
+        names = [s[0] for s in rec.trace.stamps]
+        assert names == list(REALTIME_PATH)
+        # client.first marks the first frame, which for a streamed reply precedes llm.done
+        times = [s[1] for s in rec.trace.stamps if s[0] != "client.first"]
+        assert times == sorted(times)
+        assert rec.recv_ns is not None and rec.first_ns is not None
+        assert (rec.chunks > 0) == stream
+        if stream:
+            assert rec.first_ns < rec.recv_ns
+
+
+async def test_many_realtime_clients_each_get_their_own_replies(tmp_path):
+    async with realtime_path(tmp_path, publish="ws-persistent", stream=True) as url:
+
+        async def one(i: int) -> list[str]:
+            c = AsyncRealtimeClient(url, f"user{i}", jwt_secret=secret(JWT_SECRET_ENV))
+            async with c:
+                return [(await c.request(f"hotels in Rome {k}")).status for k in range(3)]
+
+        results = await asyncio.gather(*(one(i) for i in range(20)))
+    assert results == [["ok"] * 3] * 20
+
+
+async def test_ack_first_mode_delivers_the_reply_too(tmp_path):
+    async with realtime_path(tmp_path, webhook_mode="ack-first", stream=False) as url:
+        async with AsyncRealtimeClient(url, "u2", jwt_secret=secret(JWT_SECRET_ENV)) as c:
+            rec = await c.request("when is the best time to visit Lisbon?")
+    assert rec.status == "ok"
+    assert [s[0] for s in rec.trace.stamps] == list(REALTIME_PATH)
