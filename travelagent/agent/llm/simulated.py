@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 
 from travelagent.agent.catalog import Catalog, load_catalog
 from travelagent.agent.llm.answers import compose
-from travelagent.agent.llm.profiles import get_profile, message_seed, plan_ms, tokenize
+from travelagent.agent.llm.profiles import (
+    LatencyProfile,
+    get_profile,
+    message_seed,
+    plan_ms,
+    tokenize,
+)
 from travelagent.wire.trace import Trace
 
 
@@ -16,9 +22,13 @@ class SimulatedLLM:
     """``LLMBackend`` answering from the catalog with a named latency profile."""
 
     def __init__(
-        self, *, profile: str = "instant", seed: int = 0, catalog: Catalog | None = None
+        self,
+        *,
+        profile: str | LatencyProfile = "instant",
+        seed: int = 0,
+        catalog: Catalog | None = None,
     ) -> None:
-        self.profile = get_profile(profile)
+        self.profile = profile if isinstance(profile, LatencyProfile) else get_profile(profile)
         self.seed = seed
         self.catalog = catalog or load_catalog()
 

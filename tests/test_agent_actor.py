@@ -1,0 +1,297 @@
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from travelagent.agent.directory import LocalAgentDirectory
+from travelagent.agent.llm.profiles import LatencyProfile
+from travelagent.agent.llm.simulated import SimulatedLLM
+from travelagent.agent.travel_agent import AgentError
+from travelagent.wire.trace import Trace
+
+FAST = LatencyProfile("test-fast", (2, 4), (0.1, 0.3), (1, 2), "test")
+SLOW = LatencyProfile("test-slow", (150, 150), (1, 1), (0, 0), "test")
+
+
+def stored(db: Path, agent: str) -> list[tuple[str, str]]:
+    """Messages as another connection sees them: only what is committed."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute(
+            "SELECT role, content FROM messages WHERE agent = ? ORDER BY seq", (agent,)
+        ).fetchall()
+        return [(str(r), str(c)) for r, c in rows]
+    finally:
+        conn.close()
+
+
+class RecordingSink:
+    def __init__(self, db: Path | None = None, agent: str = "") -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.db, self.agent = db, agent
+        self.committed_at_final: list[tuple[str, str]] | None = None
+        self.done = asyncio.Event()
+
+    async def start(self) -> None:
+        self.events.append(("start", None))
+
+    async def chunk(self, text: str) -> None:
+        self.events.append(("chunk", text))
+
+    async def _final(self, kind: str, text: str) -> None:
+        if self.db is not None:
+            self.committed_at_final = stored(self.db, self.agent)
+        self.events.append((kind, text))
+        self.done.set()
+
+    async def complete(self, text: str, trace: Trace | None) -> None:
+        await self._final("complete", text)
+
+    async def response(self, text: str, trace: Trace | None) -> None:
+        await self._final("response", text)
+
+    async def error(self, error: str, trace: Trace | None) -> None:
+        await self._final("error", error)
+
+
+class FlakyLLM:
+    """Streams "ok" chunks, or fails mid-stream when the user says "boom"."""
+
+    async def stream(
+        self, messages: list[dict[str, str]], *, trace: Trace | None, process: str
+    ) -> AsyncIterator[str]:
+        yield "partial "
+        if "boom" in messages[-1]["content"]:
+            raise RuntimeError("model exploded")
+        yield "ok"
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> Path:
+    return tmp_path / "agents.db"
+
+
+async def test_one_live_agent_per_id_even_under_concurrent_first_calls(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    try:
+
+        async def get(name: str) -> object:
+            await asyncio.sleep(0)
+            return d.get(name)
+
+        agents = await asyncio.gather(*(get("u1") for _ in range(50)), get("u2"))
+        assert len({id(a) for a in agents[:50]}) == 1
+        assert agents[50] is not agents[0]
+        assert len(d) == 2
+        with pytest.raises(ValueError, match="agent name"):
+            d.get("a/b")
+    finally:
+        await d.close()
+
+
+async def test_messages_to_one_agent_run_one_at_a_time_in_arrival_order(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    agent = d.get("u1")
+    traces = [Trace.start() for _ in range(15)]
+    try:
+        tasks = [
+            asyncio.create_task(agent.handle_message(f"message {i}", trace=t))
+            for i, t in enumerate(traces)
+        ]
+        await asyncio.gather(*tasks)
+    finally:
+        await d.close()
+    users = [c for r, c in stored(db, "u1") if r == "user"]
+    assert users == [f"message {i}" for i in range(15)]
+    roles = [r for r, _ in stored(db, "u1")]
+    assert roles == ["user", "assistant"] * 15  # each reply right after its message
+    spans = [(t.get("agent.start"), t.get("agent.done")) for t in traces]
+    for (_, done), (start, _) in itertools.pairwise(spans):
+        assert done is not None and start is not None and done <= start
+
+
+async def test_different_agents_run_concurrently(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=SLOW))
+    ta, tb = Trace.start(), Trace.start()
+    try:
+        await asyncio.gather(
+            d.get("a").handle_message("hello", trace=ta),
+            d.get("b").handle_message("hello", trace=tb),
+        )
+    finally:
+        await d.close()
+    a0, a1, b0, b1 = (t.get(n) for t in (ta, tb) for n in ("agent.start", "agent.done"))
+    assert a0 is not None and a1 is not None and b0 is not None and b1 is not None
+    assert a0 < b1 and b0 < a1  # the intervals overlap
+
+
+async def test_agent_stamps_carry_its_process_label_in_path_order(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST), process="agents")
+    trace = Trace.start()
+    try:
+        await d.get("u1").handle_message("hi", trace=trace)
+    finally:
+        await d.close()
+    assert [(n, p) for n, _, p in trace.stamps] == [
+        ("agent.start", "agents"),
+        ("llm.first", "agents"),
+        ("llm.done", "agents"),
+        ("agent.done", "agents"),
+    ]
+    times = [t for _, t, _ in trace.stamps]
+    assert times == sorted(times)
+
+
+async def test_handle_message_returns_only_after_the_reply_is_committed(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    try:
+        reply = await d.get("u1").handle_message("budget tips")
+        assert stored(db, "u1") == [("user", "budget tips"), ("assistant", reply)]
+    finally:
+        await d.close()
+
+
+async def test_stream_commits_the_question_before_the_first_chunk_and_the_reply_before_the_end(
+    db: Path,
+) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    chunks: list[str] = []
+    try:
+        async for chunk in d.get("u1").stream_message("hotels in Rome"):
+            if not chunks:
+                assert stored(db, "u1") == [("user", "hotels in Rome")]
+            chunks.append(chunk)
+        assert len(chunks) > 10
+        assert stored(db, "u1")[-1] == ("assistant", "".join(chunks))
+    finally:
+        await d.close()
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_on_message_delivers_the_final_frame_only_after_the_commit(
+    db: Path, stream: bool
+) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    sink = RecordingSink(db, "u1")
+    try:
+        await d.get("u1").on_message(sink, "flights from Paris to Rome", trace=None, stream=stream)
+    finally:
+        await d.close()
+    kind, text = sink.events[-1]
+    assert kind == ("complete" if stream else "response")
+    assert sink.committed_at_final is not None
+    assert sink.committed_at_final[-1] == ("assistant", text)
+    if stream:
+        assert sink.events[0] == ("start", None)
+        assert "".join(t for k, t in sink.events if k == "chunk") == text
+    else:
+        assert len(sink.events) == 1
+
+
+async def test_llm_failure_becomes_a_sink_error_and_releases_the_gate(db: Path, tf: float) -> None:
+    d = LocalAgentDirectory(db, llm=FlakyLLM())
+    agent = d.get("u1")
+    try:
+        sink = RecordingSink()
+        await asyncio.wait_for(
+            agent.on_message(sink, "boom", trace=None, stream=True), timeout=5 * tf
+        )
+        assert sink.events[-1] == ("error", "LLM backend failed: model exploded")
+        with pytest.raises(AgentError, match="model exploded"):
+            await asyncio.wait_for(agent.handle_message("boom again"), timeout=5 * tf)
+        assert await asyncio.wait_for(agent.handle_message("fine"), timeout=5 * tf) == "partial ok"
+    finally:
+        await d.close()
+    # The failed turns' questions are committed; their partial replies are not.
+    assert stored(db, "u1") == [
+        ("user", "boom"),
+        ("user", "boom again"),
+        ("user", "fine"),
+        ("assistant", "partial ok"),
+    ]
+
+
+async def test_store_failure_is_a_clear_error_and_never_hangs_the_agent(
+    db: Path, tf: float
+) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    agent = d.get("u1")
+    await d.store.close()
+    try:
+        for _ in range(2):  # the second call proves the gate was released
+            with pytest.raises(AgentError, match="closed"):
+                await asyncio.wait_for(agent.handle_message("hi"), timeout=5 * tf)
+        sink = RecordingSink()
+        await asyncio.wait_for(agent.on_message(sink, "hi", trace=None, stream=False), 5 * tf)
+        assert sink.events[-1][0] == "error"
+    finally:
+        await d.llm.aclose()
+
+
+async def test_abandoned_stream_releases_the_gate_when_closed(db: Path, tf: float) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    agent = d.get("u1")
+    try:
+        it = agent.stream_message("hotels in Paris")
+        assert await anext(it)
+        await it.aclose()
+        assert await asyncio.wait_for(agent.handle_message("budget tips"), 5 * tf)
+    finally:
+        await d.close()
+
+
+async def test_state_survives_a_new_directory_on_the_same_file(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    await d.get("u1").handle_message("I want a trip to Tokyo with a budget of $2500, I love food")
+    await d.get("u1").handle_message("add the Park Hyatt to my itinerary")
+    await d.get("u2").handle_message("trip to Rome")
+    await d.close()
+
+    again = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    try:
+        s1 = await again.get("u1").state()
+        assert s1.destination == "Tokyo" and s1.budget == 2500.0 and s1.preferences == ["food"]
+        assert s1.itinerary == [{"kind": "hotel", "name": "Park Hyatt Tokyo", "city": "Tokyo"}]
+        assert s1.message_count == 4 and len(s1.recent_messages) == 4
+        assert (await again.get("u2").state()).destination == "Rome"
+        reply = await again.get("u1").handle_message("show my itinerary")
+        assert "Park Hyatt Tokyo" in reply
+    finally:
+        await again.close()
+
+
+async def test_listeners_hear_itinerary_changes_in_order(db: Path, tf: float) -> None:
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=FAST))
+    agent = d.get("u1")
+    events: list[dict[str, Any]] = []
+    got_two = asyncio.Event()
+
+    async def listener(event: dict[str, Any]) -> None:
+        events.append(event)
+        if len(events) == 2:
+            got_two.set()
+
+    async def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("listener bug")
+
+    agent.add_listener(broken)
+    agent.add_listener(listener)
+    try:
+        await agent.handle_message("add day trip to Kyoto")
+        await agent.handle_message("hotels in Tokyo")  # no itinerary change, no event
+        await agent.handle_message("add day trip to Nikko")
+        await asyncio.wait_for(got_two.wait(), 5 * tf)
+    finally:
+        await d.close()
+    assert [e["type"] for e in events] == ["itinerary", "itinerary"]
+    assert events[0]["agent"] == "u1"
+    assert [i["name"] for i in events[1]["itinerary"]] == ["Kyoto", "Nikko"]

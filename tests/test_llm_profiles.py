@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from travelagent.agent.llm import list_profiles, make_llm
+from travelagent.agent.llm.profiles import (
+    PROFILES,
+    LatencyProfile,
+    get_profile,
+    message_seed,
+    plan_ms,
+    tokenize,
+)
+from travelagent.agent.llm.simulated import SimulatedLLM
+from travelagent.wire.trace import Trace
+
+
+def msgs(agent: str, index: int, text: str) -> list[dict[str, str]]:
+    return [
+        {
+            "role": "system",
+            "content": f"You are TravelAgent for user {agent}. Message index: {index}.",
+        },
+        {"role": "user", "content": text},
+    ]
+
+
+def test_profiles_are_listed_and_include_instant_note_and_two_real_model_likes() -> None:
+    names = list_profiles()
+    assert {"instant", "note", "gpt-4o-mini-like", "llama-8b-local-like"} <= set(names)
+    assert all(PROFILES[n].source for n in names)
+
+
+def test_unknown_profile_is_a_value_error_listing_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="valid profiles: instant, note"):
+        get_profile("gpt-9")
+    with pytest.raises(ValueError, match="valid profiles"):
+        make_llm(profile="gpt-9")
+
+
+def test_make_llm_rejects_unknown_kinds_and_openai_without_a_url() -> None:
+    with pytest.raises(ValueError, match="valid kinds"):
+        make_llm("magic")
+    with pytest.raises(ValueError, match="base URL"):
+        make_llm("openai")
+
+
+@pytest.mark.parametrize("text", ["", "hello world", "Flights: LHR->HND, $715!\n- 14h53 ünïcode_x"])
+def test_tokens_join_back_to_the_text(text: str) -> None:
+    assert "".join(tokenize(text)) == text
+
+
+def test_same_seed_and_profile_give_the_same_timings_and_another_seed_differs() -> None:
+    m = msgs("u1", 3, "hotels in Tokyo")
+    a = SimulatedLLM(profile="note", seed=7).plan(m)
+    assert a == SimulatedLLM(profile="note", seed=7).plan(m)
+    assert a[1] != SimulatedLLM(profile="note", seed=8).plan(m)[1]
+    assert a[0] == SimulatedLLM(profile="note", seed=8).plan(m)[0]  # same words, other timing
+
+
+def test_draws_are_per_agent_and_per_message() -> None:
+    llm = SimulatedLLM(profile="note", seed=7)
+    base = llm.plan(msgs("u1", 3, "hi"))[1]
+    assert llm.plan(msgs("u2", 3, "hi"))[1] != base
+    assert llm.plan(msgs("u1", 5, "hi"))[1] != base
+    assert message_seed(7, msgs("u1", 3, "hi")) == message_seed(7, msgs("u1", 3, "hi"))
+
+
+@pytest.mark.parametrize("name", [n for n in PROFILES if n != "instant"])
+def test_timing_plans_stay_inside_the_profile_ranges(name: str) -> None:
+    p = PROFILES[name]
+    for seed in range(50):
+        due = plan_ms(p, random.Random(seed), 40, tool_call=seed % 2 == 0)
+        tool = p.tool_call_ms if seed % 2 == 0 else (0.0, 0.0)
+        assert p.ttft_ms[0] + tool[0] <= due[0] <= p.ttft_ms[1] + tool[1]
+        gaps = [b - a for a, b in itertools.pairwise(due)]
+        assert all(p.token_interval_ms[0] <= g <= p.token_interval_ms[1] for g in gaps)
+
+
+def test_note_profile_finishes_a_short_answer_within_the_notes_range() -> None:
+    p = get_profile("note")
+    for seed in range(200):
+        due = plan_ms(p, random.Random(seed), 60, tool_call=False)  # a ~240-character answer
+        assert 40 <= due[-1] <= 180
+
+
+async def test_stream_chunks_join_to_the_planned_reply_and_are_stamped(tf: float) -> None:
+    fast = LatencyProfile("test-fast", (20, 20), (1, 1), (0, 0), "test")
+    llm = SimulatedLLM(profile=fast)
+    m = msgs("u1", 0, "when should I visit Rome?")
+    tokens, due = llm.plan(m)
+    trace = Trace.start()
+    chunks = [c async for c in llm.stream(m, trace=trace, process="agents")]
+    assert chunks == tokens and "".join(chunks).startswith("The best months for Rome")
+    names = [(n, p) for n, _, p in trace.stamps]
+    assert names == [("llm.first", "agents"), ("llm.done", "agents")]
+    first, done = trace.stamps[0][1], trace.stamps[1][1]
+    elapsed_ms = (done - first) / 1e6
+    assert elapsed_ms >= due[-1] - due[0] - 1  # the schedule is honoured, not skipped
+    assert elapsed_ms < (due[-1] - due[0]) + 200 * tf
