@@ -60,7 +60,7 @@ class RealtimeService:
             await self.webhooks.aclose()
         self.hub.history.close()
 
-    async def close_sockets(self, app: web.Application) -> None:
+    async def close_sockets(self, app: web.Application | None = None) -> None:
         # Open WebSockets would otherwise hold shutdown for aiohttp's whole grace period.
         for ws in list(self.sockets):
             if not ws.closed:
