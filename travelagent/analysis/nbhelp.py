@@ -1,0 +1,69 @@
+"""Small helpers that keep the notebooks thin: open the run, show a table or say it is missing,
+pick the cells a picture is about."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from travelagent.analysis.load import default_run_path, load_run
+
+if TYPE_CHECKING:
+    from travelagent.analysis.load import Run
+
+
+def note(text: str) -> None:
+    """Show markdown in a notebook (plain text elsewhere)."""
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks
+        print(text)
+
+
+def show(df: pd.DataFrame, empty: str = "Not in this run.", **fmt: Any) -> None:
+    """Display ``df``, or say ``empty`` when it has no rows."""
+    if df is None or df.empty:
+        note(f"*{empty}*")
+        return
+    try:
+        from IPython.display import display
+
+        display(df.style.format(precision=fmt.get("precision", 1)).hide(axis="index"))
+    except ImportError:  # pragma: no cover
+        print(df.to_string())
+
+
+def open_run(run_path: str | Path | None = None) -> Run:
+    """Load the run (default: newest in data/runs/, else data/reference/) and describe it."""
+    path = default_run_path(run_path)
+    run = load_run(path)
+    m = run.meta
+    note(
+        f"**Run** `{run.run_id}` ({m.get('kind', '?')}, {m.get('status', '?')}), "
+        f"started {m.get('started', '?')}, {len(run.cells)} cells, {len(run.messages)} messages "
+        f"({len(run.ok())} ok), from `{path}`."
+    )
+    return run
+
+
+def representative_cells(run: Run, *, streaming: bool | None = False) -> list[str]:
+    """One cell per (arch, publish, webhook mode) at the lowest load: the pictures' subjects."""
+    c = run.cells[run.cells["ok"] > 0].copy()
+    if streaming is not None:
+        c = c[c["streaming"] == streaming]
+    if c.empty:
+        return []
+    c["_users"] = pd.to_numeric(c["users"], errors="coerce").fillna(float("inf"))
+    c = c.sort_values(["arch", "publish", "webhook_mode", "_users"], kind="stable")
+    return list(c.drop_duplicates(["arch", "publish", "webhook_mode"])["cell"])
+
+
+def cells_where(run: Run, **filters: Any) -> list[str]:
+    c = run.cells[run.cells["ok"] > 0]
+    for k, v in filters.items():
+        c = c[c[k] == v]
+    return list(c["cell"])
