@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -138,6 +138,7 @@ class RealtimeClient:
         on_done: OnDone | None = None,
         agent: bool = True,
         rooms: tuple[str, ...] = (),
+        on_push: Callable[[str, str], None] | None = None,
     ) -> None:
         self.url = realtime_ws_url(url)
         self.user_id = user_id
@@ -150,6 +151,7 @@ class RealtimeClient:
         self.rooms = rooms
         self.pending = PendingSet(on_done=on_done)
         self.presence = PresenceCounts()
+        self.on_push = on_push  # called with ("join" | "leave", channel) for presence pushes
         self.client_id = ""
         self._ws: Any = None
         self._cmd_id = 0
@@ -276,10 +278,14 @@ class RealtimeClient:
         if not isinstance(push, dict):
             return None
         channel = push.get("channel")
-        if "join" in push:
-            self.presence.joins += 1
-        elif "leave" in push:
-            self.presence.leaves += 1
+        if "join" in push or "leave" in push:
+            kind = "join" if "join" in push else "leave"
+            if kind == "join":
+                self.presence.joins += 1
+            else:
+                self.presence.leaves += 1
+            if self.on_push is not None:
+                self.on_push(kind, str(channel))
         elif isinstance(push.get("pub"), dict):
             self.presence.publications += 1
             if channel == agent_channel(self.user_id):

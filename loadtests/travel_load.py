@@ -1,0 +1,293 @@
+"""Locust plumbing for the travel agent scenarios: options, per-process recording, events.
+
+Every finished message is written twice: exactly, with every stamp, to the run's Parquet part
+files through one ``Recorder`` per process; and to Locust's ``request`` event (request type
+``WS``) so the web UI, ``--csv`` and ``--html`` show it. Locust gets the *service time*
+(``recv - send``) as the response time, under the path's name (``gateway``,
+``realtime:http-pooled:stream``, ``hybrid``...), and time to first content under ``<name>:first``.
+The Parquet rows also hold the intended send time, so corrected latency (``recv - intended``)
+is computed there.
+
+Master and workers (``--processes N`` or ``--master``/``--worker``): each worker writes its own
+part files into the shared ``--run-dir``; the master (or a local runner) merges them when Locust
+quits, after waiting until the part files hold as many messages as Locust counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from argparse import Namespace
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from travelagent.client.records import MessageRecord, Recorder, finalize_run
+from travelagent.client.runinfo import new_run_id
+from travelagent.config import JWT_SECRET_ENV, secret
+
+logger = logging.getLogger("travelagent.load")
+
+REQUEST_TYPE = "WS"  # one end-to-end message; ``<name>:first`` is its time to first content
+ARCHES = ("gateway", "realtime", "hybrid")
+PUBLISH_MODES = ("http-new", "http-pooled", "ws-persistent")
+
+
+def _bool_or_none(value: str) -> str:
+    if value.lower() not in ("true", "false", "default", ""):
+        raise ValueError("must be true, false or default")
+    return value.lower()
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser: Any) -> None:
+    g = parser  # Locust's own parser: options show in --help, the web UI and config files
+    g.add_argument(
+        "--arch", choices=[*ARCHES, ""], default="", help="which path (picks the user class)"
+    )
+    g.add_argument(
+        "--publish", choices=[*PUBLISH_MODES, ""], default="", help="publish mode label for records"
+    )
+    g.add_argument(
+        "--stream",
+        type=_bool_or_none,
+        default="default",
+        help="ask for streamed replies: true, false, or default (the server's)",
+    )
+    g.add_argument(
+        "--pace", choices=["closed", "open"], default="closed", help="closed or open loop"
+    )
+    g.add_argument(
+        "--rate-per-user", type=float, default=1.0, help="open loop: messages/s per user"
+    )
+    g.add_argument(
+        "--arrivals", choices=["uniform", "poisson"], default="uniform", help="open loop gaps"
+    )
+    g.add_argument(
+        "--think-ms", type=float, default=0.0, help="closed loop: pause after each reply"
+    )
+    g.add_argument(
+        "--run-dir",
+        default="",
+        help="run directory for Parquet records (default: a new data/runs/<id>)",
+    )
+    g.add_argument(
+        "--run-id", default="", help="run id in records (default: the run directory's name)"
+    )
+    g.add_argument("--cell", default="", help="cell label in records")
+    g.add_argument("--gateway-url", default="", help="worker base URL or ws URL (default: --host)")
+    g.add_argument("--realtime-url", default="", help="realtime service base URL or ws URL")
+    g.add_argument(
+        "--jwt-secret",
+        default="",
+        env_var=JWT_SECRET_ENV,
+        is_secret=True,
+        help="HS256 key for connection tokens",
+    )
+    g.add_argument("--message-mix", default="default", help="named question set or a text file")
+    g.add_argument(
+        "--timeout-s", type=float, default=30.0, help="a message without reply by then times out"
+    )
+    g.add_argument("--room", default="lobby", help="hybrid: the room joined for presence")
+    g.add_argument(
+        "--shape", default="", help="steps|ramp|spike|constant|constant-rate (or TRAVELAGENT_SHAPE)"
+    )
+    g.add_argument(
+        "--shape-params", default="", help="shape fields as JSON (or TRAVELAGENT_SHAPE_PARAMS)"
+    )
+    g.add_argument("--user-prefix", default="", help="prefix of user ids (default: host-pid)")
+
+
+def options(env: Environment) -> Namespace:
+    return env.parsed_options if env.parsed_options is not None else Namespace()
+
+
+def stream_flag(opts: Namespace) -> bool | None:
+    return {"true": True, "false": False}.get(getattr(opts, "stream", "default"))
+
+
+def path_name(arch: str, publish: str, stream: bool | None) -> str:
+    """Locust's name for a path: ``gateway``, ``realtime:http-pooled:stream``, ``hybrid:stream``."""
+    name = arch
+    if arch == "realtime" and publish:
+        name += f":{publish}"
+    if stream:
+        name += ":stream"
+    return name
+
+
+_user_numbers = count(1)
+
+
+def next_user_id(opts: Namespace) -> str:
+    prefix = getattr(opts, "user_prefix", "") or f"{socket.gethostname()[:12]}-{os.getpid()}"
+    return f"{prefix}-u{next(_user_numbers)}"
+
+
+class ProcessRecords:
+    """The one recorder of this process, created when the first record arrives (after a fork)."""
+
+    def __init__(self) -> None:
+        self.recorder: Recorder | None = None
+        self.late_sends = 0
+        self.sends = 0
+
+    def get(self, opts: Namespace) -> Recorder | None:
+        run_dir = getattr(opts, "run_dir", "")
+        if not run_dir:
+            return None
+        if self.recorder is None or self.recorder.run_dir != Path(run_dir):
+            self.flush()
+            self.recorder = Recorder(run_dir, tag=f"{socket.gethostname()}-{os.getpid()}")
+        return self.recorder
+
+    def flush(self) -> None:
+        if self.recorder is not None:
+            self.recorder.flush()
+
+
+RECORDS = ProcessRecords()
+
+
+def record(env: Environment, rec: MessageRecord, name: str) -> None:
+    """File one finished message: Parquet (exact) and Locust's request event (service time)."""
+    opts = options(env)
+    rec.run = (
+        rec.run or getattr(opts, "run_id", "") or Path(getattr(opts, "run_dir", "") or ".").name
+    )
+    recorder = RECORDS.get(opts)
+    if recorder is not None:
+        recorder.add(rec)
+    end_ns = rec.recv_ns or time.time_ns()
+    exc = None if rec.status == "ok" else RuntimeError(f"{rec.status}: {rec.error}")
+    env.events.request.fire(
+        request_type=REQUEST_TYPE,
+        name=name,
+        response_time=(end_ns - rec.send_ns) / 1e6,
+        response_length=rec.bytes,
+        exception=exc,
+        context={"msg_id": rec.msg_id, "user": rec.user},
+    )
+    if rec.status == "ok" and rec.first_ns is not None:
+        env.events.request.fire(
+            request_type=REQUEST_TYPE,
+            name=f"{name}:first",
+            response_time=(rec.first_ns - rec.send_ns) / 1e6,
+            response_length=0,
+            exception=None,
+            context={"msg_id": rec.msg_id, "user": rec.user},
+        )
+
+
+def expected_messages(env: Environment) -> int:
+    """Messages Locust counted (all processes, on the master): what the Parquet must hold."""
+    total = 0
+    for (name, method), entry in env.stats.entries.items():
+        if method == REQUEST_TYPE and not name.endswith(":first"):
+            total += entry.num_requests
+    return total
+
+
+def recorded_messages(run_dir: Path) -> int:
+    import pyarrow.parquet as pq
+
+    parts = run_dir / "parts"
+    n = 0
+    for p in parts.glob("messages-*.parquet") if parts.exists() else []:
+        n += pq.ParquetFile(p).metadata.num_rows
+    return n
+
+
+@events.init.add_listener
+def on_init(environment: Environment, **_kw: Any) -> None:
+    opts = environment.parsed_options
+    if opts is None:
+        return
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        # The master decides the run directory; workers receive it with the spawn message.
+        if not opts.run_dir:
+            opts.run_dir = str(Path("data/runs") / new_run_id("locust-"))
+        if not opts.run_id:
+            opts.run_id = Path(opts.run_dir).name
+        if opts.arch and not opts.user_classes:
+            from travel_users import CLASSES_BY_ARCH
+
+            environment.user_classes[:] = [CLASSES_BY_ARCH[opts.arch]]
+        if not opts.jwt_secret:
+            opts.jwt_secret = secret(JWT_SECRET_ENV)
+        logger.info("travelagent: records go to %s", opts.run_dir)
+    if isinstance(runner, MasterRunner):
+        # A headless master quits workers without stopping them first and waits only 0.5 s for
+        # their last statistics, so messages ending in the final seconds would be missing from
+        # its counts (the Parquet has them). Stopping first makes each worker stop its users,
+        # send its final report and flush its records before the quit.
+        original_quit = runner.quit
+
+        def stop_then_quit() -> None:
+            runner.stop()
+            original_quit()
+
+        runner.quit = stop_then_quit  # type: ignore[method-assign]
+
+
+@events.test_stop.add_listener
+def on_test_stop(environment: Environment, **_kw: Any) -> None:
+    RECORDS.flush()
+    if RECORDS.sends:
+        logger.info(
+            "travelagent: open loop sent %d messages, %d late (more than 5 ms behind schedule)",
+            RECORDS.sends,
+            RECORDS.late_sends,
+        )
+
+
+def write_final_stats_csv(environment: Environment, csv_prefix: str) -> None:
+    """Rewrite ``<prefix>_stats.csv`` from the final statistics.
+
+    Locust's CSV writer runs every second, so its last write can miss the messages that ended
+    while users stopped; the request counts in this file must equal the Parquet rows. The new
+    file replaces the old one atomically (Locust's own handle keeps the orphaned inode).
+    """
+    import csv
+
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+    path = Path(f"{csv_prefix}_stats.csv")
+    tmp = path.with_suffix(".csv.tmp")
+    writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(writer.requests_csv_columns)
+        writer._requests_data_rows(w)
+    os.replace(tmp, path)
+
+
+@events.quitting.add_listener
+def on_quitting(environment: Environment, **_kw: Any) -> None:
+    RECORDS.flush()
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    opts = options(environment)
+    if getattr(opts, "csv_prefix", None):
+        write_final_stats_csv(environment, opts.csv_prefix)
+    if not getattr(opts, "run_dir", ""):
+        return
+    run_dir = Path(opts.run_dir)
+    expected = expected_messages(environment)
+    # Workers flush when they stop; give their part files a moment to land.
+    deadline = time.monotonic() + (10.0 if isinstance(environment.runner, MasterRunner) else 0.0)
+    while recorded_messages(run_dir) < expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    got = recorded_messages(run_dir)
+    if got < expected:
+        logger.warning("travelagent: Locust counted %d messages, part files hold %d", expected, got)
+    if (run_dir / "parts").exists() or (run_dir / "messages.parquet").exists():
+        n_msgs, n_stamps = finalize_run(run_dir)
+        logger.info("travelagent: %s holds %d messages, %d stamps", run_dir, n_msgs, n_stamps)

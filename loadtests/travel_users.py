@@ -1,0 +1,209 @@
+"""Locust users for the three paths: ``GatewayUser``, ``RealtimeUser``, ``HybridUser``.
+
+Closed loop (``--pace closed``): send, await the reply, think ``--think-ms``, repeat.
+Open loop (``--pace open``): a sender keeps a fixed schedule of ``--rate-per-user`` messages per
+second whatever the replies do, and a receiver greenlet matches replies to messages; each record
+carries its intended send time. Messages still in flight when a user stops are given up to
+``--timeout-s`` (bounded by the stop) and otherwise end as ``lost``; none is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Any
+
+import gevent
+from locust import User, task
+from travel_load import RECORDS, next_user_id, options, path_name, record, stream_flag
+
+from travelagent.client.records import MessageRecord
+from travelagent.client.sync_gateway import GatewayClient
+from travelagent.client.sync_realtime import RealtimeClient
+from travelagent.runner.messages import load_mix
+from travelagent.runner.pacing import Pacer
+from travelagent.wire.trace import now_ns
+
+logger = logging.getLogger("travelagent.load")
+
+STOP_GRACE_S = 5.0  # how long a stopping open-loop user waits for replies still in flight
+
+
+class TravelUser(User):
+    abstract = True
+    arch = ""
+
+    def wait_time(self) -> float:
+        opts = options(self.environment)
+        if opts.pace == "open":
+            return 0.0
+        return max(float(opts.think_ms), 0.0) / 1000
+
+    def on_start(self) -> None:
+        opts = options(self.environment)
+        self.opts = opts
+        self.user_id = next_user_id(opts)
+        self.texts = load_mix(opts.message_mix)
+        self.rng = random.Random(self.user_id)
+        self.stream = stream_flag(opts)
+        self.name = path_name(
+            self.arch, opts.publish if self.arch == "realtime" else "", self.stream
+        )
+        self.stop_event = threading.Event()
+        self.greenlets: list[Any] = []
+        self.pacer: Pacer | None = None
+        self.client: Any = self.make_client()
+        if opts.pace == "open":
+            self.pacer = Pacer(
+                opts.rate_per_user,
+                now_ns(),
+                arrivals=opts.arrivals,
+                seed=hash(self.user_id) & 0xFFFF,
+            )
+            self.greenlets.append(gevent.spawn(self.client.receive_forever, self.stop_event))
+
+    def make_client(self) -> Any:
+        raise NotImplementedError
+
+    def common(self) -> dict[str, Any]:
+        publish = self.opts.publish if self.arch == "realtime" else ""
+        return {
+            "run": self.opts.run_id,
+            "cell": self.opts.cell,
+            "publish": publish,
+            "stream": self.stream,
+            "timeout_s": self.opts.timeout_s,
+            "on_done": self.done,
+        }
+
+    def done(self, rec: MessageRecord) -> None:
+        record(self.environment, rec, self.name)
+
+    def text(self) -> str:
+        return self.rng.choice(self.texts)
+
+    def ensure_connected(self) -> bool:
+        if self.client.connected:
+            return True
+        t0 = now_ns()
+        try:
+            self.client.connect()
+            return True
+        except Exception as err:  # a refused connection is a result, not a crash
+            self.environment.events.request.fire(
+                request_type="CONNECT",
+                name=self.arch,
+                response_time=(now_ns() - t0) / 1e6,
+                response_length=0,
+                exception=err,
+                context={},
+            )
+            gevent.sleep(min(1.0, self.opts.timeout_s))
+            return False
+
+    @task
+    def talk(self) -> None:
+        if not self.ensure_connected():
+            return
+        if self.pacer is None:
+            self.client.request(self.text())
+            return
+        late_before = self.pacer.late
+        for intended in self.pacer.due(now_ns()):
+            self.client.send(self.text(), intended_ns=intended)
+            RECORDS.sends += 1
+        RECORDS.late_sends += self.pacer.late - late_before
+        gevent.sleep(self.pacer.sleep_s(now_ns()))
+
+    def on_stop(self) -> None:
+        if self.pacer is not None:
+            deadline = now_ns() + int(min(STOP_GRACE_S, self.opts.timeout_s) * 1e9)
+            while len(self.client.pending) and now_ns() < deadline:
+                gevent.sleep(0.01)
+        self.stop_event.set()
+        gevent.joinall(self.greenlets, timeout=1.0)
+        self.client.close()  # whatever is still in flight is recorded as lost
+        self.close_extra()
+
+    def close_extra(self) -> None:
+        pass
+
+
+class GatewayUser(TravelUser):
+    """Talks to the agent over the Worker's gateway WebSocket."""
+
+    arch = "gateway"
+
+    def make_client(self) -> Any:
+        url = self.opts.gateway_url or self.environment.host or "http://127.0.0.1:8787"
+        return GatewayClient(url, self.user_id, **self.common())
+
+
+class RealtimeUser(TravelUser):
+    """Talks to the agent through the realtime service (publish, webhook, agent publishes)."""
+
+    arch = "realtime"
+
+    def make_client(self) -> Any:
+        url = self.opts.realtime_url or "http://127.0.0.1:8000"
+        return RealtimeClient(url, self.user_id, jwt_secret=self.opts.jwt_secret, **self.common())
+
+
+class HybridUser(TravelUser):
+    """The agent through the gateway; presence through a realtime room (join/leave counted)."""
+
+    arch = "hybrid"
+
+    def make_client(self) -> Any:
+        url = self.opts.gateway_url or self.environment.host or "http://127.0.0.1:8787"
+        client = GatewayClient(url, self.user_id, arch="hybrid", **self.common())
+        self.presence = RealtimeClient(
+            self.opts.realtime_url or "http://127.0.0.1:8000",
+            self.user_id,
+            jwt_secret=self.opts.jwt_secret,
+            agent=False,
+            rooms=(f"room:{self.opts.room}",),
+            on_push=self.pushed,
+        )
+        self.presence_started = False
+        return client
+
+    def pushed(self, kind: str, channel: str) -> None:
+        self.environment.events.request.fire(
+            request_type="PUSH",
+            name=f"room:{kind}",
+            response_time=0,
+            response_length=0,
+            exception=None,
+            context={"channel": channel},
+        )
+
+    def ensure_connected(self) -> bool:
+        if not self.presence_started:
+            try:
+                self.presence.connect()
+            except Exception as err:
+                self.environment.events.request.fire(
+                    request_type="CONNECT",
+                    name="hybrid:presence",
+                    response_time=0,
+                    response_length=0,
+                    exception=err,
+                    context={},
+                )
+                gevent.sleep(min(1.0, self.opts.timeout_s))
+                return False
+            self.presence_started = True
+            self.greenlets.append(gevent.spawn(self.presence.receive_forever, self.stop_event))
+        return super().ensure_connected()
+
+    def close_extra(self) -> None:
+        self.presence.close()
+
+
+CLASSES_BY_ARCH: dict[str, type[TravelUser]] = {
+    "gateway": GatewayUser,
+    "realtime": RealtimeUser,
+    "hybrid": HybridUser,
+}
