@@ -157,6 +157,7 @@ class AsyncGatewayClient:
         # Final frame: adopt the server's stamps (they include ours) and close the record.
         if frame.trace is not None and frame.trace.id == p.trace.id:
             p.trace.stamps = list(frame.trace.stamps)
+        rec.reply = frame.text if kind is not gw.ServerFrameKind.ERROR else ""
         p.trace.stamp("client.first", "client", t_ns=rec.first_ns)
         p.trace.stamp("client.recv", "client", t_ns=t)
         if kind is gw.ServerFrameKind.ERROR:

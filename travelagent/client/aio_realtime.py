@@ -143,6 +143,7 @@ class AsyncRealtimeClient:
                 server = Trace.from_wire(raw)
                 if server.id == p.trace.id:
                     p.trace.stamps = list(server.stamps)
+        rec.reply = str(data.get("text", ""))
         p.trace.stamp("client.first", "client", t_ns=rec.first_ns)
         p.trace.stamp("client.recv", "client", t_ns=t)
         if data.get("isError"):

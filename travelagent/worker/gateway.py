@@ -85,6 +85,10 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
     if bound_user is not None and not gw.valid_user_id(bound_user):
         raise web.HTTPBadRequest(text="userId must be 1-128 printable characters, no '/'")
     room = request.query.get("room") or None
+    if room is not None and not gw.valid_user_id(room):
+        raise web.HTTPBadRequest(text="room must be 1-128 printable characters, no '/'")
+    if room and bound_user:
+        request.app[ROOMS].bind(bound_user, room, directory.get(bound_user))
     ws = web.WebSocketResponse(
         max_msg_size=cfg.max_frame_bytes * HARD_FRAME_CAP_FACTOR, heartbeat=30.0
     )
