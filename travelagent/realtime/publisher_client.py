@@ -131,16 +131,27 @@ class PublisherClient:
         except websockets.ConnectionClosed:
             pass
 
+    async def _socket(self) -> ClientConnection:
+        """The open socket, waiting (up to ``timeout_s``) while the supervisor reconnects."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        while True:
+            ws = self._ws
+            if ws is not None and self._ready.is_set():
+                return ws
+            remaining_s = deadline - loop.time()
+            try:
+                if remaining_s <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(self._ready.wait(), remaining_s)
+            except TimeoutError:
+                raise PublisherDisconnected("publisher socket not reconnected in time") from None
+
     async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run one server API method; return its result or raise PublisherError."""
         if self._closing or self._supervisor is None:
             raise PublisherDisconnected("publisher client is not connected")
-        try:
-            await asyncio.wait_for(self._ready.wait(), self.timeout_s)
-        except TimeoutError:
-            raise PublisherDisconnected("publisher socket not reconnected in time") from None
-        ws = self._ws
-        assert ws is not None
+        ws = await self._socket()
         cmd_id = next(self._ids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut

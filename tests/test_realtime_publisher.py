@@ -1,0 +1,117 @@
+"""The persistent publisher socket (``/api/ws``) and its client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from travelagent.client.centrifugo import CentrifugoClient, make_token
+from travelagent.realtime.config import RealtimeConfig
+from travelagent.realtime.publisher_client import (
+    PublisherClient,
+    PublisherDisconnected,
+    PublisherError,
+)
+from travelagent.realtime.testing import running_realtime
+from travelagent.wire.trace import Trace
+
+JWT_SECRET = "publisher-test-jwt-secret-long-enough!"
+API_KEY = "publisher-test-api-key"
+
+
+def config(port: int) -> RealtimeConfig:
+    return RealtimeConfig(port=port, jwt_secret=JWT_SECRET, api_key=API_KEY, webhook_url="")
+
+
+async def test_pipelined_publishes_all_succeed_in_order_on_one_socket(port, tf) -> None:
+    async with running_realtime(config(port)) as rt:
+        sub = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
+        await sub.connect()
+        await sub.subscribe("travel:u1")
+        pub = PublisherClient(rt.publisher_url, API_KEY)
+        await pub.connect()
+        results = await asyncio.gather(*(pub.publish("travel:u1", {"n": i}) for i in range(200)))
+        assert sorted(r["offset"] for r in results) == list(range(1, 201))
+        got = [(await asyncio.wait_for(sub.pushes.get(), 5 * tf)).data["n"] for _ in range(200)]
+        assert got == list(range(200))
+        assert rt.service.stats()["publisher_sockets"] == 1
+        await pub.aclose()
+        await sub.aclose()
+
+
+async def test_stamped_publication_through_the_socket_carries_publish_and_deliver(port, tf) -> None:
+    async with running_realtime(config(port)) as rt:
+        sub = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
+        await sub.connect()
+        await sub.subscribe("travel:u1")
+        pub = PublisherClient(rt.base_url, API_KEY)  # the base URL works too
+        await pub.connect()
+        trace = Trace.start()
+        trace.stamp("worker.publish", "worker")
+        await pub.publish("travel:u1", {"text": "x", "trace": trace.to_wire()})
+        push = await asyncio.wait_for(sub.pushes.get(), 5 * tf)
+        names = [n for n, _, _ in Trace.from_wire(push.data["trace"]).stamps]
+        assert names == ["worker.publish", "realtime.publish", "realtime.deliver"]
+        await pub.aclose()
+        await sub.aclose()
+
+
+async def test_errors_come_back_per_command(port) -> None:
+    async with running_realtime(config(port)) as rt:
+        pub = PublisherClient(rt.publisher_url, API_KEY)
+        await pub.connect()
+        with pytest.raises(PublisherError) as info:
+            await pub.call("nosuch", {})
+        assert info.value.code == 104
+        with pytest.raises(PublisherError) as info:
+            await pub.call("publish", {"channel": "room:a"})
+        assert info.value.code == 107
+        assert (await pub.call("info", {}))["nodes"][0]["publisher_sockets"] == 1
+        await pub.aclose()
+
+
+async def test_raw_socket_gets_an_error_for_a_line_that_is_not_json(port, tf) -> None:
+    async with running_realtime(config(port)) as rt:
+        headers = {"X-API-Key": API_KEY}
+        async with websockets.connect(rt.publisher_url, additional_headers=headers) as ws:
+            await ws.send('nope\n{"id":2,"method":"publish","params":{"channel":"a","data":1}}')
+            replies = [json.loads(x) for x in str(await ws.recv()).split("\n")]
+            assert replies[0]["id"] == 0 and replies[0]["error"]["code"] == 107
+            assert replies[1] == {"id": 2, "result": {}}
+
+
+async def test_wrong_key_is_refused_before_the_upgrade(port) -> None:
+    async with running_realtime(config(port)) as rt:
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await PublisherClient(rt.publisher_url, "wrong").connect()
+        assert info.value.response.status_code == 401
+
+
+async def test_client_reconnects_after_the_server_restarts(port, tf) -> None:
+    async with running_realtime(config(port)) as rt:
+        pub = PublisherClient(rt.publisher_url, API_KEY, backoff_initial_s=0.02, timeout_s=5 * tf)
+        await pub.connect()
+        assert (await pub.publish("room:a", 1))["offset"] == 1
+        await rt.restart()
+        for _ in range(int(500 * tf)):
+            if pub.reconnects:
+                break
+            await asyncio.sleep(0.01)
+        assert pub.reconnects == 1
+        result = await pub.publish("room:a", 2)
+        assert result["offset"] == 1  # a new service: memory history started a new epoch
+        await pub.aclose()
+
+
+async def test_calls_fail_clearly_while_the_server_stays_down(port, tf) -> None:
+    async with running_realtime(config(port)) as rt:
+        pub = PublisherClient(rt.publisher_url, API_KEY, backoff_initial_s=0.02, timeout_s=0.3)
+        await pub.connect()
+        await rt.stop()
+        with pytest.raises(PublisherDisconnected):
+            for _ in range(50):
+                await pub.publish("room:a", 1)
+        await pub.aclose()
