@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from travelagent.link.faults import Faults
+from travelagent.link.proxy import Link
+from travelagent.link.schedule import Shape
+
+MS = 1_000_000
+
+
+@dataclass
+class Upstream:
+    """A line echo server that remembers what happened to each connection."""
+
+    port: int = 0
+    received: list[bytes] = field(default_factory=list)
+    recv_times: list[float] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    eof_at: list[float] = field(default_factory=list)
+    connections: int = 0
+    got_data: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    self.eof_at.append(time.monotonic())
+                    break
+                self.received.append(data)
+                self.recv_times.append(time.monotonic())
+                self.got_data.set()
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError as err:
+            self.errors.append(err)
+        finally:
+            self.ended.set()
+            writer.close()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    up = Upstream()
+    server = await asyncio.start_server(up.handle, "127.0.0.1", 0)
+    up.port = server.sockets[0].getsockname()[1]
+    yield up
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
+async def make_link(upstream: Upstream) -> AsyncIterator:
+    links: list[Link] = []
+
+    async def make(**shape: float | str) -> Link:
+        link = Link(
+            "test",
+            listen_host="127.0.0.1",
+            listen_port=0,
+            upstream_host="127.0.0.1",
+            upstream_port=upstream.port,
+            shape=Shape(**shape),  # type: ignore[arg-type]
+            seed=1,
+            recording=True,
+        )
+        await link.start()
+        links.append(link)
+        return link
+
+    yield make
+    for link in links:
+        await link.stop()
+
+
+async def roundtrip(reader, writer, data: bytes, timeout_s: float) -> float:
+    t0 = time.monotonic()
+    writer.write(data)
+    got = await asyncio.wait_for(reader.readexactly(len(data)), timeout_s)
+    assert got == data
+    return time.monotonic() - t0
+
+
+async def test_bytes_cross_the_link_both_ways_after_the_configured_delay(make_link, tf):
+    link = await make_link(delay_ms=20, setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    rtt_s = await roundtrip(reader, writer, b"hello", 5 * tf)
+    assert rtt_s >= 0.040 - 0.002  # 20 ms each way
+    writer.close()
+    ups = [r for r in link.records if r.direction == "up"]
+    assert ups and all(r.scheduled_ns - r.arrival_ns == 20 * MS for r in ups)
+    assert all(r.delivered_ns >= r.scheduled_ns - 200_000 for r in link.records)
+
+
+async def test_setup_cost_is_paid_once_per_connection(make_link, tf):
+    link = await make_link(delay_ms=15, setup_rtts=1)  # RTT 30 ms
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    first_s = await roundtrip(reader, writer, b"a", 5 * tf)
+    second_s = await roundtrip(reader, writer, b"b", 5 * tf)
+    assert first_s >= 0.060 - 0.002  # handshake 30 + 2 x 15
+    assert second_s < first_s
+    up = [r for r in link.records if r.direction == "up"]
+    assert up[0].scheduled_ns - up[0].arrival_ns >= 15 * MS  # held for the handshake
+    assert up[1].scheduled_ns - up[1].arrival_ns == 15 * MS  # warm connection: delay only
+    writer.close()
+    # A second connection pays again.
+    reader2, writer2 = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    assert await roundtrip(reader2, writer2, b"c", 5 * tf) >= 0.060 - 0.002
+    writer2.close()
+
+
+async def test_burst_does_not_accumulate_delay(make_link, upstream, tf):
+    link = await make_link(delay_ms=30, setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    for i in range(20):
+        writer.write(b"%03d" % i)
+        await writer.drain()
+        await asyncio.sleep(0)
+    await asyncio.wait_for(reader.readexactly(60), 5 * tf)
+    up = [r for r in link.records if r.direction == "up"]
+    assert all(r.scheduled_ns - r.arrival_ns == 30 * MS for r in up)
+    spread_s = upstream.recv_times[-1] - upstream.recv_times[0]
+    assert spread_s < 0.030  # arrived together, not 20 x 30 ms apart
+    writer.close()
+
+
+async def test_order_holds_under_jitter_over_real_sockets(make_link, upstream, tf):
+    link = await make_link(delay_ms=5, jitter_ms=10, jitter="uniform", setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    expected = b"".join(b"%04d," % i for i in range(300))
+    for i in range(300):
+        writer.write(b"%04d," % i)
+        if i % 10 == 0:
+            await asyncio.sleep(0.001)
+    echoed = await asyncio.wait_for(reader.readexactly(len(expected)), 10 * tf)
+    assert b"".join(upstream.received) == expected
+    assert echoed == expected
+    writer.close()
+
+
+async def test_bandwidth_paces_a_large_write(make_link, upstream, tf):
+    link = await make_link(delay_ms=0, setup_rtts=0, bandwidth_kbps=800)  # 100 kB/s
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    t0 = time.monotonic()
+    writer.write(b"x" * 20_000)  # 0.2 s on the wire
+    await asyncio.wait_for(reader.readexactly(20_000), 10 * tf)
+    assert time.monotonic() - t0 >= 0.2 - 0.005
+    writer.close()
+
+
+async def test_counters_count_connections_bytes_and_chunks_per_direction(make_link, tf):
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+        await roundtrip(reader, writer, b"12345", 5 * tf)
+        writer.close()
+        await writer.wait_closed()
+    stats = link.snapshot()["stats"]
+    assert stats["connections"] == 2
+    assert stats["up"]["bytes"] == 10 and stats["down"]["bytes"] == 10
+    assert stats["up"]["chunks"] >= 2 and stats["down"]["chunks"] >= 2
+
+
+async def test_refuse_makes_new_connections_fail_and_clear_restores_them(make_link, tf):
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    await link.set_faults(Faults(refuse=True))
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", link.listen_port)
+    await link.set_faults(Faults())
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    await roundtrip(reader, writer, b"back", 5 * tf)
+    writer.close()
+
+
+async def test_reset_resets_both_peers(make_link, upstream, tf):
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    await roundtrip(reader, writer, b"hi", 5 * tf)
+    await link.set_faults(Faults(reset=True))
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(reader.read(10), 5 * tf)
+    await asyncio.wait_for(upstream.ended.wait(), 5 * tf)
+    assert any(isinstance(e, ConnectionResetError) for e in upstream.errors)
+    assert link.stats.resets == 1
+    # While on, a new connection is reset as soon as it is accepted.
+    reader2, writer2 = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    with pytest.raises(ConnectionResetError):
+        writer2.write(b"x")
+        await asyncio.wait_for(reader2.read(10), 5 * tf)
+    writer.close()
+    writer2.close()
+
+
+async def test_blackhole_accepts_but_delivers_nothing(make_link, upstream, tf):
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    await link.set_faults(Faults(blackhole=True))
+    _reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    writer.write(b"into the void")
+    await writer.drain()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(upstream.got_data.wait(), 0.3)
+    assert upstream.received == []
+    assert link.stats.directions["up"].dropped_bytes == len(b"into the void")
+    writer.close()
+
+
+async def test_slow_close_passes_the_close_on_late(make_link, upstream, tf):
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    await link.set_faults(Faults(slow_close_ms=300))
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    await roundtrip(reader, writer, b"bye", 5 * tf)
+    t0 = time.monotonic()
+    writer.write_eof()
+    await asyncio.wait_for(upstream.ended.wait(), 5 * tf)
+    assert upstream.eof_at and upstream.eof_at[0] - t0 >= 0.3 - 0.005
+    writer.close()
+
+
+async def test_close_is_passed_on_after_the_data(make_link, upstream, tf):
+    link = await make_link(delay_ms=20, setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    writer.write(b"last words")
+    writer.write_eof()
+    await asyncio.wait_for(upstream.ended.wait(), 5 * tf)
+    assert b"".join(upstream.received) == b"last words"
+    assert await asyncio.wait_for(reader.read(), 5 * tf) == b"last words"
+    writer.close()
+
+
+async def test_unreachable_upstream_closes_the_client_and_is_counted(tf, port):
+    link = Link(
+        "dead",
+        listen_host="127.0.0.1",
+        listen_port=0,
+        upstream_host="127.0.0.1",
+        upstream_port=port,  # nothing listens here
+        shape=Shape(setup_rtts=0),
+    )
+    await link.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(reader.read(10), 5 * tf)
+        assert link.stats.upstream_failures == 1
+        writer.close()
+    finally:
+        await link.stop()
