@@ -107,7 +107,7 @@ def waterfall(run: Run, msg_id: str, *, title: str | None = None) -> Figure:
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     for yi, s, d in zip(y, start, dur, strict=True):
-        ax.text(s + d, yi, f" {d:.1f}", va="center", fontsize=7)
+        ax.text(s + d, float(yi), f" {d:.1f}", va="center", fontsize=7)
     m = run.messages[run.messages["msg_id"] == msg_id]
     if len(m) and pd.notna(m["ttfc_ms"].iloc[0]):
         ax.axvline(float(m["ttfc_ms"].iloc[0]), color="black", linestyle=":", label="first chunk")
@@ -142,7 +142,7 @@ def decomposition_bars(run: Run, cells: Sequence[str] | None = None) -> Figure:
                 edgecolor="black", linewidth=0.5)  # fmt: skip
         left += v
     for yi, tot in zip(y, left, strict=True):
-        ax.text(tot, yi, f" {tot:.1f}", va="center", fontsize=8)
+        ax.text(tot, float(yi), f" {tot:.1f}", va="center", fontsize=8)
     ax.set_yticks(y, d["cell"].astype(str))
     ax.invert_yaxis()
     ax.set_xlabel("mean time per message [ms] (parts add up to the mean service time)")
@@ -157,7 +157,8 @@ def load_curves(table: pd.DataFrame) -> Figure:
     for i, (series, g) in enumerate(table.groupby("series", sort=False)):
         x = g["offered_rps"].to_numpy(float)
         color = f"C{i % 10}"
-        short = series if len(series) < 40 else series[:37] + "..."
+        name = str(series)
+        short = name if len(name) < 40 else name[:37] + "..."
         ax1.plot(x, g["service_p99_ms"], "o--", color=color, label=f"{short} p99 service")
         ax1.plot(x, g["corrected_p99_ms"], "s-", color=color, label=f"{short} p99 corrected")
         ax1.plot(x, g["service_p50_ms"], ":", color=color, label=f"{short} p50 service")

@@ -1,0 +1,230 @@
+"""The report: every notebook executed against one run, rendered to HTML, and an index.
+
+``build_report`` executes each notebook with papermill (parameter ``run_path``), renders the
+executed copy to HTML with nbconvert whether or not a cell failed (a failed notebook shows its
+error where it happened), and writes ``index.html``: the claims table first, then links to the
+notebooks with their status, then the run's metadata. One failing notebook never stops the
+others; the caller learns of it from ``Report.ok``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from travelagent.analysis.claims import claims_table
+from travelagent.analysis.load import Run, load_run, project_root
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    executed: Path
+    html: Path | None
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+@dataclass
+class Report:
+    run_id: str
+    out_dir: Path
+    index: Path
+    notebooks: list[NotebookResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(n.ok for n in self.notebooks)
+
+
+def default_notebooks_dir() -> Path:
+    return project_root() / "notebooks"
+
+
+def _error_text(err: BaseException) -> str:
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = getattr(err, "evalue", str(err))
+    tb = getattr(err, "traceback", None)
+    text = f"{ename}: {evalue}"
+    if tb:
+        text += "\n" + "\n".join(tb)
+    return _ANSI.sub("", text)
+
+
+def execute_notebook(
+    src: Path, dest: Path, run_path: Path, *, timeout_s: float, kernel_name: str = "python3"
+) -> tuple[bool, str]:
+    """Execute ``src`` into ``dest`` with papermill; (ok, error text)."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(
+            str(src),
+            str(dest),
+            parameters={"run_path": str(run_path)},
+            kernel_name=kernel_name,
+            cwd=str(src.parent),
+            execution_timeout=timeout_s,
+            progress_bar=False,
+            log_output=False,
+        )
+    except Exception as err:  # a cell error, a timeout, a dead kernel: all reported, none fatal
+        return False, _error_text(err)
+    return True, ""
+
+
+def render_html(executed: Path, dest: Path) -> Path | None:
+    """Render an executed notebook to a standalone HTML file (figures embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    if not executed.exists():
+        return None
+    nb = nbformat.read(str(executed), as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    dest.write_text(body)
+    return dest
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 70em; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.4; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+td.confirmed { background: #dff0d8; font-weight: bold; }
+td.refuted { background: #f2dede; font-weight: bold; }
+td.not-tested { background: #eee; color: #666; }
+.failed { color: #a00; font-weight: bold; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+@media print { body { max-width: none; } a { color: inherit; } }
+"""
+
+
+def _claims_html(run: Run) -> str:
+    ct = claims_table(run)
+    rows = []
+    for r in ct.to_dict("records"):
+        cls = str(r["verdict"]).replace(" ", "-")
+        rows.append(
+            "<tr>"
+            f"<td>{html.escape(str(r['claim']))}</td>"
+            f'<td class="{cls}">{html.escape(str(r["verdict"]))}</td>'
+            f"<td>{html.escape(str(r['evidence']))}</td>"
+            f"<td>{html.escape(str(r['rationale']))}</td>"
+            "</tr>"
+        )
+    return (
+        '<table id="claims"><thead><tr><th>claim</th><th>verdict</th><th>evidence</th>'
+        "<th>rationale</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _cells_html(run: Run) -> str:
+    cols = ["cell", "arch", "publish", "streaming", "webhook_mode", "profile", "load",
+            "status", "messages", "ok"]  # fmt: skip
+    c = run.cells[[k for k in cols if k in run.cells]]
+    return c.to_html(index=False, border=0, escape=True)
+
+
+def _index_html(run: Run, report: Report, claims: str) -> str:
+    m = run.meta
+    nb_rows = []
+    for n in report.notebooks:
+        link = (
+            f'<a href="{html.escape(n.html.name)}">{html.escape(n.name)}</a>'
+            if n.html
+            else html.escape(n.name)
+        )
+        status = "ok" if n.ok else '<span class="failed">failed</span>'
+        err = f"<pre>{html.escape(n.error[-3000:])}</pre>" if n.error else ""
+        nb_rows.append(f"<tr><td>{link}</td><td>{status}</td><td>{n.seconds:.1f} s</td>"
+                       f"<td>{err}</td></tr>")  # fmt: skip
+    facts = {
+        "run": run.run_id,
+        "kind": m.get("kind", ""),
+        "status": m.get("status", ""),
+        "started": m.get("started", ""),
+        "ended": m.get("ended", ""),
+        "seed": m.get("seed", ""),
+        "git commit": m.get("git_commit", ""),
+        "messages": f"{len(run.messages)} ({len(run.ok())} ok)",
+    }
+    facts_html = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in facts.items()
+    )
+    meta_json = html.escape(json.dumps(m, indent=2, sort_keys=True, default=str))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>travelagent report: {html.escape(run.run_id)}</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>Latency report: {html.escape(run.run_id)}</h1>
+<h2>The architecture note's claims</h2>
+<p>Verdicts computed from this run; the rules are in docs/analysis.md. <em>not tested</em>
+means the run lacks the cells a claim needs.</p>
+{claims}
+<h2>Notebooks</h2>
+<table><thead><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr></thead>
+<tbody>{"".join(nb_rows)}</tbody></table>
+<h2>Run</h2>
+<table>{facts_html}</table>
+<h3>Cells</h3>
+{_cells_html(run)}
+<details><summary>run.json</summary><pre>{meta_json}</pre></details>
+</body></html>
+"""
+
+
+def build_report(
+    run_path: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    notebooks_dir: str | Path | None = None,
+    timeout_s: float = 600.0,
+    kernel_name: str = "python3",
+    progress: bool = True,
+) -> Report:
+    """Execute and render every notebook against the run; write index.html; return the report.
+
+    Raises ``RunError`` if ``run_path`` is not a run and ``FileNotFoundError`` if there are no
+    notebooks; notebook failures are recorded in the result, not raised.
+    """
+    from tqdm import tqdm
+
+    run_dir = Path(run_path).resolve()
+    run = load_run(run_dir)
+    nb_dir = Path(notebooks_dir) if notebooks_dir else default_notebooks_dir()
+    sources = sorted(nb_dir.glob("[!_]*.ipynb"))
+    if not sources:
+        raise FileNotFoundError(f"{nb_dir}: no notebooks to execute")
+    out = Path(out_dir) if out_dir else project_root() / "data" / "reports" / run.run_id
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(run_id=run.run_id, out_dir=out, index=out / "index.html")
+    for src in tqdm(sources, desc="notebooks", unit="nb", disable=not progress):
+        t0 = time.monotonic()
+        executed = out / src.name
+        ok, err = execute_notebook(src, executed, run_dir, timeout_s=timeout_s,
+                                   kernel_name=kernel_name)  # fmt: skip
+        try:
+            page = render_html(executed, out / f"{src.stem}.html")
+        except Exception as render_err:  # a notebook that cannot render is a failed one
+            page, ok = None, False
+            err = (err + "\n" if err else "") + f"rendering failed: {_error_text(render_err)}"
+        report.notebooks.append(
+            NotebookResult(src.name, executed, page, ok, time.monotonic() - t0, err)
+        )
+    try:
+        claims = _claims_html(run)
+    except Exception as err:  # the index is still worth writing without the table
+        claims = f'<p class="failed">claims could not be computed: {html.escape(str(err))}</p>'
+    report.index.write_text(_index_html(run, report, claims))
+    return report
