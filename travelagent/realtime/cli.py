@@ -64,5 +64,7 @@ def main(args: argparse.Namespace) -> int:
         port=args.port,
         print=lambda *_: print(f"realtime listening on http://{args.host}:{args.port}"),
         shutdown_timeout=2.0,
+        # One log line per request would cost more than the request itself under load.
+        access_log=logging.getLogger("aiohttp.access") if args.log_level == "debug" else None,
     )
     return 0
