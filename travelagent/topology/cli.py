@@ -64,6 +64,8 @@ def main(args: argparse.Namespace) -> int:
         for name, url in topo.urls.items():
             print(f"  {name:<16} {url}")
         print(f"  {'secrets':<16} source {secrets_path}")
+        pids = " ".join(f"{name}={pid}" for name, pid in topo.pids.items())
+        print(f"  {'processes':<16} {pids}")
         print("ready; Ctrl-C stops everything", flush=True)
         done.wait()
     finally:
