@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from travelagent.analysis.decompose import decompose_cells
 from travelagent.analysis.stats import METRICS
@@ -108,15 +110,18 @@ def waterfall(run: Run, msg_id: str, *, title: str | None = None) -> Figure:
     ax.invert_yaxis()
     for yi, s, d in zip(y, start, dur, strict=True):
         ax.text(s + d, float(yi), f" {d:.1f}", va="center", fontsize=7)
+    handles: list[Artist] = [plt.Rectangle((0, 0), 1, 1, color=c) for c in CATEGORY_COLORS.values()]
+    names = list(CATEGORY_COLORS)
     m = run.messages[run.messages["msg_id"] == msg_id]
-    if len(m) and pd.notna(m["ttfc_ms"].iloc[0]):
-        ax.axvline(float(m["ttfc_ms"].iloc[0]), color="black", linestyle=":", label="first chunk")
-        ax.legend(fontsize=8, loc="lower right")
+    # the first chunk, when it came before the whole reply (a streamed reply)
+    if len(m) and pd.notna(m["ttfc_ms"].iloc[0]) and m["ttfc_ms"].iloc[0] < dur.sum() - 1e-3:
+        handles.append(ax.axvline(float(m["ttfc_ms"].iloc[0]), color="black", linestyle=":"))
+        names.append("first chunk")
     ax.set_xlabel("time since client.send [ms]")
     meta = h.iloc[0]
     ax.set_title(title or f"{meta['cell']}: one message, {len(h)} hops, {dur.sum():.1f} ms")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in CATEGORY_COLORS.values()]
-    fig.legend(handles, list(CATEGORY_COLORS), fontsize=8, loc="upper right", ncols=4)
+    ax.legend(handles, names, fontsize=8, loc="upper center",
+              bbox_to_anchor=(0.5, -0.12 - 0.6 / len(h)), ncols=5)  # fmt: skip
     return fig
 
 
@@ -153,7 +158,9 @@ def decomposition_bars(run: Run, cells: Sequence[str] | None = None) -> Figure:
 
 def load_curves(table: pd.DataFrame) -> Figure:
     """Percentiles (service and corrected) and throughput against offered load, per series."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 5))
+    sizes = table.groupby("series", sort=False).size()
+    table = table[table["series"].isin(sizes[sizes > 1].index)]  # a curve needs two points
     for i, (series, g) in enumerate(table.groupby("series", sort=False)):
         x = g["offered_rps"].to_numpy(float)
         color = f"C{i % 10}"
@@ -171,8 +178,10 @@ def load_curves(table: pd.DataFrame) -> Figure:
     ax1.set_xlabel("offered load [requests/s]")
     ax1.set_ylabel("latency [ms]")
     ax1.set_yscale("log")
+    ax1.yaxis.set_major_formatter(ScalarFormatter())
+    ax1.yaxis.set_minor_formatter(ScalarFormatter())
     ax1.set_title("Latency vs offered load (vertical line: knee)")
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=7, loc="upper left")
     ax2.set_xlabel("offered load [requests/s]")
     ax2.set_ylabel("throughput [replies/s]")
     ax2.set_title("Throughput vs offered load")

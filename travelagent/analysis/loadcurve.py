@@ -32,6 +32,30 @@ def _span_s(a: pd.Series, b: pd.Series) -> float:
     return span if span > 0 else np.nan
 
 
+def _label(factor: str, value: object, cells: pd.DataFrame) -> str:
+    if factor == "streaming":
+        return "streamed" if value else "unstreamed"
+    if factor == "links":
+        return f"links#{sorted(cells['links'].unique()).index(value)}"
+    return str(value)
+
+
+def _short_series(run: Run) -> list[str]:
+    """Series labels naming only the factors that differ between cells of the run."""
+    c = run.cells
+    vary = [f for f in FACTORS if f not in ("load", "links") and c[f].nunique() > 1]
+    if "links" in c and c["links"].nunique() > 1:
+        vary.append("links")
+    names = []
+    for cell in run.messages["cell"].drop_duplicates():
+        if cell in c.index:
+            parts = [_label(f, c.loc[cell, f], c) for f in vary if c.loc[cell, f] != ""]
+            names.append(" ".join(parts) or "all")
+        else:
+            names.append(str(cell))
+    return names
+
+
 def load_table(run: Run) -> pd.DataFrame:
     """One row per cell: series, users, offered and achieved rates, percentiles, error rate,
     and whether the point is at or past the series' knee."""
@@ -45,11 +69,7 @@ def load_table(run: Run) -> pd.DataFrame:
         throughput = len(ok) / _span_s(m["send_ns"], ok["recv_ns"]) if len(ok) > 1 else np.nan
         row = {
             "cell": cell,
-            "series": " ".join(
-                f"{f}={info[f]}" for f in FACTORS if f not in ("load", "links") and info[f] != ""
-            )
-            if info is not None
-            else str(cell),
+            "series": "",  # filled below, once all cells are known
             "users": info["users"] if info is not None else None,
             "offered_rps": offered,
             "throughput_rps": throughput,
@@ -64,6 +84,7 @@ def load_table(run: Run) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
+    df["series"] = _short_series(run)
     df = df.sort_values(["series", "offered_rps"], kind="stable").reset_index(drop=True)
     df["past_knee"] = False
     for _, g in df.groupby("series", sort=False):
