@@ -153,7 +153,9 @@ async def handle_publisher_socket(request: web.Request) -> web.StreamResponse:
     service: RealtimeService = request.app[SERVICE]
     if not _authorized(service, request):
         return _error(401, cf.ERROR_UNAUTHORIZED, "unauthorized: missing or wrong X-API-Key")
-    ws = web.WebSocketResponse(max_msg_size=service.config.max_frame_bytes * 16)
+    ws = web.WebSocketResponse(
+        max_msg_size=max(service.config.max_frame_bytes, 1 << 20), compress=False
+    )
     await ws.prepare(request)
     service.publisher_sockets += 1
     service.sockets.add(ws)

@@ -324,7 +324,9 @@ class ClientSession:
 
 async def handle_client_websocket(request: web.Request) -> web.WebSocketResponse:
     service: RealtimeService = request.app[SERVICE]
-    ws = web.WebSocketResponse(max_msg_size=service.config.max_frame_bytes, autoping=True)
+    ws = web.WebSocketResponse(
+        max_msg_size=service.config.max_frame_bytes, autoping=True, compress=False
+    )
     await ws.prepare(request)
     session = ClientSession(service, ws)
     service.sockets.add(ws)
