@@ -1,0 +1,81 @@
+"""The real components (worker, realtime, links) brought up by the launcher, end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from travelagent.client.aio_gateway import AsyncGatewayClient
+from travelagent.topology.launcher import Topology
+
+pytestmark = pytest.mark.slow
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+async def test_loopback_topology_is_healthy_through_its_links_and_answers(tmp_path, tf):
+    async with Topology("loopback", run_dir=tmp_path / "run", start_timeout_s=30 * tf) as topo:
+        async with httpx.AsyncClient(timeout=5 * tf) as http:
+            worker = await http.get(topo.urls["worker"] + "/healthz")
+            assert worker.status_code == 200
+            realtime = await http.get(f"http://127.0.0.1:{topo.ports['client_realtime']}/healthz")
+            assert realtime.status_code == 200
+        async with AsyncGatewayClient(topo.urls["gateway"], "e2e-user", timeout_s=20 * tf) as c:
+            record = await c.request("Hello! Any tips for Lisbon?")
+        assert record.status == "ok", record.error
+        stats = topo.links()
+        assert stats["client_worker"]["stats"]["connections"] >= 2
+        assert stats["client_worker"]["stats"]["down"]["bytes"] > 0
+        pids = list(topo.pids.values())
+    assert all(gone(pid) for pid in pids)
+
+
+def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(tmp_path, tf):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "travelagent", "up", "ci", "--run-dir", str(tmp_path / "run")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60 * tf
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("ready"):
+                break
+        assert lines and lines[-1].startswith("ready"), "".join(lines)
+        urls = dict(line.split(None, 1) for line in lines if line.startswith("  "))
+        assert urls["gateway"].strip().startswith("ws://127.0.0.1:")
+        pids = [int(kv.split("=")[1]) for kv in urls["processes"].split()]
+        health = httpx.get(urls["worker"].strip() + "/healthz", timeout=5 * tf)
+        assert health.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30 * tf)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+    assert all(gone(pid) for pid in pids)
