@@ -13,7 +13,7 @@ from travelagent.agent.directory import LocalAgentDirectory
 from travelagent.agent.llm.profiles import LatencyProfile
 from travelagent.agent.llm.simulated import SimulatedLLM
 from travelagent.agent.travel_agent import AgentError
-from travelagent.wire.trace import Trace
+from travelagent.wire.trace import MAX_STAMPS, Trace
 
 FAST = LatencyProfile("test-fast", (2, 4), (0.1, 0.3), (1, 2), "test")
 SLOW = LatencyProfile("test-slow", (150, 150), (1, 1), (0, 0), "test")
@@ -295,3 +295,17 @@ async def test_listeners_hear_itinerary_changes_in_order(db: Path, tf: float) ->
     assert [e["type"] for e in events] == ["itinerary", "itinerary"]
     assert events[0]["agent"] == "u1"
     assert [i["name"] for i in events[1]["itinerary"]] == ["Kyoto", "Nikko"]
+
+
+async def test_a_full_trace_does_not_stop_the_turn(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=FlakyLLM())
+    trace = Trace.start()
+    for _ in range(MAX_STAMPS):
+        trace.stamp("client.send", "client")
+    try:
+        sink = RecordingSink()
+        await d.get("u1").on_message(sink, "hi", trace=trace, stream=False)
+        assert sink.events == [("response", "partial ok")]  # stamps skipped, reply delivered
+        assert len(trace.stamps) == MAX_STAMPS
+    finally:
+        await d.close()

@@ -26,7 +26,7 @@ from travelagent.agent.base import AgentEvent, AgentListener, LLMBackend, ReplyS
 from travelagent.agent.catalog import Catalog
 from travelagent.agent.state import TripState, apply_user_message, llm_messages
 from travelagent.agent.store import AgentStore, StoreError
-from travelagent.wire.trace import Trace
+from travelagent.wire.trace import Trace, TraceError
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,7 @@ class TravelAgent:
         *,
         on_begin: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[str, None]:
-        if trace is not None:
-            trace.stamp("agent.start", self.process)
+        self._stamp(trace, "agent.start")
         state = copy.deepcopy(await self._loaded())
         change = apply_user_message(state, text, self._catalog)
         seq = self._append(state, "user", text)
@@ -151,12 +150,19 @@ class TravelAgent:
         state = copy.deepcopy(state)
         seq = self._append(state, "assistant", reply)
         await self._commit(state, [(seq, "assistant", reply)])
-        if trace is not None:
-            trace.stamp("agent.done", self.process)
+        self._stamp(trace, "agent.done")
         if change.itinerary:
             self._announce(
                 {"type": "itinerary", "agent": self.name, "itinerary": list(state.itinerary)}
             )
+
+    def _stamp(self, trace: Trace | None, name: str) -> None:
+        if trace is None:
+            return
+        try:
+            trace.stamp(name, self.process)
+        except TraceError:  # a peer filled the trace: the turn matters more than the stamp
+            log.warning("agent %s: trace %s is full; %s not stamped", self.name, trace.id, name)
 
     def _append(self, state: TripState, role: str, content: str) -> int:
         seq = state.message_count
