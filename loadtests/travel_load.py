@@ -126,7 +126,8 @@ _user_numbers = count(1)
 
 
 def next_user_id(opts: Namespace) -> str:
-    prefix = getattr(opts, "user_prefix", "") or f"{socket.gethostname()[:12]}-{os.getpid()}"
+    # The pid keeps ids unique across the processes of one run (--processes, workers).
+    prefix = f"{getattr(opts, 'user_prefix', '') or socket.gethostname()[:12]}-{os.getpid()}"
     return f"{prefix}-u{next(_user_numbers)}"
 
 

@@ -1,0 +1,75 @@
+"""``travelagent run EXPERIMENT``: topology + Locust headless for every cell of an experiment."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from travelagent.runner.experiment import Cell
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "experiment",
+        metavar="EXPERIMENT",
+        help="an experiment file, or a name under loadtests/experiments/ (e.g. default, tiny)",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="the run directory (default: data/runs/<new run id>)"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the experiment and print its cells and Locust commands; start nothing",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    from travelagent.client.runinfo import new_run_id
+    from travelagent.runner.experiment import ExperimentError, load_experiment
+    from travelagent.runner.run import locust_command, run_experiment
+
+    try:
+        experiment = load_experiment(args.experiment)
+    except ExperimentError as err:
+        print(f"travelagent run: {err}", file=sys.stderr)
+        return 2
+    cells = experiment.cells()
+    run_dir = Path(args.out) if args.out else Path("data/runs") / new_run_id(f"{experiment.name}-")
+    est_s = sum(c.duration_s + 5 for c in cells)
+    if args.dry_run:
+        print(f"experiment {experiment.name}: {len(cells)} cells, about {est_s / 60:.1f} min")
+        urls = {"gateway": "<gateway-url>", "realtime": "<realtime-url>"}
+        for cell in cells:
+            cmd = locust_command(cell, urls=urls, cell_dir=run_dir / "cells" / cell.name,
+                                 run_id=run_dir.name)  # fmt: skip
+            print(f"\n[{cell.name}] {cell.entry.arch} publish={cell.entry.publish or '-'} "
+                  f"stream={cell.entry.streaming} users={cell.shape.peak_users} "
+                  f"{cell.duration_s:g}s\n  " + " ".join(cmd[1:]))  # fmt: skip
+        return 0
+    if run_dir.exists() and any(run_dir.iterdir()):
+        print(f"travelagent run: {run_dir} exists and is not empty", file=sys.stderr)
+        return 2
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(cells), unit="cell", disable=args.no_progress, file=sys.stderr)
+
+    def progress(cell: Cell, i: int, n: int) -> None:
+        bar.set_description(cell.name)
+
+    def done(cell: Cell, info: dict[str, Any]) -> None:
+        bar.update(1)
+        if info["status"] != "ok":
+            bar.write(f"cell {cell.name}: {info['status']}: {info['error']}")
+
+    print(f"travelagent run: {experiment.name}, {len(cells)} cells into {run_dir}", file=sys.stderr)
+    status = run_experiment(experiment, run_dir, progress=progress, done=done)
+    bar.close()
+    print(f"travelagent run: {status}; {run_dir}", file=sys.stderr)
+    print(run_dir)
+    return {"ok": 0, "failed": 1, "interrupted": 130}.get(status, 1)

@@ -1,0 +1,253 @@
+"""Run an experiment: for every cell, a fresh topology, Locust headless, the records filed.
+
+Layout of a run (``data/runs/<id>/``)::
+
+    run.json                    kind "experiment", status, the resolved experiment, cells[]
+    messages.parquet            every cell's messages (``cell`` column)
+    stamps.parquet
+    cells/<cell>/               locust_stats.csv ..., locust.html, locust.log,
+                                latency-{corrected,uncorrected}.hlog, topology/ (logs)
+
+A cell that fails (topology does not start, Locust crashes) is marked ``failed`` with the error
+and the run goes on; Ctrl-C stops the cell in progress cleanly, marks it ``interrupted``, keeps
+its records and every finished cell, and ends the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from travelagent.client.records import finalize_run
+from travelagent.client.runinfo import iso_now, write_run_json
+from travelagent.config import JWT_SECRET_ENV
+from travelagent.runner.experiment import Cell, Experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+LOCUST_GRACE_S = 30.0  # beyond the cell's duration and stop timeout, before Locust is killed
+
+
+def locust_command(cell: Cell, *, urls: dict[str, str], cell_dir: Path, run_id: str) -> list[str]:
+    """The Locust command line for one cell."""
+    shape, load, entry = cell.shape, cell.load, cell.entry
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+        "--users", str(shape.peak_users),
+        "--spawn-rate", f"{shape.spawn(shape.peak_users):g}",
+        "--run-time", f"{cell.duration_s:g}s",
+        "--stop-timeout", f"{load.stop_timeout_s:g}",
+        "--csv", str(cell_dir / "locust"),
+        "--html", str(cell_dir / "locust.html"),
+        "--arch", entry.arch,
+        "--stream", "true" if entry.streaming else "false",
+        "--pace", "open" if shape.open_loop else load.pace,
+        "--rate-per-user", f"{shape.rate_per_user if shape.open_loop else load.rate_per_user:g}",
+        "--arrivals", load.arrivals,
+        "--think-ms", f"{load.think_ms:g}",
+        "--timeout-s", f"{load.timeout_s:g}",
+        "--message-mix", load.message_mix,
+        "--run-dir", str(cell_dir),
+        "--run-id", run_id,
+        "--cell", cell.name,
+        "--user-prefix", cell.name,
+        "--gateway-url", urls.get("gateway", ""),
+        "--realtime-url", urls.get("realtime", ""),
+    ]  # fmt: skip
+    if entry.publish:
+        cmd += ["--publish", entry.publish]
+    if shape.kind != "constant":
+        cmd += ["--shape", shape.kind, "--shape-params", json.dumps(shape.to_dict())]
+    if load.processes > 1:
+        cmd += ["--processes", str(load.processes)]
+    return cmd
+
+
+def _count_messages(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+
+
+def file_cell_records(run_dir: Path, cell_dir: Path, cell: Cell) -> int:
+    """Merge the cell's part files, write its HdrHistogram logs, and move its rows into the
+    run's Parquet files. Returns the cell's message count."""
+    import pandas as pd
+
+    from travelagent.runner.hdr import write_cell_logs
+
+    if (cell_dir / "parts").exists() or (cell_dir / "messages.parquet").exists():
+        finalize_run(cell_dir)
+    msgs_path = cell_dir / "messages.parquet"
+    if not msgs_path.exists():
+        return 0
+    write_cell_logs(
+        pd.read_parquet(msgs_path), cell_dir, cell=cell.name, think_ms=cell.load.think_ms
+    )
+    n = _count_messages(msgs_path)
+    parts = run_dir / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    # One part per cell; finalize_run de-duplicates by msg_id, so filing twice is harmless.
+    shutil.move(str(msgs_path), parts / f"messages-cell-{cell.name}.parquet")
+    shutil.move(str(cell_dir / "stamps.parquet"), parts / f"stamps-cell-{cell.name}.parquet")
+    finalize_run(run_dir)
+    return n
+
+
+def _stop_locust(proc: subprocess.Popen[bytes]) -> None:
+    """Ask Locust to stop (SIGINT: it stops users, writes its reports and records)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=LOCUST_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
+    """Bring up the cell's topology, run Locust against it, stop everything, file records."""
+    from travelagent.topology.launcher import Topology
+
+    cell_dir = run_dir / "cells" / cell.name
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {
+        "cell": cell.name,
+        "scenario_name": cell.entry.name,
+        "scenario": cell.entry.scenario.to_dict(),
+        "preset": cell.entry.preset,
+        "overrides": cell.entry.overrides,
+        "arch": cell.entry.arch,
+        "publish": cell.entry.publish,
+        "streaming": cell.entry.streaming,
+        "shape": {"name": cell.shape_name, **cell.shape.to_dict()},
+        "users": cell.shape.peak_users,
+        "duration_s": cell.duration_s,
+        "repetition": cell.repetition,
+        "load": cell.load.to_dict(),
+        "status": "failed",
+        "error": "",
+        "started": iso_now(),
+        "ended": None,
+        "messages": 0,
+    }
+    interrupted = False
+    try:
+        with Topology(cell.entry.scenario, run_dir=cell_dir / "topology") as topo:
+            cmd = locust_command(cell, urls=topo.urls, cell_dir=cell_dir, run_id=run_id)
+            info["locust_command"] = cmd
+            env = {**os.environ, **topo.secrets, "PYTHONPATH": str(ROOT)}
+            env.setdefault(JWT_SECRET_ENV, topo.secrets.get(JWT_SECRET_ENV, ""))
+            with open(cell_dir / "locust.log", "wb") as log:
+                # Own process group: a Ctrl-C reaches the runner only, which stops Locust itself.
+                proc = subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                    start_new_session=True,
+                )  # fmt: skip
+                limit_s = cell.duration_s + cell.load.stop_timeout_s + LOCUST_GRACE_S
+                try:
+                    code = proc.wait(timeout=limit_s)
+                except subprocess.TimeoutExpired:
+                    _stop_locust(proc)
+                    code = proc.returncode
+                    info["error"] = f"Locust ran past {limit_s:g} s and was stopped"
+                except KeyboardInterrupt:
+                    interrupted = True
+                    _stop_locust(proc)
+                    code = proc.returncode
+            crashes = [c.name for c in getattr(topo, "crashes", [])]
+            # Locust exits 1 when any request failed: a measurement, not a failed cell.
+            if interrupted:
+                info["status"] = "interrupted"
+            elif code in (0, 1) and not info["error"] and not crashes:
+                info["status"] = "ok"
+            elif crashes:
+                info["error"] = f"topology processes crashed: {', '.join(crashes)}"
+            elif not info["error"]:
+                info["error"] = f"Locust exited with {code}; see {cell_dir / 'locust.log'}"
+            info["locust_exit_code"] = code
+    except KeyboardInterrupt:
+        interrupted = True
+        info["status"] = "interrupted"
+    except Exception as err:  # a cell that cannot run is reported, and the run goes on
+        info["error"] = f"{type(err).__name__}: {err}"
+    try:
+        info["messages"] = file_cell_records(run_dir, cell_dir, cell)
+    except Exception as err:
+        info["status"] = "failed" if not interrupted else "interrupted"
+        info["error"] = (info["error"] + "; " if info["error"] else "") + f"records: {err}"
+    info["ended"] = iso_now()
+    if interrupted:
+        raise CellInterrupted(info)
+    return info
+
+
+class CellInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a cell; carries the cell's (filed) info."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        super().__init__()
+        self.info = info
+
+
+def run_experiment(
+    experiment: Experiment,
+    run_dir: Path,
+    *,
+    progress: Callable[[Cell, int, int], None] | None = None,
+    done: Callable[[Cell, dict[str, Any]], None] | None = None,
+) -> str:
+    """Run every cell into ``run_dir``; return the run's status (ok | failed | interrupted)."""
+    cells = experiment.cells()
+    run_id = run_dir.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    base = {
+        "kind": "experiment",
+        "run_id": run_id,
+        "experiment": experiment.to_dict(),
+        "planned_cells": [c.name for c in cells],
+        "started": iso_now(),
+        "ended": None,
+        "status": "running",
+        "cells": results,
+    }
+    write_run_json(run_dir, base)
+    status = "ok"
+    t0 = time.monotonic()
+    for i, cell in enumerate(cells):
+        if progress is not None:
+            progress(cell, i, len(cells))
+        try:
+            info = run_cell(cell, run_dir, run_id)
+        except CellInterrupted as stop:
+            results.append(stop.info)
+            status = "interrupted"
+            write_run_json(run_dir, {"cells": results})
+            break
+        results.append(info)
+        if info["status"] != "ok":
+            status = "failed"
+        write_run_json(run_dir, {"cells": results, "elapsed_s": round(time.monotonic() - t0, 1)})
+        if done is not None:
+            done(cell, info)
+    if not (run_dir / "messages.parquet").exists():
+        finalize_run(run_dir)  # an empty but well-formed pair of files
+    write_run_json(
+        run_dir,
+        {
+            "cells": results,
+            "status": status,
+            "ended": iso_now(),
+            "elapsed_s": round(time.monotonic() - t0, 1),
+        },
+    )
+    return status
