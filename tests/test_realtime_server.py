@@ -369,3 +369,25 @@ async def test_publication_data_without_a_trace_passes_through_untouched(rt, tf)
             await http.post("/api/publish", json={"channel": "travel:u1", "data": data})
             assert (await next_push(c, tf)).data == data
     await c.aclose()
+
+
+async def test_client_publication_is_stamped_on_receipt_and_a_full_trace_passes_unstamped(
+    rt, tf
+) -> None:
+    c = await connected(rt, "u1")
+    await c.subscribe("travel:u1")
+    trace = Trace.start("m1")
+    t_send = trace.stamp("client.send", "client")
+    await c.publish("travel:u1", {"text": "x", "trace": trace.to_wire()})
+    got = Trace.from_wire((await next_push(c, tf)).data["trace"])
+    assert [(n, p) for n, _, p in got.stamps] == [
+        ("client.send", "client"),
+        ("realtime.recv", "realtime"),
+    ]
+    assert got.stamps[1][1] >= t_send
+    full = Trace.start("m2")
+    for i in range(256):
+        full.stamp("client.send", "client", t_ns=i)
+    await c.publish("travel:u1", {"text": "y", "trace": full.to_wire()})
+    assert len((await next_push(c, tf)).data["trace"]["stamps"]) == 256
+    await c.aclose()

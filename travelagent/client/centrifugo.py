@@ -110,6 +110,9 @@ class CentrifugoClient:
         try:
             await ws.send(json.dumps({"id": cmd_id, method: params}, separators=(",", ":")))
             reply = await asyncio.wait_for(fut, self.timeout_s)
+        except websockets.ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+            raise ConnectionLost(code, "closed while sending") from None
         finally:
             self._pending.pop(cmd_id, None)
         if "error" in reply:
@@ -156,8 +159,14 @@ class CentrifugoClient:
                 t_ns = now_ns()
                 text = frame if isinstance(frame, str) else frame.decode()
                 for line in text.split("\n"):
-                    if line.strip():
-                        await self._on_message(ws, json.loads(line), t_ns)
+                    if not line.strip():
+                        continue
+                    try:
+                        msg = json.loads(line)
+                    except ValueError:
+                        continue  # not the protocol; nothing to match it to
+                    if isinstance(msg, dict):
+                        await self._on_message(ws, msg, t_ns)
         except websockets.ConnectionClosed:
             pass
         finally:

@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 from aiohttp import WSMsgType, web
 
-from travelagent.realtime.hub import PROCESS, trace_of
+from travelagent.realtime.hub import stamp, trace_of
 from travelagent.realtime.service import SERVICE, RealtimeService
 from travelagent.realtime.webhook_sender import WebhookJob, now_ms
 from travelagent.wire import centrifugo as cf
@@ -158,6 +158,10 @@ class ClientSession:
         except cf.ReplyError as err:
             self.send_obj(cf.error_reply(cmd.id, err))
             return
+        except Exception:  # a bug answers this command with 100; the session carries on
+            log.exception("command %s %s failed", cmd.id, cmd.method)
+            self.send_obj(cf.error_reply(cmd.id, cf.ERROR_INTERNAL))
+            return
         self.send_obj(cf.reply(cmd.id, cmd.method, result))
 
     # --- connect ----------------------------------------------------------------------------
@@ -261,7 +265,7 @@ class ClientSession:
             raise cf.ReplyError(cf.ERROR_LIMIT_EXCEEDED, "limit exceeded: webhook queue full")
         trace = trace_of(data)
         if trace is not None:
-            trace.stamp("realtime.recv", PROCESS, t_ns=t_ns)
+            stamp(trace, "realtime.recv", t_ns)
         info = cf.client_info(self.client_id, self.user)
         self.service.hub.publish(channel, data, info=info, trace=trace)
         if sender is not None:

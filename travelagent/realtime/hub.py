@@ -56,6 +56,14 @@ def trace_of(data: Any) -> Trace | None:
         return None  # a malformed trace is passed through untouched, never fatal
 
 
+def stamp(trace: Trace, name: str, t_ns: int | None = None) -> None:
+    """Stamp unless the trace is already full: a peer's oversized trace must not fail a publish."""
+    try:
+        trace.stamp(name, PROCESS, t_ns=t_ns)
+    except TraceError:
+        pass
+
+
 def with_trace(data: dict[str, Any], trace: Trace) -> dict[str, Any]:
     return {**data, "trace": trace.to_wire()}
 
@@ -119,12 +127,12 @@ class Hub:
         if api_recv_ns is not None:
             trace = trace_of(data)
             if trace is not None:
-                trace.stamp("realtime.publish", PROCESS, t_ns=api_recv_ns)
+                stamp(trace, "realtime.publish", api_recv_ns)
         if trace is not None and isinstance(data, dict):
             data = with_trace(data, trace)
         offset, epoch = self.history.add(channel, data, info, now_s=time.time())
         if api_recv_ns is not None and trace is not None and isinstance(data, dict):
-            trace.stamp("realtime.deliver", PROCESS)
+            stamp(trace, "realtime.deliver")
             data = with_trace(data, trace)
         self.counters.publications += 1
         if api_recv_ns is not None:

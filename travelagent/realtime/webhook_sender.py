@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from travelagent.wire.trace import Trace
+from travelagent.wire.trace import Trace, TraceError
 from travelagent.wire.webhooks import encode_event, new_webhook_id, signed_headers
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,8 @@ class WebhookSender:
 
     def _body(self, job: WebhookJob) -> bytes:
         if job.trace is not None:
-            job.trace.stamp("realtime.webhook", PROCESS)
+            with contextlib.suppress(TraceError):  # a full trace goes out as it is
+                job.trace.stamp("realtime.webhook", PROCESS)
             job.event["message"]["trace"] = job.trace.to_wire()
         return encode_event(job.event)
 
