@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import logging
+    import sqlite3
+    import sys
 
     from aiohttp import web
 
@@ -58,13 +60,25 @@ def main(args: argparse.Namespace) -> int:
         ping_interval_s=args.ping_interval_s,
         webhook_connection=args.webhook_connection,
     )
-    web.run_app(
-        create_app(config),
-        host=args.host,
-        port=args.port,
-        print=lambda *_: print(f"realtime listening on http://{args.host}:{args.port}"),
-        shutdown_timeout=2.0,
-        # One log line per request would cost more than the request itself under load.
-        access_log=logging.getLogger("aiohttp.access") if args.log_level == "debug" else None,
-    )
+    try:
+        app = create_app(config)
+    except (ValueError, sqlite3.Error) as err:
+        print(f"travelagent serve realtime: {err}", file=sys.stderr)
+        return 2
+    try:
+        web.run_app(
+            app,
+            host=args.host,
+            port=args.port,
+            print=lambda *_: print(f"realtime listening on http://{args.host}:{args.port}"),
+            shutdown_timeout=2.0,
+            # One log line per request would cost more than the request itself under load.
+            access_log=logging.getLogger("aiohttp.access") if args.log_level == "debug" else None,
+        )
+    except OSError as err:
+        print(
+            f"travelagent serve realtime: cannot listen on {args.host}:{args.port}: {err}",
+            file=sys.stderr,
+        )
+        return 1
     return 0

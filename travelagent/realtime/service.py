@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 from aiohttp import web
 
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.history import History
 from travelagent.realtime.hub import Hub
 from travelagent.realtime.webhook_sender import WebhookSender
+from travelagent.wire.webhooks import secret_key
 
 
 class RealtimeService:
@@ -31,6 +33,7 @@ class RealtimeService:
         self.hub = Hub(history=history)
         self.webhooks: WebhookSender | None = None
         if config.webhook_url:
+            _check_webhook_settings(config)
             self.webhooks = WebhookSender(
                 config.webhook_url,
                 config.webhook_secret,
@@ -65,6 +68,14 @@ class RealtimeService:
         for ws in list(self.sockets):
             if not ws.closed:
                 await ws.close(code=1001, message=b"shutdown")
+
+
+def _check_webhook_settings(config: RealtimeConfig) -> None:
+    """Fail at start, with a reason, rather than on every webhook later."""
+    url = httpx.URL(config.webhook_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"webhook URL must be http(s)://host/..., not {config.webhook_url!r}")
+    secret_key(config.webhook_secret)  # raises ValueError for a secret that is not whsec_<b64>
 
 
 SERVICE = web.AppKey("service", RealtimeService)
