@@ -12,7 +12,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +74,15 @@ class Catalog:
         a, b = self.city(origin), self.city(dest)
         if a is None or b is None:
             return []
-        rows = [f for f in self.flights if f["from"] == a["iata"] and f["to"] == b["iata"]]
-        return sorted(rows, key=lambda f: f["depart"])
+        return list(self._routes.get((str(a["iata"]), str(b["iata"])), []))
+
+    @cached_property
+    def _routes(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        # An index, so a flight search does not scan every row (it sits on the agent's hot path).
+        routes: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for f in sorted(self.flights, key=lambda f: f["depart"]):
+            routes.setdefault((str(f["from"]), str(f["to"])), []).append(f)
+        return routes
 
 
 def _from_data(data: dict[str, Any]) -> Catalog:
