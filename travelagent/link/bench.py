@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"             without the link (same traffic, direct): p50 {r['direct_p50']:.3f} ms,"
-            f" p99 {r['direct_p99']:.3f} ms"
+            f" p99 {r['direct_p99']:.3f} ms; added by the link: p50 "
+            f"{r['p50'] - r['direct_p50']:.3f} ms (err {r['p50'] - r['direct_p50'] - args.delay_ms:+.3f})"
         )
         print(
             f"             inside the link: write after scheduled time p50 "
