@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for timer in args.timers.split(","):
         r = asyncio.run(_run(timer, args))
+        added = r["p50"] - r["direct_p50"]
         print(
             f"timer={timer:<6} n={r['n']:<6} one-way p50 {r['p50']:.3f} ms "
             f"(err {r['p50'] - args.delay_ms:+.3f})  p99 {r['p99']:.3f} ms "
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"             without the link (same traffic, direct): p50 {r['direct_p50']:.3f} ms,"
             f" p99 {r['direct_p99']:.3f} ms; added by the link: p50 "
-            f"{r['p50'] - r['direct_p50']:.3f} ms (err {r['p50'] - r['direct_p50'] - args.delay_ms:+.3f})"
+            f"{added:.3f} ms (err {added - args.delay_ms:+.3f})"
         )
         print(
             f"             inside the link: write after scheduled time p50 "
