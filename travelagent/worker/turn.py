@@ -83,11 +83,26 @@ class RealtimeTurn:
                 log.warning("chunk publish failed on %s: %s", self.channel, err)
 
     async def _drain(self, queue: asyncio.Queue[Any]) -> None:
+        """Publish queued frames in order. Chunks that queued up while a publish was in flight
+        go out together as one chunk publication, so a slow publish path delays the stream by
+        one round trip instead of one round trip per token."""
         failure: PublishError | None = None
+        pending: Any = None
         while True:
-            item = await queue.get()
+            item = pending if pending is not None else await queue.get()
+            pending = None
             if item is _END:
                 break
+            if item.get("chunk"):
+                texts = [item["text"]]
+                while not queue.empty():
+                    nxt = queue.get_nowait()
+                    if nxt is _END or not nxt.get("chunk"):
+                        pending = nxt
+                        break
+                    texts.append(nxt["text"])
+                if len(texts) > 1:
+                    item = {**item, "text": "".join(texts)}
             if failure is None:
                 try:
                     await self.publisher.publish(self.channel, item)
