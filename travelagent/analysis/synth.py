@@ -111,17 +111,20 @@ def _stamp_message(c: SynthCell, rng: np.random.Generator, send_ns: int) -> tupl
         tr.stamp("worker.publish", "worker", t)
         wr = c.links["worker_realtime"]
         setup = wr["setup_rtts"] * 2 * wr["delay_ms"] if c.publish == "http-new" else 0.0
-        t += leg("worker_realtime", setup)
+        publish = leg("worker_realtime", setup)
+        t += publish
         tr.stamp("realtime.publish", "realtime", t)
         t += proc
         tr.stamp("realtime.deliver", "realtime", t)
-        back = leg("client_realtime")
+        last = leg("client_realtime")
+        way_out = publish + proc + last
     else:
         tr.stamp("worker.send", "worker", t)
-        back = leg("client_worker")
-    recv = t + back
-    # A streamed reply's first chunk leaves as soon as the LLM's first token does.
-    first = llm_start + round(c.llm_first_ms * ms) + proc + back if c.streaming else recv
+        last = way_out = leg("client_worker")
+    recv = t + last
+    # A streamed reply's first chunk leaves as soon as the LLM's first token does, and takes
+    # the same way out as the whole reply (publish and deliver on the realtime path).
+    first = llm_start + round(c.llm_first_ms * ms) + proc + way_out if c.streaming else recv
     tr.stamp("client.first", "client", first)
     tr.stamp("client.recv", "client", recv)
     return tr, first, recv
