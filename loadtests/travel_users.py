@@ -4,7 +4,7 @@ Closed loop (``--pace closed``): send, await the reply, think ``--think-ms``, re
 Open loop (``--pace open``): a sender keeps a fixed schedule of ``--rate-per-user`` messages per
 second whatever the replies do, and a receiver greenlet matches replies to messages; each record
 carries its intended send time. Messages still in flight when a user stops are given up to
-``--timeout-s`` (bounded by the stop) and otherwise end as ``lost``; none is dropped silently.
+``--stop-timeout`` (at most ``--timeout-s``) and otherwise end as ``lost``; none is dropped.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from travelagent.runner.pacing import Pacer
 from travelagent.wire.trace import now_ns
 
 logger = logging.getLogger("travelagent.load")
-
-STOP_GRACE_S = 5.0  # how long a stopping open-loop user waits for replies still in flight
 
 
 class TravelUser(User):
@@ -117,14 +115,18 @@ class TravelUser(User):
         gevent.sleep(self.pacer.sleep_s(now_ns()))
 
     def on_stop(self) -> None:
-        if self.pacer is not None:
-            deadline = now_ns() + int(min(STOP_GRACE_S, self.opts.timeout_s) * 1e9)
-            while len(self.client.pending) and now_ns() < deadline:
-                gevent.sleep(0.01)
-        self.stop_event.set()
-        gevent.joinall(self.greenlets, timeout=1.0)
-        self.client.close()  # whatever is still in flight is recorded as lost
-        self.close_extra()
+        try:
+            if self.pacer is not None:
+                # Replies still in flight get up to --stop-timeout (and --timeout-s) to arrive.
+                grace_s = min(float(self.environment.stop_timeout or 0), self.opts.timeout_s)
+                deadline = now_ns() + int(grace_s * 1e9)
+                while len(self.client.pending) and now_ns() < deadline:
+                    gevent.sleep(0.01)
+        finally:
+            self.stop_event.set()
+            self.client.close()  # whatever is still in flight is recorded as lost
+            gevent.killall(self.greenlets, block=False)
+            self.close_extra()
 
     def close_extra(self) -> None:
         pass

@@ -212,13 +212,16 @@ class RealtimeClient:
         return self._ws is not None
 
     def close(self) -> list[MessageRecord]:
+        # Records first: closing waits for the peer's close frame, and a stopping load user
+        # may be killed during that wait.
+        lost = self.pending.fail_all("lost", "connection closed before the reply")
         ws, self._ws = self._ws, None
         if ws is not None:
             try:
                 ws.close()
             except Exception:  # closing a broken socket must not mask the run's records
                 pass
-        return self.pending.fail_all("lost", "connection closed before the reply")
+        return lost
 
     # -- messages -----------------------------------------------------------------------------
 
