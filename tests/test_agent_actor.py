@@ -4,6 +4,7 @@ import asyncio
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -307,5 +308,15 @@ async def test_a_full_trace_does_not_stop_the_turn(db: Path) -> None:
         await d.get("u1").on_message(sink, "hi", trace=trace, stream=False)
         assert sink.events == [("response", "partial ok")]  # stamps skipped, reply delivered
         assert len(trace.stamps) == MAX_STAMPS
+    finally:
+        await d.close()
+
+
+async def test_one_agent_per_id_when_threads_race_for_it(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=FlakyLLM())
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            agents = list(pool.map(lambda _: d.get("shared"), range(64)))
+        assert len({id(a) for a in agents}) == 1
     finally:
         await d.close()

@@ -255,3 +255,16 @@ def test_serve_agents_rejects_an_unknown_profile_with_a_message() -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert "valid profiles" in done.stderr
+
+
+async def test_pipelined_websocket_messages_are_answered_in_order(host: str, db: Path) -> None:
+    ws_url = host.replace("http", "ws") + "/agents/TravelAgent/u1"
+    async with connect(ws_url) as ws:
+        for i in range(8):
+            await ws.send(gateway.message_frame(f"message {i}", msg_id=f"m{i}"))
+        ids = [gateway.parse_server_frame(await ws.recv()).id for _ in range(8)]
+        await ws.send(b"\x00binary")
+        err = gateway.parse_server_frame(await ws.recv())
+    assert ids == [f"m{i}" for i in range(8)]
+    assert err.kind is gateway.ServerFrameKind.ERROR and "binary" in (err.error or "")
+    assert [c for r, c in stored(db, "u1") if r == "user"] == [f"message {i}" for i in range(8)]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -7,6 +8,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from travelagent.agent.cli import add_llm_arguments, llm_from_args
+from travelagent.agent.directory import LocalAgentDirectory
 from travelagent.agent.llm import LLMError, make_llm
 from travelagent.agent.llm.openai import OpenAILLM, completions_url
 from travelagent.agent.llm.sse import SSEDecoder
@@ -144,3 +147,37 @@ def test_sse_decoder_joins_multi_line_data_and_ignores_other_fields() -> None:
         out += d.feed_line(line)
     assert out == ["x"] and d.done
     assert d.end() == []
+
+
+async def test_cli_flags_build_an_openai_backend_with_the_key_from_the_environment(
+    fake_endpoint, monkeypatch
+) -> None:
+    url, state = fake_endpoint
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("TRAVELAGENT_LLM_API_KEY", "sk-env")
+    parser = argparse.ArgumentParser()
+    add_llm_arguments(parser)
+    args = parser.parse_args(["--llm", "openai", "--llm-base-url", url, "--llm-model", "m1"])
+    llm = llm_from_args(args)
+    try:
+        assert "".join(await collect(llm)) == "Hello there"
+    finally:
+        await llm.aclose()
+    headers, body = state["requests"][0]
+    assert headers["Authorization"] == "Bearer sk-env" and body["model"] == "m1"
+
+
+async def test_an_agent_answers_through_the_openai_backend_and_commits_the_reply(
+    fake_endpoint, tmp_path
+) -> None:
+    url, state = fake_endpoint
+    d = LocalAgentDirectory(tmp_path / "a.db", llm=OpenAILLM(base_url=url))
+    trace = Trace.start()
+    try:
+        assert await d.get("u1").handle_message("hi there", trace=trace) == "Hello there"
+        assert (await d.get("u1").state()).recent_messages[-1]["content"] == "Hello there"
+    finally:
+        await d.close()
+    sent = state["requests"][0][1]["messages"]
+    assert sent[0]["role"] == "system" and sent[-1] == {"role": "user", "content": "hi there"}
+    assert [n for n, _, _ in trace.stamps] == ["agent.start", "llm.first", "llm.done", "agent.done"]

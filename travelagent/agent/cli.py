@@ -70,17 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s agents %(message)s")
+        llm = llm_from_args(args)
+    except ValueError as err:  # a bad flag fails fast, before the server imports
+        print(f"travelagent serve agents: {err}", file=sys.stderr)
+        return 2
+
     from aiohttp import web
 
     from travelagent.agent.directory import LocalAgentDirectory
     from travelagent.agent.host import create_app
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s agents %(message)s")
-    try:
-        llm = llm_from_args(args)
-    except ValueError as err:
-        print(f"travelagent serve agents: {err}", file=sys.stderr)
-        return 2
     directory = LocalAgentDirectory(
         args.db, llm=llm, process="agents", synchronous=args.synchronous
     )
