@@ -76,3 +76,37 @@ async def test_ack_first_mode_delivers_the_reply_too(tmp_path):
             rec = await c.request("when is the best time to visit Lisbon?")
     assert rec.status == "ok"
     assert [s[0] for s in rec.trace.stamps] == list(REALTIME_PATH)
+
+
+async def test_webhooks_retried_while_the_worker_is_down_each_make_exactly_one_reply(tmp_path):
+    """Messages published while the worker is down are retried by the realtime service; once
+    the worker is up each gets exactly one reply."""
+    rt_port, w_port = free_port(), free_port()
+    cfg = RealtimeConfig.from_env(
+        port=rt_port,
+        webhook_url=f"http://127.0.0.1:{w_port}/api/realtime/webhook",
+        webhook_backoff_initial_s=0.05,
+        webhook_backoff_max_s=0.4,
+        webhook_max_attempts=20,
+    )
+    async with running_realtime(cfg) as rt:
+        client = AsyncRealtimeClient(rt.ws_url, "u7", jwt_secret=secret(JWT_SECRET_ENV))
+        async with client:
+            pending = [await client.send(f"hotels in Paris {k}") for k in range(5)]
+            await asyncio.sleep(0.3)  # the worker is down: every first attempt fails
+            replies: list[str] = []
+            async with running_worker(
+                w_port, tmp_path / "w.db", realtime_url=f"http://127.0.0.1:{rt_port}",
+                stream=False,
+            ):  # fmt: skip
+                recs = [await client.wait(p) for p in pending]
+                # wait for stragglers: no second reply for any message may arrive
+                await asyncio.sleep(0.5)
+                history = await client.centrifugo.history("travel:u7", limit=-1)
+            for pub in history.get("publications", []):
+                data = pub.get("data", {})
+                if data.get("type") == "agent_response":
+                    replies.append(data["id"])
+        assert [r.status for r in recs] == ["ok"] * 5
+        assert sorted(replies) == sorted(r.msg_id for r in recs)
+        assert rt.service.webhooks is not None and rt.service.webhooks.counters.retried >= 5
