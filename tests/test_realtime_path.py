@@ -110,3 +110,20 @@ async def test_webhooks_retried_while_the_worker_is_down_each_make_exactly_one_r
         assert [r.status for r in recs] == ["ok"] * 5
         assert sorted(replies) == sorted(r.msg_id for r in recs)
         assert rt.service.webhooks is not None and rt.service.webhooks.counters.retried >= 5
+
+
+async def test_a_reply_published_while_the_client_was_away_is_recovered(tmp_path):
+    async with realtime_path(tmp_path, stream=False, profile="note") as url:
+        client = AsyncRealtimeClient(url, "u8", jwt_secret=secret(JWT_SECRET_ENV), timeout_s=10)
+        async with client:
+            first = await client.request("hotels in Paris")
+            assert first.status == "ok"
+            pending = await client.send("when is the best time to visit Lisbon?")
+            await client.centrifugo.aclose()  # the socket drops before the reply (~50-200 ms)
+            await asyncio.sleep(0.6)
+            assert not pending.done.done()
+            assert await client.reconnect() is True
+            rec = await client.wait(pending)
+    assert rec.status == "ok" and "Lisbon" in rec.reply
+    # a recovered reply was never delivered live: it has no realtime.deliver stamp
+    assert [s[0] for s in rec.trace.stamps] == [n for n in REALTIME_PATH if n != "realtime.deliver"]

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from travelagent.client.centrifugo import CentrifugoClient, CentrifugoError, Push, make_token
 from travelagent.client.records import MessageRecord
-from travelagent.wire.trace import Trace, TraceError
+from travelagent.wire.trace import Trace, TraceError, now_ns
 
 
 def realtime_url(base: str) -> str:
@@ -51,9 +51,8 @@ class AsyncRealtimeClient:
         self.channel = f"travel:{user_id}"
         self.run, self.cell, self.publish = run, cell, publish
         self.streaming, self.timeout_s = streaming, timeout_s
-        self.centrifugo = CentrifugoClient(
-            realtime_url(url), make_token(user_id, jwt_secret), timeout_s=timeout_s
-        )
+        self._url, self._token = realtime_url(url), make_token(user_id, jwt_secret)
+        self.centrifugo = CentrifugoClient(self._url, self._token, timeout_s=timeout_s)
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._dispatch: asyncio.Task[None] | None = None
         self.recovery: tuple[int, str] | None = None  # last (offset, epoch) seen
@@ -64,6 +63,30 @@ class AsyncRealtimeClient:
         if "epoch" in result:
             self.recovery = (int(result.get("offset", 0)), str(result["epoch"]))
         self._dispatch = asyncio.create_task(self._run_dispatch())
+
+    async def reconnect(self) -> bool:
+        """Open a new socket and resubscribe from the last offset seen. Replies published in
+        between are recovered and complete their messages (stamped when recovered). Returns
+        whether the service could recover the gap (False: the epoch changed, replies lost)."""
+        await self._stop_dispatch()
+        await self.centrifugo.aclose()
+        self.centrifugo = CentrifugoClient(self._url, self._token, timeout_s=self.timeout_s)
+        await self.centrifugo.connect()
+        result = await self.centrifugo.subscribe(self.channel, recover_from=self.recovery)
+        t = now_ns()
+        for pub in result.get("publications", []):
+            self._on_publication(Push("pub", self.channel, pub, t))
+        if "epoch" in result:
+            self.recovery = (int(result.get("offset", 0)), str(result["epoch"]))
+        self._dispatch = asyncio.create_task(self._run_dispatch())
+        return bool(result.get("recovered"))
+
+    async def _stop_dispatch(self) -> None:
+        if self._dispatch is not None:
+            self._dispatch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatch
+            self._dispatch = None
 
     async def __aenter__(self) -> AsyncRealtimeClient:
         await self.connect()
@@ -119,7 +142,8 @@ class AsyncRealtimeClient:
             self._finish(p, "lost", "disconnected before the reply")
 
     def _on_publication(self, push: Push) -> None:
-        self.recovery = (push.offset, self.recovery[1]) if self.recovery else None
+        if self.recovery is not None and push.offset:
+            self.recovery = (max(push.offset, self.recovery[0]), self.recovery[1])
         data = push.data
         if not isinstance(data, dict) or data.get("type") != "agent_response":
             return  # our own message echoed back, or someone else's traffic
@@ -153,10 +177,7 @@ class AsyncRealtimeClient:
             self._finish(p, "ok")
 
     async def close(self) -> None:
-        if self._dispatch is not None:
-            self._dispatch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatch
+        await self._stop_dispatch()
         await self.centrifugo.aclose()
         for p in list(self._pending.values()):
             self._finish(p, "lost", "client closed")
