@@ -79,3 +79,12 @@ def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(tmp_path, tf
     assert proc.returncode == 0, err
     assert "stopped" in out
     assert all(gone(pid) for pid in pids)
+
+
+def test_travelagent_up_with_an_unknown_scenario_explains_and_exits_2(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "travelagent", "up", "no-such-scenario"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert "no such scenario file" in res.stderr and "loopback" in res.stderr
