@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -49,10 +50,12 @@ class AsyncGatewayClient:
         timeout_s: float = 30.0,
         room: str | None = None,
         arch: str = "gateway",
+        on_chunk: Callable[[str], None] | None = None,
     ) -> None:
         self.url = gateway_url(url, user_id, room)
         self.user_id, self.run, self.cell = user_id, run, cell
         self.stream, self.timeout_s, self.arch = stream, timeout_s, arch
+        self.on_chunk = on_chunk  # called with each chunk's text as it arrives (chat)
         self._ws: ClientConnection | None = None
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._reader: asyncio.Task[None] | None = None
@@ -153,6 +156,8 @@ class AsyncGatewayClient:
         if kind is gw.ServerFrameKind.CHUNK:
             rec.chunks += 1
             p.parts.append(frame.text)
+            if self.on_chunk is not None:
+                self.on_chunk(frame.text)
             return
         # Final frame: adopt the server's stamps (they include ours) and close the record.
         if frame.trace is not None and frame.trace.id == p.trace.id:

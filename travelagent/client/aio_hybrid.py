@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from travelagent.client.aio_gateway import AsyncGatewayClient
@@ -30,12 +31,13 @@ class AsyncHybridClient:
         cell: str = "",
         stream: bool | None = None,
         timeout_s: float = 30.0,
+        on_chunk: Callable[[str], None] | None = None,
     ) -> None:
         self.user_id, self.room = user_id, room
         self.channel = f"room:{room}"
         self.gateway = AsyncGatewayClient(
             gateway, user_id, run=run, cell=cell, stream=stream, timeout_s=timeout_s,
-            room=room, arch="hybrid",
+            room=room, arch="hybrid", on_chunk=on_chunk,
         )  # fmt: skip
         self.centrifugo = CentrifugoClient(
             realtime_url(realtime), make_token(user_id, jwt_secret), timeout_s=timeout_s

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,8 +47,10 @@ class AsyncRealtimeClient:
         publish: str = "",
         streaming: bool = False,
         timeout_s: float = 30.0,
+        on_chunk: Callable[[str], None] | None = None,
     ) -> None:
         self.user_id = user_id
+        self.on_chunk = on_chunk
         self.channel = f"travel:{user_id}"
         self.run, self.cell, self.publish = run, cell, publish
         self.streaming, self.timeout_s = streaming, timeout_s
@@ -160,6 +163,8 @@ class AsyncRealtimeClient:
             return
         if data.get("chunk"):
             rec.chunks += 1
+            if self.on_chunk is not None:
+                self.on_chunk(str(data.get("text", "")))
             return
         raw = data.get("trace")
         if raw is not None:

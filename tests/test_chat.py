@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+
+from worker_helpers import running_worker
+
+from travelagent.client.chat import add_arguments, chat
+
+
+def _args(*argv: str):
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+async def test_chat_streams_the_reply_and_reports_its_latency(port, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hotels in Paris\nshow my itinerary\n\n"))
+    async with running_worker(port, tmp_path / "a.db"):
+        rc = await chat(_args("--url", f"ws://127.0.0.1:{port}", "--user", "c1"))
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.count("agent> ") == 2 and "Paris" in out
+    assert out.count("ms end to end") == 2
+
+
+async def test_chat_without_a_worker_says_it_cannot_connect(port, capsys):
+    from travelagent.client.chat import main
+
+    rc = await asyncio.to_thread(main, _args("--url", f"ws://127.0.0.1:{port}"))
+    assert rc == 1 and "cannot connect" in capsys.readouterr().err
