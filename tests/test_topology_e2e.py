@@ -13,7 +13,10 @@ import httpx
 import pytest
 
 from travelagent.client.aio_gateway import AsyncGatewayClient
+from travelagent.client.aio_realtime import AsyncRealtimeClient
+from travelagent.config import JWT_SECRET_ENV
 from travelagent.topology.launcher import Topology
+from travelagent.topology.scenario import load_scenario, parse_scenario
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +47,46 @@ async def test_loopback_topology_is_healthy_through_its_links_and_answers(tmp_pa
         assert stats["client_worker"]["stats"]["down"]["bytes"] > 0
         pids = list(topo.pids.values())
     assert all(gone(pid) for pid in pids)
+
+
+async def test_realtime_path_crosses_the_webhook_and_publish_links(tmp_path, tf):
+    data = load_scenario("ci").to_dict()
+    data = {k: data[k] for k in ("name", "seed", "llm", "links")}
+    data["worker"] = {"publish": "http-new", "stream": False}
+    scenario = parse_scenario(data)
+    async with Topology(scenario, run_dir=tmp_path / "run", start_timeout_s=30 * tf) as topo:
+        client = AsyncRealtimeClient(
+            topo.urls["realtime"],
+            "e2e-rt-user",
+            jwt_secret=topo.secrets[JWT_SECRET_ENV],
+            timeout_s=20 * tf,
+        )
+        await client.connect()
+        try:
+            records = [await client.request(f"Hotels in Porto? ({i})") for i in range(2)]
+        finally:
+            await client.close()
+        assert [r.status for r in records] == ["ok", "ok"], [r.error for r in records]
+        stats = {name: link["stats"] for name, link in topo.links().items()}
+        assert stats["client_realtime"]["up"]["bytes"] > 0
+        assert stats["realtime_worker"]["up"]["bytes"] > 0  # the webhooks
+        # http-new: a fresh connection through worker_realtime for every publish
+        assert stats["worker_realtime"]["connections"] >= 2
+        assert "worker_agents" not in stats  # agents run inside the worker here
+
+
+async def test_remote_agent_host_is_reached_through_the_worker_agents_link(tmp_path, tf):
+    data = load_scenario("ci").to_dict()
+    data = {k: data[k] for k in ("name", "seed", "llm", "links")}
+    data["worker"] = {"agents": "remote"}
+    async with Topology(
+        parse_scenario(data), run_dir=tmp_path / "run", start_timeout_s=30 * tf
+    ) as topo:
+        assert set(topo.pids) == {"links", "realtime", "agents", "worker"}
+        async with AsyncGatewayClient(topo.urls["gateway"], "e2e-remote", timeout_s=20 * tf) as c:
+            record = await c.request("Flights to Madrid?")
+        assert record.status == "ok", record.error
+        assert topo.links()["worker_agents"]["stats"]["up"]["bytes"] > 0
 
 
 def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(tmp_path, tf):

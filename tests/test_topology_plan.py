@@ -78,3 +78,19 @@ def test_fault_schedule_goes_to_the_links_process(tmp_path):
     assert plan.links_config["faults"] == [
         {"at_s": 10.0, "link": "worker_realtime", "fault": "reset"}
     ]
+
+
+def test_openai_backend_flags_reach_worker_and_agent_host(tmp_path):
+    s = parse_scenario(
+        {
+            "name": "o",
+            "llm": {"backend": "openai", "base_url": "http://127.0.0.1:11434/v1", "model": "m"},
+            "worker": {"agents": "remote"},
+        }
+    )
+    _, plan = plan_for(s, tmp_path)
+    for name in ("worker", "agents"):
+        argv = next(p.argv for p in plan.processes if p.name == name)
+        assert argv[argv.index("--llm") + 1] == "openai"
+        assert argv[argv.index("--llm-base-url") + 1] == "http://127.0.0.1:11434/v1"
+        assert argv[argv.index("--llm-model") + 1] == "m"

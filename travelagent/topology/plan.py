@@ -60,9 +60,9 @@ def worker_command(ctx: ComponentContext) -> list[str]:
         "--webhook-mode", s.worker.webhook_mode,
     ]  # fmt: skip
     if s.llm.backend == "openai":
-        argv += ["--base-url", s.llm.base_url]
+        argv += ["--llm-base-url", s.llm.base_url]
         if s.llm.model:
-            argv += ["--model", s.llm.model]
+            argv += ["--llm-model", s.llm.model]
     if ctx.agents_url:
         argv += ["--agents-url", ctx.agents_url]
     return argv
@@ -85,9 +85,9 @@ def agents_command(ctx: ComponentContext) -> list[str]:
         "--llm", s.llm.backend, "--profile", s.llm.profile, "--seed", str(s.seed),
     ]  # fmt: skip
     if s.llm.backend == "openai":
-        argv += ["--base-url", s.llm.base_url]
+        argv += ["--llm-base-url", s.llm.base_url]
         if s.llm.model:
-            argv += ["--model", s.llm.model]
+            argv += ["--llm-model", s.llm.model]
     return argv
 
 
