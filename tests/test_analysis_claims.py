@@ -6,8 +6,13 @@ import pytest
 
 from travelagent.analysis.claims import CLAIMS, claims_table
 from travelagent.analysis.load import load_run
-from travelagent.analysis.synth import SynthCell, default_links, link, standard_cells
-from travelagent.analysis.synth import write_synthetic_run
+from travelagent.analysis.synth import (
+    SynthCell,
+    default_links,
+    link,
+    standard_cells,
+    write_synthetic_run,
+)
 
 
 def _verdicts(tmp_path: Path, cells: list[SynthCell]) -> dict[str, str]:
@@ -28,8 +33,16 @@ def test_claims_are_not_tested_when_the_run_lacks_their_cells(tmp_path: Path) ->
     v = _verdicts(tmp_path, [SynthCell("g", "gateway", n=30)])
     assert v["gateway_range"] == "confirmed"
     assert v["llm_bottleneck"] == "confirmed"
-    for cid in ("hop_counts", "realtime_range", "gateway_lower", "http_bottleneck",
-                "socket_lowers", "pooling_lowers", "streaming_lowers", "hybrid_keeps_gateway"):
+    for cid in (
+        "hop_counts",
+        "realtime_range",
+        "gateway_lower",
+        "http_bottleneck",
+        "socket_lowers",
+        "pooling_lowers",
+        "streaming_lowers",
+        "hybrid_keeps_gateway",
+    ):
         assert v[cid] == "not tested", cid  # fmt: skip
 
 
@@ -58,8 +71,10 @@ def test_llm_bottleneck_and_ranges_flip_with_a_fast_llm_on_a_slow_network(tmp_pa
 def test_gateway_lower_is_refuted_when_the_realtime_links_are_faster(tmp_path: Path) -> None:
     fast = default_links(10)
     fast["client_worker"] = link(80)
-    cells = [SynthCell("g", "gateway", n=40, links=fast, noise_ms=1.0),
-             SynthCell("rt", "realtime", "http-pooled", n=40, links=fast, noise_ms=1.0)]
+    cells = [
+        SynthCell("g", "gateway", n=40, links=fast, noise_ms=1.0),
+        SynthCell("rt", "realtime", "http-pooled", n=40, links=fast, noise_ms=1.0),
+    ]
     assert _verdicts(tmp_path, cells)["gateway_lower"] == "refuted"
 
 

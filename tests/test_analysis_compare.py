@@ -4,8 +4,7 @@ from pathlib import Path
 
 from travelagent.analysis.compare import find_pair, optimizations_table
 from travelagent.analysis.load import load_run
-from travelagent.analysis.synth import SynthCell, default_links, standard_cells
-from travelagent.analysis.synth import write_synthetic_run
+from travelagent.analysis.synth import SynthCell, default_links, standard_cells, write_synthetic_run
 
 
 def test_pairs_differ_only_in_the_varied_factor_at_the_lowest_load(tmp_path: Path) -> None:

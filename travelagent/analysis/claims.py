@@ -101,7 +101,7 @@ def claim_hop_counts(run: Run) -> Verdict:
 def _range(run: Run, filters: list[dict[str, Any]], lo: float, hi: float, name: str) -> Verdict:
     cell = baseline_cell(run, filters)
     if cell is None:
-        return _v(NOT_TESTED, "", f"the run has no {name} cell")
+        return _v(NOT_TESTED, "", f"the run has no {name} cell with replies")
     v = values(run, cell)
     p50, p90 = float(np.percentile(v, 50)), float(np.percentile(v, 90))
     ok = lo <= p50 <= hi and p90 <= hi

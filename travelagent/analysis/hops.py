@@ -43,11 +43,23 @@ HOP_COLUMNS = [
 ]  # fmt: skip
 
 
+_BOOL_COLUMNS = ("streaming", "network", "http")
+_INT_COLUMNS = ("idx", "start_ns", "dur_ns")
+
+
+def _empty_hops() -> pd.DataFrame:
+    """No hops, but typed columns: boolean masks and groupbys on it keep working."""
+    dtypes = {c: "bool" if c in _BOOL_COLUMNS else "int64" if c in _INT_COLUMNS else "object"
+              for c in HOP_COLUMNS}  # fmt: skip
+    dtypes["dur_ms"] = "float64"
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+
+
 def compute_hops(run: Run) -> pd.DataFrame:
     """One row per hop of every ok message (columns ``HOP_COLUMNS``)."""
     msgs = run.ok()[["msg_id", "cell", "arch", "publish", "streaming", "send_ns", "recv_ns"]]
     if msgs.empty:
-        return pd.DataFrame(columns=HOP_COLUMNS)
+        return _empty_hops()
     st = run.stamps
     st = st[st["msg_id"].isin(msgs["msg_id"]) & ~st["name"].str.startswith("client.")]
     st = st[["msg_id", "seq", "name", "t_ns", "process"]].copy()
@@ -123,10 +135,11 @@ def message_hop_counts(run: Run) -> pd.DataFrame:
     """Per ok message: network hops on its path, HTTP exchanges among them, path completeness."""
     hops = run.hops
     if hops.empty:
-        return pd.DataFrame(
-            columns=["msg_id", "cell", "arch", "publish", "network_hops", "http_exchanges",
-                     "traversals", "complete"]
-        )  # fmt: skip
+        cols = ["msg_id", "cell", "arch", "publish", "network_hops", "http_exchanges",
+                "traversals"]  # fmt: skip
+        out = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+        out["complete"] = pd.Series(dtype="bool")
+        return out
     g = hops.groupby("msg_id", sort=False)
     per = pd.DataFrame(
         {
@@ -155,7 +168,7 @@ def message_hop_counts(run: Run) -> pd.DataFrame:
 def hop_counts(run: Run) -> pd.DataFrame:
     """Hop counts per path (arch, publish) counted from complete messages, beside the note's."""
     per = message_hop_counts(run)
-    per = per[per["complete"]]
+    per = per[per["complete"].astype(bool)]
     rows = []
     for (arch, publish), g in per.groupby(["arch", "publish"], sort=True):
         lo, hi = NOTE_HOPS.get(str(arch), (np.nan, np.nan))

@@ -14,14 +14,22 @@ if TYPE_CHECKING:
     from travelagent.analysis.load import Run
 
 
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebooks' dependencies
+        return False
+    return get_ipython() is not None
+
+
 def note(text: str) -> None:
     """Show markdown in a notebook (plain text elsewhere)."""
-    try:
-        from IPython.display import Markdown, display
-
-        display(Markdown(text))
-    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks
+    if not _in_notebook():
         print(text)
+        return
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
 
 
 def show(df: pd.DataFrame, empty: str = "Not in this run.", **fmt: Any) -> None:
@@ -29,12 +37,12 @@ def show(df: pd.DataFrame, empty: str = "Not in this run.", **fmt: Any) -> None:
     if df is None or df.empty:
         note(f"*{empty}*")
         return
-    try:
-        from IPython.display import display
-
-        display(df.style.format(precision=fmt.get("precision", 1)).hide(axis="index"))
-    except ImportError:  # pragma: no cover
+    if not _in_notebook():
         print(df.to_string())
+        return
+    from IPython.display import display
+
+    display(df.style.format(precision=fmt.get("precision", 1)).hide(axis="index"))
 
 
 def open_run(run_path: str | Path | None = None) -> Run:
