@@ -268,3 +268,31 @@ async def test_pipelined_websocket_messages_are_answered_in_order(host: str, db:
     assert ids == [f"m{i}" for i in range(8)]
     assert err.kind is gateway.ServerFrameKind.ERROR and "binary" in (err.error or "")
     assert [c for r, c in stored(db, "u1") if r == "user"] == [f"message {i}" for i in range(8)]
+
+
+async def test_remote_listeners_hear_itinerary_changes_made_in_the_host(
+    remote: RemoteAgentDirectory, tf: float
+) -> None:
+    agent = remote.get("u1")
+    events: list[dict[str, Any]] = []
+    got_two = asyncio.Event()
+
+    async def listener(event: dict[str, Any]) -> None:
+        events.append(event)
+        if len(events) == 2:
+            got_two.set()
+
+    agent.add_listener(listener)
+    await agent.handle_message("add day trip to Kyoto")
+    await agent.handle_message("hotels in Tokyo")  # no change, no event
+    async for _ in agent.stream_message("add day trip to Nikko"):
+        pass
+    await asyncio.wait_for(got_two.wait(), 5 * tf)
+    await agent.flush_listeners()
+    assert [e["type"] for e in events] == ["itinerary", "itinerary"]
+    assert [i["name"] for i in events[1]["itinerary"]] == ["Kyoto", "Nikko"]
+    assert events[0] == {
+        "type": "itinerary",
+        "agent": "u1",
+        "itinerary": [{"kind": "day_trip", "name": "Kyoto"}],
+    }

@@ -8,8 +8,10 @@ Routes:
 - ``POST /agents/TravelAgent/{name}/rpc``: ``{"text", "trace"?, "stream"?}``. Returns
   ``{"text", "trace"}``; with ``"stream": true`` an NDJSON body of ``{"chunk": ...}`` lines
   ending with ``{"done": true, "text", "trace"}`` (or ``{"error", "trace"}`` if the turn fails
-  after the body started). Bad input is a 400 with ``{"error": reason}``; a failed turn before
-  any byte was sent is a 500 with ``{"error": reason}``.
+  after the body started). A final object may also carry ``"events"``: the agent's itinerary
+  events since the last reply (see ``EventMailbox``). Bad input is a 400 with
+  ``{"error": reason}``; a failed turn before any byte was sent is a 500 with
+  ``{"error": reason}``.
 
 A reply to a client that has gone away is dropped, not raised: the turn still commits, as a
 Durable Object keeps running after its caller disconnects.
@@ -25,8 +27,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from travelagent.agent.base import AgentEvent
 from travelagent.agent.directory import LocalAgentDirectory
-from travelagent.agent.travel_agent import AgentError
+from travelagent.agent.travel_agent import AgentError, TravelAgent
 from travelagent.wire import gateway
 from travelagent.wire.trace import Trace, TraceError
 
@@ -71,6 +74,39 @@ class WebSocketSink:
     async def error(self, error: str, trace: Trace | None) -> None:
         frame = gateway.error_frame(error, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
         await self._send(frame)
+
+
+class EventMailbox:
+    """Itinerary events of the host's agents, held until an RPC reply carries them back.
+
+    The caller (a ``RemoteAgentDirectory``) hands them to its own listeners, so the hybrid's
+    room announcements work with agents in a separate host too. Events leave in commit order,
+    each once; one may ride on the reply to a later message of the same agent.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, list[AgentEvent]] = {}
+
+    def agent(self, directory: LocalAgentDirectory, name: str) -> TravelAgent:
+        agent = directory.get(name)
+        if name not in self._events:
+            box = self._events[name] = []
+
+            async def collect(event: AgentEvent) -> None:
+                box.append(event)
+
+            agent.add_listener(collect)
+        return agent
+
+    async def take(self, agent: TravelAgent) -> list[AgentEvent]:
+        await agent.flush_listeners()
+        box = self._events.get(agent.name, [])
+        out = list(box)
+        box.clear()
+        return out
+
+
+MAILBOX: web.AppKey[EventMailbox] = web.AppKey("mailbox", EventMailbox)
 
 
 def _agent_name(request: web.Request) -> str:
@@ -141,14 +177,19 @@ async def agent_rpc(request: web.Request) -> web.StreamResponse:
         trace = Trace.from_wire_or_none(body.get("trace"))
     except TraceError as err:
         return _bad_request(f"bad trace: {err}")
-    agent = request.app[DIRECTORY].get(name)
+    mailbox = request.app[MAILBOX]
+    agent = mailbox.agent(request.app[DIRECTORY], name)
     wire_trace = trace.to_wire() if trace else None
     if not stream:
         try:
             reply = await agent.handle_message(text, trace=trace)
         except AgentError as err:
             return web.json_response({"error": str(err), "trace": wire_trace}, status=500)
-        return web.json_response({"text": reply, "trace": trace.to_wire() if trace else None})
+        done: dict[str, Any] = {"text": reply, "trace": trace.to_wire() if trace else None}
+        events = await mailbox.take(agent)
+        if events:
+            done["events"] = events
+        return web.json_response(done)
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)
     parts: list[str] = []
@@ -161,6 +202,9 @@ async def agent_rpc(request: web.Request) -> web.StreamResponse:
     except AgentError as err:
         last = {"error": str(err)}
     last["trace"] = trace.to_wire() if trace else None
+    events = await mailbox.take(agent)
+    if events:
+        last["events"] = events
     await resp.write(json.dumps(last).encode() + b"\n")
     await resp.write_eof()
     return resp
@@ -177,6 +221,7 @@ def create_app(
     app[DIRECTORY] = directory
     app[STREAM_DEFAULT] = stream_default
     app[MAX_FRAME_BYTES] = max_frame_bytes
+    app[MAILBOX] = EventMailbox()
     app.router.add_get("/healthz", healthz)
     app.router.add_get(AGENT_ROUTE, agent_websocket)
     app.router.add_post(AGENT_ROUTE + "/rpc", agent_rpc)

@@ -15,8 +15,10 @@ Traces: the host stamps ``agent.start``/``llm.*``/``agent.done`` with process ``
 returns the whole trace; the caller's ``Trace`` is updated in place (its stamps replaced by the
 returned ones), so the worker's record holds the whole path.
 
-``add_listener`` is a documented no-op here: the host has no channel back to the worker for
-itinerary events. Run agents in the worker process for the hybrid's room announcements.
+Listeners: the host keeps each agent's itinerary events and returns them on the next RPC reply
+(``"events"``); the remote agent hands them to its listeners in order, off the reply's path. An
+event therefore reaches a remote listener with the reply to the message that caused it (or, if
+messages race, a later one), never before its commit and never twice.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class RemoteAgent:
         self.url = f"/agents/TravelAgent/{quote(name, safe='')}/rpc"
         self._client = client
         self._order = asyncio.Lock()  # FIFO, see the module docstring
-        self._warned = False
+        self._listeners: list[AgentListener] = []
+        self._announcing: asyncio.Task[None] | None = None
 
     def _body(self, text: str, trace: Trace | None, stream: bool) -> dict[str, Any]:
         return {"text": text, "stream": stream, "trace": trace.to_wire() if trace else None}
@@ -83,6 +86,7 @@ class RemoteAgent:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise AgentError("agent host sent a malformed reply") from None
             _merge_trace(trace, data.get("trace"))
+            self._deliver(data)
             return str(reply)
 
     async def stream_message(
@@ -106,6 +110,7 @@ class RemoteAgent:
                             yield str(item["chunk"])
                         elif item.get("done"):
                             _merge_trace(trace, item.get("trace"))
+                            self._deliver(item)
                             return
                         elif "error" in item:
                             _merge_trace(trace, item.get("trace"))
@@ -141,9 +146,31 @@ class RemoteAgent:
             await sink.response(reply, trace)
 
     def add_listener(self, listener: AgentListener) -> None:
-        if not self._warned:
-            self._warned = True
-            log.warning("agent %s is remote: itinerary listeners are not supported", self.name)
+        self._listeners.append(listener)
+
+    def _deliver(self, data: dict[str, Any]) -> None:
+        """Hand the itinerary events a reply carried to the listeners, in order, off the
+        reply's path (as a local agent does)."""
+        events = data.get("events")
+        if not isinstance(events, list) or not events or not self._listeners:
+            return
+        previous = self._announcing
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            for event in events:
+                for listener in list(self._listeners):
+                    try:
+                        await listener(event)
+                    except Exception:
+                        log.exception("agent %s: itinerary listener failed", self.name)
+
+        self._announcing = asyncio.get_running_loop().create_task(run())
+
+    async def flush_listeners(self) -> None:
+        if self._announcing is not None:
+            await asyncio.gather(self._announcing, return_exceptions=True)
 
 
 class RemoteAgentDirectory:
@@ -181,4 +208,5 @@ class RemoteAgentDirectory:
         return agent
 
     async def close(self) -> None:
+        await asyncio.gather(*(a.flush_listeners() for a in self._agents.values()))
         await self._client.aclose()

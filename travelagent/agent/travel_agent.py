@@ -101,10 +101,13 @@ class TravelAgent:
         async with self._gate:
             return copy.deepcopy(await self._loaded())
 
-    async def aclose(self) -> None:
-        """Wait for pending listener announcements."""
+    async def flush_listeners(self) -> None:
+        """Wait until every announcement made so far has reached the listeners."""
         if self._announcing is not None:
             await asyncio.gather(self._announcing, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.flush_listeners()
 
     # -- one turn (the caller holds the gate) -------------------------------------------------
 
