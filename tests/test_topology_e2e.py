@@ -89,7 +89,8 @@ async def test_remote_agent_host_is_reached_through_the_worker_agents_link(tmp_p
         assert topo.links()["worker_agents"]["stats"]["up"]["bytes"] > 0
 
 
-def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(tmp_path, tf):
+def start_up(tmp_path: Path, tf: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Run ``travelagent up ci`` until it prints "ready"; return it and its printed table."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "travelagent", "up", "ci", "--run-dir", str(tmp_path / "run")],
         stdout=subprocess.PIPE,
@@ -97,22 +98,30 @@ def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(tmp_path, tf
         text=True,
     )
     lines: list[str] = []
+    deadline = time.monotonic() + 60 * tf
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("ready"):
+            break
+    if not (lines and lines[-1].startswith("ready")):
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError("".join(lines) + err)
+    table = dict(line.split(None, 1) for line in lines if line.startswith("  "))
+    return proc, {k: v.strip() for k, v in table.items()}
+
+
+def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(tmp_path, tf):
+    proc, table = start_up(tmp_path, tf)
     try:
-        deadline = time.monotonic() + 60 * tf
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("ready"):
-                break
-        assert lines and lines[-1].startswith("ready"), "".join(lines)
-        urls = dict(line.split(None, 1) for line in lines if line.startswith("  "))
-        assert urls["gateway"].strip().startswith("ws://127.0.0.1:")
-        pids = [int(kv.split("=")[1]) for kv in urls["processes"].split()]
-        health = httpx.get(urls["worker"].strip() + "/healthz", timeout=5 * tf)
-        assert health.status_code == 200
+        assert table["gateway"].startswith("ws://127.0.0.1:")
+        pids = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in table["processes"].split()}
+        assert set(pids) == {"links", "realtime", "worker"}
+        assert httpx.get(table["worker"] + "/healthz", timeout=5 * tf).status_code == 200
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30 * tf)
     finally:
@@ -121,7 +130,22 @@ def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(tmp_path, tf
             proc.communicate()
     assert proc.returncode == 0, err
     assert "stopped" in out
-    assert all(gone(pid) for pid in pids)
+    assert all(gone(pid) for pid in pids.values())
+
+
+def test_travelagent_up_reports_a_crashed_child_and_stops_the_rest(tmp_path, tf):
+    proc, table = start_up(tmp_path, tf)
+    try:
+        pids = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in table["processes"].split()}
+        os.kill(pids["worker"], signal.SIGKILL)
+        _, err = proc.communicate(timeout=30 * tf)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1
+    assert "worker failed while running (exit code -9)" in err
+    assert all(gone(pid) for pid in pids.values())
 
 
 def test_travelagent_up_with_an_unknown_scenario_explains_and_exits_2(tmp_path):
