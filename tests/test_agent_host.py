@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -296,3 +297,29 @@ async def test_remote_listeners_hear_itinerary_changes_made_in_the_host(
         "agent": "u1",
         "itinerary": [{"kind": "day_trip", "name": "Kyoto"}],
     }
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "stream", "reason"),
+    [
+        (200, b"[1]", False, "malformed reply"),
+        (502, b"<html>bad gateway</html>", False, "HTTP 502: <html>bad gateway"),
+        (200, b'{"chunk": "a"}\n[1]\n', True, "malformed stream line"),
+        (200, b'{"chunk": "a"}\n', True, "without a final line"),
+        (500, b'{"error": "store is closed"}', True, "HTTP 500: store is closed"),
+    ],
+)
+async def test_a_misbehaving_host_is_a_clear_agent_error(
+    status: int, body: bytes, stream: bool, reason: str
+) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, content=body))
+    d = RemoteAgentDirectory("http://agents.invalid", transport=transport)
+    try:
+        with pytest.raises(AgentError, match=re.escape(reason)):
+            if stream:
+                async for _ in d.get("u1").stream_message("hi"):
+                    pass
+            else:
+                await d.get("u1").handle_message("hi")
+    finally:
+        await d.close()

@@ -105,7 +105,9 @@ class RemoteAgent:
                         try:
                             item = json.loads(line)
                         except json.JSONDecodeError:
-                            raise AgentError("agent host sent a malformed stream line") from None
+                            item = None
+                        if not isinstance(item, dict):
+                            raise AgentError("agent host sent a malformed stream line")
                         if "chunk" in item:
                             yield str(item["chunk"])
                         elif item.get("done"):
