@@ -257,3 +257,50 @@ async def test_unreachable_upstream_closes_the_client_and_is_counted(tf, port):
         writer.close()
     finally:
         await link.stop()
+
+
+async def test_connection_made_during_blackhole_works_once_it_is_lifted(make_link, upstream, tf):
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    await link.set_faults(Faults(blackhole=True))
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    writer.write(b"lost")
+    await writer.drain()
+    deadline = time.monotonic() + 5 * tf
+    while link.stats.directions["up"].dropped_bytes < 4:  # the link has read and dropped it
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.005)
+    await link.set_faults(Faults())
+    assert await roundtrip(reader, writer, b"found", 5 * tf) >= 0
+    assert b"".join(upstream.received) == b"found"
+    writer.close()
+
+
+async def test_a_peer_that_does_not_read_pushes_back_instead_of_filling_memory(make_link, tf):
+    stalled = asyncio.Event()
+
+    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await stalled.wait()
+        writer.close()
+
+    server = await asyncio.start_server(never_reads, "127.0.0.1", 0, limit=1024)
+    link = Link(
+        "stall",
+        listen_host="127.0.0.1",
+        listen_port=0,
+        upstream_host="127.0.0.1",
+        upstream_port=server.sockets[0].getsockname()[1],
+        shape=Shape(setup_rtts=0),
+    )
+    await link.start()
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+        writer.write(b"x" * 64 * 1024 * 1024)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(writer.drain(), 1.0)
+        assert link.stats.directions["up"].bytes < 32 * 1024 * 1024
+        writer.transport.abort()
+    finally:
+        stalled.set()
+        await link.stop()
+        server.close()
+        await server.wait_closed()

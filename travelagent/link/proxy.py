@@ -105,6 +105,10 @@ class _Direction:
         self.armed = False
         self.eof_queued = False
         self.done = False  # EOF passed on
+        # Reading from the source stops while too much is queued here or while the
+        # destination's own write buffer is full; it resumes when neither holds.
+        self.queue_full = False
+        self.dest_full = False
 
     @property
     def dest(self) -> asyncio.Transport | None:
@@ -118,9 +122,23 @@ class _Direction:
         deliver_ns = self.schedule.deliver_at(arrival_ns, len(data))
         self.fifo.append((deliver_ns, data, arrival_ns))
         self.queued_bytes += len(data)
-        if self.queued_bytes > MAX_QUEUED_BYTES and self.source is not None:
-            self.source.pause_reading()
+        if self.queued_bytes > MAX_QUEUED_BYTES and not self.queue_full:
+            self.queue_full = True
+            self._update_reading()
         self._arm()
+
+    def set_dest_full(self, full: bool) -> None:
+        self.dest_full = full
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        source = self.source
+        if source is None or source.is_closing():
+            return
+        if self.queue_full or self.dest_full:
+            source.pause_reading()
+        else:
+            source.resume_reading()
 
     def push_eof(self, arrival_ns: int, extra_ns: int) -> None:
         if self.eof_queued:
@@ -154,9 +172,9 @@ class _Direction:
             self.queued_bytes -= len(data)
             if link.recording:
                 link.record(ChunkRecord(self.name, arrival_ns, deliver_ns, now, len(data)))
-        if self.queued_bytes <= MAX_QUEUED_BYTES // 4 and self.source is not None:
-            with contextlib.suppress(RuntimeError):
-                self.source.resume_reading()
+        if self.queue_full and self.queued_bytes <= MAX_QUEUED_BYTES // 4:
+            self.queue_full = False
+            self._update_reading()
         self._arm()
 
 
@@ -175,12 +193,24 @@ class _Side(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.conn.on_lost(self.direction, exc)
 
+    # This side's transport is the destination of the other direction.
+    def pause_writing(self) -> None:
+        self.conn.dirs[_other(self.direction)].set_dest_full(True)
+
+    def resume_writing(self) -> None:
+        self.conn.dirs[_other(self.direction)].set_dest_full(False)
+
+
+def _other(direction: str) -> str:
+    return "down" if direction == "up" else "up"
+
 
 class _Connection:
     def __init__(self, link: Link, client: asyncio.Transport, opened_ns: int) -> None:
         self.link = link
         self.client: asyncio.Transport | None = client
         self.upstream: asyncio.Transport | None = None
+        self.connecting = False
         self.closed = False
         self.dirs = {
             d: _Direction(self, d, DirectionSchedule(link.shape, opened_ns, link.sampler))
@@ -320,11 +350,15 @@ class Link:
             self.stats.resets += 1
             conn.reset()
             return conn
-        if not self.faults.blackhole:
-            task = asyncio.get_running_loop().create_task(self._connect_upstream(conn))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not self.faults.blackhole:  # else connected when the blackhole is lifted
+            self._start_upstream(conn)
         return conn
+
+    def _start_upstream(self, conn: _Connection) -> None:
+        conn.connecting = True
+        task = asyncio.get_running_loop().create_task(self._connect_upstream(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _connect_upstream(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()
@@ -360,6 +394,10 @@ class Link:
             for conn in list(self._conns):
                 self.stats.resets += 1
                 conn.reset()
+        if before.blackhole and not faults.blackhole:
+            for conn in list(self._conns):
+                if not conn.connecting and not conn.closed:
+                    self._start_upstream(conn)
         if faults.refuse and self._server is not None:
             self._server.close()  # stop listening: connects now get ECONNREFUSED
             await self._server.wait_closed()
