@@ -220,11 +220,12 @@ def claim_hybrid_keeps_gateway(run: Run) -> Verdict:
     margin = max(HYBRID_MARGIN_MS, HYBRID_MARGIN_FRAC * c["base_p50_ms"])
     slower_hi = -c["gain_lo_ms"]  # upper end of (hybrid - gateway)
     ok = slower_hi <= margin
-    why = (
-        f"hybrid is at most {slower_hi:.1f} ms slower (margin {margin:.1f} ms)"
-        if ok
-        else f"hybrid may be up to {slower_hi:.1f} ms slower (margin {margin:.1f} ms)"
-    )
+    if slower_hi <= 0:
+        why = f"hybrid is not slower (at least {-slower_hi:.1f} ms faster)"
+    elif ok:
+        why = f"hybrid is at most {slower_hi:.1f} ms slower (margin {margin:.1f} ms)"
+    else:
+        why = f"hybrid may be up to {slower_hi:.1f} ms slower (margin {margin:.1f} ms)"
     return _v(CONFIRMED if ok else REFUTED, _fmt_ci(c), why, margin_ms=margin, **c)
 
 

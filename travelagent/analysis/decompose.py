@@ -54,7 +54,10 @@ def decompose_cells(run: Run) -> pd.DataFrame:
     agg["messages"] = per.groupby("cell", sort=False).size()
     for c in CATEGORIES:
         agg[f"{c}_share"] = agg[f"{c}_ms"] / agg["total_ms"]
-    return agg.reset_index()
+    # in the run's own cell order, so tables and figures read like the experiment
+    order = [c for c in run.cells.index if c in agg.index]
+    order += [c for c in agg.index if c not in order]
+    return agg.loc[order].reset_index()
 
 
 def decompose_hops(run: Run) -> pd.DataFrame:
