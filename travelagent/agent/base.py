@@ -9,7 +9,7 @@ the agent only through a ``ReplySink`` (gateway socket) or as values of ``handle
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from travelagent.wire.trace import Trace
@@ -46,7 +46,9 @@ class Agent(Protocol):
         """RPC: text in, whole reply out (after the state it depends on is committed)."""
         ...
 
-    def stream_message(self, text: str, *, trace: Trace | None = None) -> AsyncIterator[str]:
+    def stream_message(
+        self, text: str, *, trace: Trace | None = None
+    ) -> AsyncGenerator[str, None]:
         """Yield reply chunks as the LLM produces them; when the iterator ends, the state is
         committed. Holds the agent's input gate until exhausted or closed."""
         ...

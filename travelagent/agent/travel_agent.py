@@ -133,11 +133,14 @@ class TravelAgent:
         *,
         on_begin: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[str, None]:
-        self._stamp(trace, "agent.start")
         state = copy.deepcopy(await self._loaded())
         change = apply_user_message(state, text, self._catalog)
         seq = self._append(state, "user", text)
         await self._commit(state, [(seq, "user", text)])
+        # Stamped once the input is committed, right before the LLM is asked: so the
+        # agent.start→llm.done span is the model's alone, and the gate wait, loading and the
+        # commit count as processing (worker.recv→agent.start), not as LLM time.
+        self._stamp(trace, "agent.start")
         if on_begin is not None:
             await on_begin()
         parts: list[str] = []

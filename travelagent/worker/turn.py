@@ -13,6 +13,7 @@ Chunks are published in order by one drain task so the agent never waits on the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,9 +68,14 @@ class RealtimeTurn:
         parts: list[str] = []
         try:
             queue.put_nowait(agent_response(self.user_id, self.msg_id, streaming=True))
-            async for chunk in self.agent.stream_message(self.text, trace=self.trace):
-                parts.append(chunk)
-                queue.put_nowait(agent_response(self.user_id, self.msg_id, chunk=True, text=chunk))
+            async with contextlib.aclosing(
+                self.agent.stream_message(self.text, trace=self.trace)
+            ) as chunks:
+                async for chunk in chunks:
+                    parts.append(chunk)
+                    queue.put_nowait(
+                        agent_response(self.user_id, self.msg_id, chunk=True, text=chunk)
+                    )
             self.reply = "".join(parts)
         except Exception as err:
             log.warning("agent %s failed while streaming: %s", self.agent.name, err)
