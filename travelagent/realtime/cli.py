@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also send connect/disconnect events (presence events are always on)",
     )
     parser.add_argument(
+        "--webhook-workers",
+        type=int,
+        default=64,
+        help="webhooks in flight at once (each waits for the worker's answer; default 64)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
 
@@ -49,6 +55,9 @@ def main(args: argparse.Namespace) -> int:
     rooms = None
     if args.rooms is not None:
         rooms = frozenset(r.strip() for r in args.rooms.split(",") if r.strip())
+    if args.webhook_workers < 1:
+        print("travelagent serve realtime: --webhook-workers must be at least 1", file=sys.stderr)
+        return 2
     config = RealtimeConfig.from_env(
         host=args.host,
         port=args.port,
@@ -59,6 +68,7 @@ def main(args: argparse.Namespace) -> int:
         max_frame_bytes=args.max_frame_bytes,
         ping_interval_s=args.ping_interval_s,
         webhook_connection=args.webhook_connection,
+        webhook_workers=args.webhook_workers,
     )
     try:
         app = create_app(config)

@@ -21,7 +21,9 @@ class RealtimeConfig:
     webhook_presence: bool = True  # join/leave in room: channels
     webhook_connection: bool = False  # connect/disconnect
     webhook_queue_size: int = 1000
-    webhook_workers: int = 8
+    # Webhooks in flight at once. In after-publish mode each one lasts a whole agent turn, so
+    # a small pool queues messages at the realtime service; managed services fan out widely.
+    webhook_workers: int = 64
     webhook_timeout_s: float = 5.0
     webhook_max_attempts: int = 6
     webhook_backoff_initial_s: float = 0.05
