@@ -24,6 +24,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -225,17 +226,23 @@ def on_init(environment: Environment, **_kw: Any) -> None:
             opts.jwt_secret = secret(JWT_SECRET_ENV)
         logger.info("travelagent: records go to %s", opts.run_dir)
     if isinstance(runner, MasterRunner):
-        # A headless master quits workers without stopping them first and waits only 0.5 s for
-        # their last statistics, so messages ending in the final seconds would be missing from
-        # its counts (the Parquet has them). Stopping first makes each worker stop its users,
-        # send its final report and flush its records before the quit.
+        # A quitting master tells workers to quit and waits only 0.5 s for their last
+        # statistics; a worker first stops its users (up to --stop-timeout), so messages ending
+        # in the last moments would be missing from the master's counts (never from the
+        # Parquet). Waiting until every worker has said it quit keeps the two equal.
         original_quit = runner.quit
 
-        def stop_then_quit() -> None:
-            runner.stop()
+        def quit_after_workers() -> None:
+            from locust.rpc import Message
+
+            for client in list(runner.clients.all):
+                runner.server.send_to_client(Message("quit", None, client.id))
+            deadline = time.monotonic() + float(environment.stop_timeout or 0) + 10.0
+            while runner.clients.all and time.monotonic() < deadline:
+                gevent.sleep(0.1)
             original_quit()
 
-        runner.quit = stop_then_quit  # type: ignore[method-assign]
+        runner.quit = quit_after_workers  # type: ignore[method-assign]
 
 
 @events.test_stop.add_listener

@@ -52,14 +52,6 @@ class TravelUser(User):
         self.greenlets: list[Any] = []
         self.pacer: Pacer | None = None
         self.client: Any = self.make_client()
-        if opts.pace == "open":
-            self.pacer = Pacer(
-                opts.rate_per_user,
-                now_ns(),
-                arrivals=opts.arrivals,
-                seed=hash(self.user_id) & 0xFFFF,
-            )
-            self.greenlets.append(gevent.spawn(self.client.receive_forever, self.stop_event))
 
     def make_client(self) -> Any:
         raise NotImplementedError
@@ -100,13 +92,24 @@ class TravelUser(User):
             gevent.sleep(min(1.0, self.opts.timeout_s))
             return False
 
+    def start_open_loop(self) -> Pacer:
+        """The schedule starts once connected, so connection set-up is not counted as lateness."""
+        opts = self.opts
+        seed = int.from_bytes(self.user_id.encode()[-8:], "big")
+        self.pacer = Pacer(opts.rate_per_user, now_ns(), arrivals=opts.arrivals, seed=seed)
+        self.greenlets.append(gevent.spawn(self.client.receive_forever, self.stop_event))
+        return self.pacer
+
     @task
     def talk(self) -> None:
         if not self.ensure_connected():
             return
-        if self.pacer is None:
+        if self.opts.pace != "open":
             self.client.request(self.text())
             return
+        if self.pacer is None:
+            self.start_open_loop()
+        assert self.pacer is not None
         late_before = self.pacer.late
         for intended in self.pacer.due(now_ns()):
             self.client.send(self.text(), intended_ns=intended)

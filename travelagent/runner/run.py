@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +35,12 @@ from travelagent.runner.experiment import Cell, Experiment
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 LOCUST_GRACE_S = 30.0  # beyond the cell's duration and stop timeout, before Locust is killed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def locust_command(cell: Cell, *, urls: dict[str, str], cell_dir: Path, run_id: str) -> list[str]:
@@ -67,7 +74,17 @@ def locust_command(cell: Cell, *, urls: dict[str, str], cell_dir: Path, run_id: 
     if shape.kind != "constant":
         cmd += ["--shape", shape.kind, "--shape-params", json.dumps(shape.to_dict())]
     if load.processes > 1:
-        cmd += ["--processes", str(load.processes)]
+        # A port of its own: Locust's default master port would let the workers of another
+        # run on this host join this one.
+        port = str(free_port())
+        cmd += [
+            "--processes",
+            str(load.processes),
+            "--master-bind-port",
+            port,
+            "--master-port",
+            port,
+        ]
     return cmd
 
 
