@@ -46,9 +46,7 @@ class Agent(Protocol):
         """RPC: text in, whole reply out (after the state it depends on is committed)."""
         ...
 
-    def stream_message(
-        self, text: str, *, trace: Trace | None = None
-    ) -> AsyncGenerator[str, None]:
+    def stream_message(self, text: str, *, trace: Trace | None = None) -> AsyncGenerator[str, None]:
         """Yield reply chunks as the LLM produces them; when the iterator ends, the state is
         committed. Holds the agent's input gate until exhausted or closed."""
         ...
