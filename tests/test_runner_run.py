@@ -1,4 +1,4 @@
-"""``travelagent run`` end to end: a complete run, and a run with a failed and an interrupted cell."""
+"""``travelagent run`` end to end: a complete run; a failed cell and an interrupted one."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def test_tiny_experiment_produces_a_complete_run_directory(tmp_path: Path, tf: f
         rows = msgs[msgs["cell"] == name]
         assert len(rows) == cell["messages"] > 0
         assert cell["scenario"]["name"] == "loopback" and cell["users"] == 2
-        assert {"arch", "publish", "streaming", "shape", "duration_s", "started", "ended"} <= set(cell)
+        assert {"arch", "publish", "streaming", "shape", "duration_s", "started", "ended"} <= set(
+            cell
+        )
         d = out / "cells" / name
         with open(d / "locust_stats.csv") as fh:
             counts = {r["Name"]: int(r["Request Count"]) for r in csv.DictReader(fh)}

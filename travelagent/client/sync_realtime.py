@@ -177,6 +177,8 @@ class RealtimeClient:
                 data = self._ws.recv(timeout=left)
             except TimeoutError:
                 continue
+            except Exception as err:  # the server may refuse by closing (e.g. 3500 bad token)
+                raise RealtimeError(f"{method} refused: connection closed: {err}") from None
             for obj in decode_frames(data):
                 if obj.get("id") == cid:
                     if "error" in obj:
