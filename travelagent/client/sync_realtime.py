@@ -177,14 +177,14 @@ class RealtimeClient:
                 data = self._ws.recv(timeout=left)
             except TimeoutError:
                 continue
-            except Exception as err:  # the server may refuse by closing (e.g. 3500 bad token)
-                raise RealtimeError(f"{method} refused: connection closed: {err}") from None
+            except Exception as closed:  # the server may refuse by closing (3500 bad token)
+                raise RealtimeError(f"{method} refused: connection closed: {closed}") from None
             for obj in decode_frames(data):
                 if obj.get("id") == cid:
                     if "error" in obj:
-                        err = obj["error"]
+                        refusal = obj["error"] if isinstance(obj["error"], dict) else {}
                         raise RealtimeError(
-                            f"{method} refused: {err.get('code')} {err.get('message')}"
+                            f"{method} refused: {refusal.get('code')} {refusal.get('message')}"
                         )
                     reply = obj.get(method)
                     return reply if isinstance(reply, dict) else {}
