@@ -123,3 +123,17 @@ def test_a_claim_that_fails_to_evaluate_is_reported_not_raised(
     ct = claims.claims_table(load_run(write_synthetic_run(tmp_path, [SynthCell("g", "gateway")])))
     assert ct["verdict"].tolist() == ["not tested"]
     assert "kaput" in ct["rationale"].iloc[0]
+
+
+def test_a_run_where_every_path_streams_still_compares_the_paths(tmp_path: Path) -> None:
+    # like the default experiment: gateway and hybrid streamed, realtime streamed and not
+    cells = [
+        SynthCell("g", "gateway", streaming=True, n=30, noise_ms=1.0),
+        SynthCell("h", "hybrid", streaming=True, n=30, noise_ms=1.0),
+        SynthCell("rt", "realtime", "http-new", n=30, noise_ms=1.0),
+        SynthCell("rts", "realtime", "http-new", streaming=True, n=30, noise_ms=1.0),
+    ]
+    ct = claims_table(load_run(write_synthetic_run(tmp_path, cells))).set_index("id")
+    assert ct.loc["gateway_lower", "verdict"] == "confirmed"
+    assert ct.loc["gateway_lower", "numbers"]["base_cell"] == "rts"
+    assert ct.loc["hybrid_keeps_gateway", "verdict"] == "confirmed"

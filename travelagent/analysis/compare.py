@@ -119,6 +119,9 @@ REALTIME_BASELINES: list[Filter] = [
     {"arch": "realtime", "publish": "http-new", "streaming": False},
     {"arch": "realtime", "publish": "http-pooled", "streaming": False},
     {"arch": "realtime", "streaming": False},
+    # a run whose paths are all streamed: the same order among streamed cells
+    {"arch": "realtime", "publish": "http-new"},
+    {"arch": "realtime", "publish": "http-pooled"},
     {"arch": "realtime"},
 ]
 GATEWAY_BASELINES: list[Filter] = [{"arch": "gateway", "streaming": False}, {"arch": "gateway"}]

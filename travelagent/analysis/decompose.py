@@ -21,6 +21,14 @@ def decompose_messages(run: Run) -> pd.DataFrame:
     """One row per ok message with stamps: ``network_ns``, ``llm_ns``, ``processing_ns``,
     ``total_ns`` (= recv - send) and the same in ms, plus ``http_ns`` (HTTP legs, a part of
     network)."""
+    if "decompose" in run._cache:  # several claims and figures ask for it
+        cached: pd.DataFrame = run._cache["decompose"]
+        return cached
+    run._cache["decompose"] = out = _decompose_messages(run)
+    return out
+
+
+def _decompose_messages(run: Run) -> pd.DataFrame:
     hops = run.hops
     cols = ["msg_id", "cell", "arch", "publish", "streaming"]
     if hops.empty:

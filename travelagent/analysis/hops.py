@@ -55,79 +55,110 @@ def _empty_hops() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
 
 
+def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
+    return pd.Categorical(values, categories=categories).codes.astype(np.int64)
+
+
 def compute_hops(run: Run) -> pd.DataFrame:
-    """One row per hop of every ok message (columns ``HOP_COLUMNS``)."""
+    """One row per hop of every ok message (columns ``HOP_COLUMNS``).
+
+    Vectorised over integer codes (message, stamp name, process): a run of 100k messages has
+    about a million stamps, and string sorting or per-row string work would dominate.
+    """
     msgs = run.ok()[["msg_id", "cell", "arch", "publish", "streaming", "send_ns", "recv_ns"]]
     if msgs.empty:
         return _empty_hops()
+    msgs = msgs.drop_duplicates("msg_id").reset_index(drop=True)
+    n = len(msgs)
     st = run.stamps
-    st = st[st["msg_id"].isin(msgs["msg_id"]) & ~st["name"].str.startswith("client.")]
-    st = st[["msg_id", "seq", "name", "t_ns", "process"]].copy()
-    st["t_ns"] = st["t_ns"].astype("int64")
-    st["order"] = st["seq"].astype("int64") + 1
-    ends = []
-    for name, col, order in (("client.send", "send_ns", 0), ("client.recv", "recv_ns", 1 << 30)):
-        e = pd.DataFrame(
-            {
-                "msg_id": msgs["msg_id"].to_numpy(),
-                "name": name,
-                "t_ns": msgs[col].astype("int64").to_numpy(),
-                "process": "client",
-                "order": order,
-            }
-        )
-        ends.append(e)
-    chain = pd.concat([ends[0], st.drop(columns="seq"), ends[1]], ignore_index=True)
-    chain = chain.sort_values(["msg_id", "order"], kind="stable").reset_index(drop=True)
-    proc = chain["process"].fillna("").astype(str)
-    inferred = chain["name"].str.split(".").str[0].map(_PREFIX_PROCESS)
-    proc = proc.where(proc != "", inferred.fillna(""))
-    # agent.* / llm.* without a label: the process of the previous stamp (the agent's host)
-    proc = proc.mask(proc == "").ffill().fillna("")
-    chain["process"] = proc
-    chain["t_ns"] = chain["t_ns"].astype("int64")
-    # Pair each stamp with the next one of the same message, in integer ns (a shift through
-    # pandas would pass through float and lose nanoseconds at 1.7e18).
-    mid = chain["msg_id"].to_numpy()
-    t = chain["t_ns"].to_numpy()
-    names = chain["name"].to_numpy()
-    procs = chain["process"].to_numpy()
-    valid = np.flatnonzero(mid[:-1] == mid[1:])
+    st = st[~st["name"].str.startswith("client.")]
+    st_msg = pd.Index(msgs["msg_id"]).get_indexer(st["msg_id"])
+    keep = st_msg >= 0
+    st, st_msg = st[keep], st_msg[keep]
+    names = sorted({"client.send", "client.recv", *st["name"].unique()})
+    procs = sorted({"", *_PREFIX_PROCESS.values(), *st["process"].fillna("").unique()})
+    arange = np.arange(n, dtype=np.int64)
+    msg = np.concatenate([arange, st_msg.astype(np.int64), arange])
+    order = np.concatenate(
+        [np.zeros(n, np.int64), st["seq"].to_numpy(np.int64) + 1, np.full(n, 1 << 30)]
+    )
+    t = np.concatenate(
+        [msgs["send_ns"].to_numpy(np.int64), st["t_ns"].to_numpy(np.int64),
+         msgs["recv_ns"].to_numpy(np.int64)]
+    )  # fmt: skip
+    name = np.concatenate(
+        [np.full(n, names.index("client.send")), _codes(st["name"], names),
+         np.full(n, names.index("client.recv"))]
+    )  # fmt: skip
+    proc = np.concatenate(
+        [np.full(n, procs.index("client")), _codes(st["process"].fillna(""), procs),
+         np.full(n, procs.index("client"))]
+    )  # fmt: skip
+    sort = np.lexsort((order, msg))
+    msg, t, name, proc = msg[sort], t[sort], name[sort], proc[sort]
+    # Missing process labels: from the stamp's name, else the previous stamp's process (an
+    # agent.* / llm.* stamp without a label is taken where the agent runs).
+    empty = procs.index("")
+    by_name = np.array(
+        [procs.index(_PREFIX_PROCESS.get(x.split(".")[0], "")) for x in names], dtype=np.int64
+    )
+    proc = np.where(proc == empty, by_name[name], proc)
+    if (proc == empty).any():
+        filled = pd.Series(np.where(proc == empty, np.nan, proc)).ffill().fillna(empty)
+        proc = filled.to_numpy(np.int64)
+    # Pair each stamp with the next one of the same message, in integer ns.
+    pair = np.flatnonzero(msg[:-1] == msg[1:])
+    a, b = pair, pair + 1
+    names_arr = np.array(names, dtype=object)
+    procs_arr = np.array(procs, dtype=object)
+    is_llm = np.isin(names_arr[name[a]], list(LLM_FROM)) & np.isin(names_arr[name[b]], list(LLM_TO))
+    llm_proc = procs.index("llm") if "llm" in procs else -1
+    crosses = (proc[a] != proc[b]) & (proc[a] != llm_proc) & (proc[b] != llm_proc)
+    network = crosses & ~is_llm
+    # Hop labels built once per distinct (from, to) pair, not once per row.
+    k = max(len(names), len(procs))
+    key = np.where(network, proc[a] * k + proc[b], -1 - (name[a] * k + name[b]))
+    uniq, inverse = np.unique(key, return_inverse=True)
+    labels = np.array(
+        [f"{procs[u // k]}→{procs[u % k]}" if u >= 0 else
+         f"{names[(-1 - u) // k]}→{names[(-1 - u) % k]}" for u in uniq],
+        dtype=object,
+    )  # fmt: skip
+    m = msg[a]
+    first_of_msg = np.r_[True, m[1:] != m[:-1]]
+    starts = np.flatnonzero(first_of_msg)
+    idx = np.arange(len(m)) - np.repeat(starts, np.diff(np.r_[starts, len(m)]))
+    publish = msgs["publish"].astype(str).to_numpy(dtype=object)[m]
+    from_p, to_p = procs_arr[proc[a]], procs_arr[proc[b]]
+    # Legs that are HTTP requests: the webhook POST always, the publish unless on a socket.
+    webhook = network & (from_p == "realtime") & (to_p == "worker")
+    http_publish = (
+        network
+        & (names_arr[name[a]] == "worker.publish")
+        & np.array([p.startswith("http") for p in publish], dtype=bool)
+    )
+    dur = t[b] - t[a]
     hops = pd.DataFrame(
         {
-            "msg_id": mid[valid],
-            "from_name": names[valid],
-            "to_name": names[valid + 1],
-            "from_process": procs[valid],
-            "to_process": procs[valid + 1],
-            "start_ns": t[valid],
-            "dur_ns": t[valid + 1] - t[valid],
+            "msg_id": msgs["msg_id"].to_numpy(dtype=object)[m],
+            "cell": msgs["cell"].to_numpy(dtype=object)[m],
+            "arch": msgs["arch"].to_numpy(dtype=object)[m],
+            "publish": publish,
+            "streaming": msgs["streaming"].to_numpy(dtype=bool)[m],
+            "idx": idx,
+            "from_name": names_arr[name[a]],
+            "to_name": names_arr[name[b]],
+            "from_process": from_p,
+            "to_process": to_p,
+            "start_ns": t[a],
+            "dur_ns": dur,
+            "dur_ms": dur / 1e6,
+            "network": network,
+            "category": np.where(is_llm, "llm", np.where(network, "network", "processing")),
+            "hop": labels[inverse],
+            "http": webhook | http_publish,
         }
     )
-    hops["idx"] = hops.groupby("msg_id", sort=False).cumcount()
-    hops["dur_ms"] = hops["dur_ns"] / 1e6
-    is_llm = hops["from_name"].isin(LLM_FROM) & hops["to_name"].isin(LLM_TO)
-    crosses = (hops["from_process"] != hops["to_process"]) & ~(
-        hops["from_process"].eq("llm") | hops["to_process"].eq("llm")
-    )
-    hops["network"] = crosses & ~is_llm
-    hops["category"] = np.where(is_llm, "llm", np.where(hops["network"], "network", "processing"))
-    hops["hop"] = np.where(
-        hops["network"],
-        hops["from_process"] + "→" + hops["to_process"],
-        hops["from_name"] + "→" + hops["to_name"],
-    )
-    hops = hops.merge(msgs[["msg_id", "cell", "arch", "publish", "streaming"]], on="msg_id")
-    # Legs that are HTTP requests: the webhook POST always, the publish unless on a socket.
-    webhook = (
-        hops["network"] & hops["from_process"].eq("realtime") & hops["to_process"].eq("worker")
-    )
-    publish = (
-        hops["network"]
-        & hops["from_name"].eq("worker.publish")
-        & hops["publish"].astype(str).str.startswith("http")
-    )
-    hops["http"] = webhook | publish
     return hops[HOP_COLUMNS]
 
 
@@ -150,18 +181,20 @@ def message_hop_counts(run: Run) -> pd.DataFrame:
     # An HTTP request is answered: its response crosses the network once more, even if the
     # reply to the user does not wait for it. The note counts those (its "2 hops" for publish).
     per["traversals"] = per["network_hops"] + per["http_exchanges"]
-    names = run.stamps.groupby("msg_id")["name"].agg(frozenset)
-    meta = run.ok().set_index("msg_id")[["cell", "arch", "publish"]]
+    meta = run.ok().drop_duplicates("msg_id").set_index("msg_id")[["cell", "arch", "publish"]]
     per = per.join(meta)
     # A path is complete when every non-client stamp its architecture defines is present
     # (a real Centrifugo, say, adds no realtime.* stamps: its hops cannot be counted).
-    required = {a: frozenset(n for n in path_of(a) if not n.startswith("client.")) for a in
-                ("gateway", "realtime", "hybrid")}  # fmt: skip
-    have = [names.get(i) for i in per.index]
-    per["complete"] = [
-        isinstance(h, frozenset) and required.get(a, required["gateway"]) <= h
-        for h, a in zip(have, per["arch"], strict=True)
-    ]
+    required = pd.DataFrame(
+        [(a, n) for a in per["arch"].unique() for n in path_of(str(a))
+         if not n.startswith("client.")],
+        columns=["arch", "name"],
+    )  # fmt: skip
+    have = run.stamps[["msg_id", "name"]].drop_duplicates()
+    have = have.merge(meta["arch"].reset_index(), on="msg_id").merge(required)
+    found = have.groupby("msg_id").size()
+    needed = per["arch"].map(required.groupby("arch").size())
+    per["complete"] = found.reindex(per.index).to_numpy() == needed.to_numpy()
     return per.reset_index()
 
 

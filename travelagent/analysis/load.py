@@ -68,14 +68,19 @@ def _read(run_dir: Path, name: str, schema: pa.Schema) -> pd.DataFrame:
     return table.to_pandas(types_mapper=mapper.get)
 
 
+def _shape_rate(shape: dict[str, Any]) -> Any:
+    return shape.get("rate_per_s", shape.get("target_rps"))
+
+
 def _shape_load(shape: dict[str, Any]) -> str:
+    """A label equal for equal offered loads (the shape's name is only a name)."""
     kind = shape.get("kind", "")
-    if kind == "constant":
+    if kind in ("constant", "closed"):
         parts = [f"users={shape.get('users')}"]
-        if shape.get("rate_per_s") is not None:
-            parts.append(f"rate={shape.get('rate_per_s')}/s")
+        if _shape_rate(shape) is not None:
+            parts.append(f"rate={_shape_rate(shape)}/s")
         return " ".join(parts)
-    return json.dumps(shape, sort_keys=True)
+    return json.dumps({k: v for k, v in shape.items() if k != "name"}, sort_keys=True)
 
 
 def _cells_frame(meta: dict[str, Any], messages: pd.DataFrame) -> pd.DataFrame:
@@ -100,8 +105,8 @@ def _cells_frame(meta: dict[str, Any], messages: pd.DataFrame) -> pd.DataFrame:
                 "agents": str(worker.get("agents") or "in-process"),
                 "profile": str((sc.get("llm") or {}).get("profile") or ""),
                 "load": _shape_load(shape),
-                "users": shape.get("users"),
-                "rate_per_s": shape.get("rate_per_s"),
+                "users": shape.get("users", c.get("users")),
+                "rate_per_s": _shape_rate(shape),
                 "links": json.dumps(sc.get("links") or {}, sort_keys=True),
                 "duration_s": c.get("duration_s"),
                 "status": c.get("status", ""),
