@@ -5,7 +5,7 @@ process, sends newline-framed messages through at a steady rate, and prints the 
 one-way delay (send by the client to receipt by the server, both on the host's monotonic
 clock) against the configured delay, then the set-up cost of a new connection (first round
 trip on a new connection minus a round trip on a warm one) against the configured cost.
-It runs once per timer kind, so the choice of ``ThreadTimer`` stays justified by numbers.
+It runs once per timer kind, so the choice of timer stays justified by numbers.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="messages per second")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--trials", type=int, default=30, help="new connections for set-up cost")
-    parser.add_argument("--timers", default="thread,loop", help="timer kinds to compare")
+    parser.add_argument("--timers", default="timerfd,thread,loop", help="timer kinds to compare")
     args = parser.parse_args(argv)
     setup_cfg = args.setup_rtts * 2 * args.delay_ms
     print(

@@ -18,15 +18,12 @@ from typing import Any
 
 from travelagent.link.faults import Faults
 from travelagent.link.schedule import DirectionSchedule, JitterSampler, Shape
-from travelagent.link.timer import ThreadTimer, Timer, mono_ns
+from travelagent.link.timer import Timer, best_timer, mono_ns
 
 DIRECTIONS = ("up", "down")  # up: client -> upstream, down: upstream -> client
 MAX_QUEUED_BYTES = 4 * 1024 * 1024  # stop reading a side whose bytes are not being delivered
 MAX_RECORDS = 200_000
 _EOF = b""  # FIFO marker for a close passed on with the data
-# Waking the loop from the timer thread and writing takes ~0.1-0.2 ms (measured by the
-# benchmark), so timers are asked for that much early and a chunk due within it is written.
-WAKE_LEAD_NS = 120_000
 
 
 @dataclass
@@ -151,7 +148,9 @@ class _Direction:
     def _arm(self) -> None:
         if not self.armed and self.fifo:
             self.armed = True
-            self.conn.link.timer.call_at_ns(self.fifo[0][0] - WAKE_LEAD_NS, self.flush)
+            # Asked for a little early (the timer's own wake-up cost), so the write is on time.
+            timer = self.conn.link.timer
+            timer.call_at_ns(self.fifo[0][0] - timer.lead_ns, self.flush)
 
     def flush(self) -> None:
         self.armed = False
@@ -160,7 +159,8 @@ class _Direction:
             return  # upstream not connected yet: flushed again on connect
         now = mono_ns()
         link = self.conn.link
-        while self.fifo and self.fifo[0][0] <= now + WAKE_LEAD_NS:
+        due_ns = now + link.timer.lead_ns  # what is due within the wake-up cost goes now
+        while self.fifo and self.fifo[0][0] <= due_ns:
             deliver_ns, data, arrival_ns = self.fifo.popleft()
             if data is _EOF:
                 self.done = True
@@ -313,7 +313,7 @@ class Link:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         if self._timer is None:
-            self._timer = ThreadTimer(loop)
+            self._timer = best_timer(loop)
         await self._listen()
 
     async def _listen(self) -> None:

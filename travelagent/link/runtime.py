@@ -5,7 +5,7 @@ compete only with each other, not with the caller's own work (Locust, a notebook
 control port serves them all. Its configuration is a JSON file:
 
     {"control": "127.0.0.1:9000",
-     "timer": "thread",
+     "timer": "timerfd",
      "links": [{"name": "client_worker", "listen": "127.0.0.1:9001",
                 "upstream": "127.0.0.1:8787", "shape": {"delay_ms": 10}, "seed": 1}],
      "faults": [{"at_s": 10, "link": "client_worker", "fault": "reset", "duration_s": 2}]}
@@ -20,12 +20,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from travelagent.link.schedule import Shape
-from travelagent.link.timer import LoopTimer, ThreadTimer, Timer
+from travelagent.link.timer import LoopTimer, ThreadTimer, Timer, best_timer
 
 if TYPE_CHECKING:
     from travelagent.link.proxy import Link
 
-TIMERS = ("thread", "loop")
+TIMERS = ("timerfd", "thread", "loop")
 
 
 def split_addr(addr: str) -> tuple[str, int]:
@@ -63,13 +63,19 @@ async def serve(config: dict[str, Any], *, ready: asyncio.Event | None = None) -
     """Start the links and the control API, then wait for SIGINT/SIGTERM."""
     from travelagent.link.control import LinkSet, serve_control
 
-    # The timer thread must get the GIL back quickly when its deadline comes (default 5 ms).
-    sys.setswitchinterval(0.0005)
     loop = asyncio.get_running_loop()
-    kind = config.get("timer", "thread")
+    kind = config.get("timer", "timerfd")
     if kind not in TIMERS:
         raise ValueError(f"timer must be one of {', '.join(TIMERS)}; got {kind!r}")
-    timer: Timer = ThreadTimer(loop) if kind == "thread" else LoopTimer(loop)
+    timer: Timer
+    if kind == "timerfd":
+        timer = best_timer(loop)
+    elif kind == "thread":
+        # The timer thread must get the GIL back quickly when its deadline comes (default 5 ms).
+        sys.setswitchinterval(0.0005)
+        timer = ThreadTimer(loop)
+    else:
+        timer = LoopTimer(loop)
     linkset = LinkSet(links_from_config(config, timer), config.get("faults"))
     await linkset.start()
     runner = None

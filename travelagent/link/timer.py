@@ -1,23 +1,33 @@
 """Timers that fire loop callbacks at a monotonic nanosecond deadline.
 
-Why a thread: asyncio's own timers wake through ``epoll_wait``, whose timeout Python rounds *up*
-to whole milliseconds, so ``loop.call_at`` fires 0-1 ms late (about 0.5 ms on average). That
-alone misses the link's accuracy target (p50 within 0.3 ms). ``ThreadTimer`` sleeps in a
-dedicated thread (a condition wait, i.e. ``clock_nanosleep`` precision, tens of microseconds)
-and hands due callbacks to the loop with ``call_soon_threadsafe``, which wakes the loop at once
-through its self-pipe. ``LoopTimer`` is the plain asyncio version, kept for comparison in the
-benchmark (``python -m travelagent.link.bench``) and for callers without threads.
+asyncio's own timers wake through ``epoll_wait``, whose timeout Python rounds *up* to whole
+milliseconds, so ``loop.call_at`` fires 0-1 ms late (about 0.5 ms on average): that alone
+misses the link's accuracy target (p50 within 0.3 ms of the configured delay). Three kinds,
+compared by ``python -m travelagent.link.bench``:
+
+- ``TimerfdTimer`` (default on Linux): a kernel ``timerfd`` registered in the loop. The kernel's
+  high-resolution timer makes it readable at the deadline, the loop wakes as for a socket: no
+  rounding, no extra thread, a single wake-up to be scheduled. Best median and tail.
+- ``ThreadTimer`` (fallback): a daemon thread sleeps to the deadline and hands the callbacks to
+  the loop with ``call_soon_threadsafe``. Good median, but two threads must be scheduled per
+  deadline, so its tail grows on a busy machine.
+- ``LoopTimer``: plain ``loop.call_at``, for comparison.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import heapq
 import itertools
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 Callback = Callable[[], None]
 
@@ -28,6 +38,10 @@ def mono_ns() -> int:
 
 
 class Timer(Protocol):
+    # How early to ask for a wake-up so the write lands on time: the measured delay between a
+    # deadline and the callback running in the loop (see the benchmark).
+    lead_ns: int
+
     def call_at_ns(self, deadline_ns: int, callback: Callback) -> None: ...
 
     def close(self) -> None: ...
@@ -35,6 +49,8 @@ class Timer(Protocol):
 
 class LoopTimer:
     """Plain ``loop.call_at``: simple, ~1 ms granular on Linux."""
+
+    lead_ns = 0  # it is late anyway: asking earlier would only deliver early
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -52,6 +68,8 @@ class LoopTimer:
 
 class ThreadTimer:
     """A heap of deadlines served by one daemon thread; callbacks run in the loop's thread."""
+
+    lead_ns = 120_000  # thread wake-up, GIL hand-over, self-pipe, loop wake-up
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -101,3 +119,96 @@ class ThreadTimer:
 def _run_all(callbacks: list[Callback]) -> None:
     for callback in callbacks:
         callback()
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+_CLOCK_MONOTONIC = 1
+_TFD_NONBLOCK = 0o4000
+_TFD_CLOEXEC = 0o2000000
+_TFD_TIMER_ABSTIME = 1
+
+
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.timerfd_create  # noqa: B018 - present on Linux >= 2.6.25
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+class TimerfdTimer:
+    """Linux ``timerfd`` in the event loop itself: nanosecond deadlines, one wake-up, no thread.
+
+    The kernel's high-resolution timer makes the fd readable at the deadline, and the loop
+    (already waiting in ``epoll``) wakes for it as for any socket, so there is no 1 ms rounding
+    and no second thread to be scheduled.
+    """
+
+    lead_ns = 30_000  # one kernel wake-up of the loop
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        libc = _libc()
+        if libc is None:
+            raise OSError("timerfd is not available on this system")
+        fd = libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self._libc = libc
+        self._fd = fd
+        self._loop = loop
+        self._heap: list[tuple[int, int, Callback]] = []
+        self._seq = itertools.count()
+        self._armed_ns = 0  # deadline the fd is set for (0: disarmed)
+        loop.add_reader(fd, self._fire)
+
+    def _arm(self, deadline_ns: int) -> None:
+        spec = _Itimerspec()
+        spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(max(deadline_ns, 1), 1_000_000_000)
+        if self._libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+        self._armed_ns = deadline_ns
+
+    def call_at_ns(self, deadline_ns: int, callback: Callback) -> None:
+        heapq.heappush(self._heap, (deadline_ns, next(self._seq), callback))
+        if self._armed_ns == 0 or deadline_ns < self._armed_ns:
+            self._arm(deadline_ns)
+
+    def _fire(self) -> None:
+        try:
+            os.read(self._fd, 8)  # the expiration count; reading clears readiness
+        except BlockingIOError:
+            pass
+        now = mono_ns()
+        due: list[Callback] = []
+        while self._heap and self._heap[0][0] <= now:
+            due.append(heapq.heappop(self._heap)[2])
+        self._armed_ns = 0
+        if self._heap:
+            self._arm(self._heap[0][0])
+        for callback in due:
+            callback()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def best_timer(loop: asyncio.AbstractEventLoop) -> Timer:
+    """``TimerfdTimer`` where the system has it (Linux), else ``ThreadTimer``."""
+    try:
+        return TimerfdTimer(loop)
+    except OSError:
+        return ThreadTimer(loop)

@@ -168,7 +168,7 @@ def build_plan(
     plan = Plan(ports=dict(ports))
     plan.links_config = {
         "control": f"{host}:{ports['control']}",
-        "timer": "thread",
+        "timer": "timerfd",  # falls back to a timer thread where timerfd is missing
         "links": [
             {
                 "name": name,
