@@ -201,3 +201,15 @@ def test_scheduled_fault_runs_once_the_topology_is_up(stand_in, tmp_path, tf):
             httpx.get(topo.urls["worker"] + "/healthz", timeout=5 * tf)
         topo.set_fault("client_worker", "refuse", on=False)
         assert httpx.get(topo.urls["worker"] + "/healthz", timeout=5 * tf).status_code == 200
+
+
+def test_relative_run_dir_is_made_absolute(stand_in, tmp_path, monkeypatch, tf):
+    monkeypatch.chdir(tmp_path)
+    with Topology(
+        "ci", run_dir="rel/run", commands=commands(stand_in), start_timeout_s=20 * tf
+    ) as topo:
+        assert topo.run_dir == tmp_path / "rel" / "run"
+        assert topo.plan is not None
+        worker_argv = next(p.argv for p in topo.plan.processes if p.name == "worker")
+        assert all(not a.startswith("rel/") for a in worker_argv)
+    assert (tmp_path / "rel" / "run" / "logs" / "links.err.log").exists()

@@ -72,7 +72,10 @@ class Topology:
         on_crash: Callable[[CrashReport], None] | None = None,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="travelagent-"))
+        # Absolute: children run with the run dir as their working directory.
+        self.run_dir = (
+            Path(run_dir).resolve() if run_dir else Path(tempfile.mkdtemp(prefix="travelagent-"))
+        )
         self.log_dir = self.run_dir / "logs"
         self.commands = dict(commands or {})
         self.start_timeout_s = start_timeout_s
