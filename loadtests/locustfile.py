@@ -48,7 +48,9 @@ if _requested_shape():
 
     class TravelShape(LoadTestShape):
         """The shape chosen with ``--shape``; its fields come from ``--shape-params`` and fall
-        back to ``-u``/``-r``/``-t``."""
+        back to ``-u`` (users) and ``-t`` (duration). ``spawn_rate`` is a shape field (0, the
+        default, spawns each step at once): Locust's ``-r`` always has a value, so it cannot
+        tell "not given" from 1."""
 
         use_common_options = True
         _shape: Shape | None = None
@@ -60,8 +62,6 @@ if _requested_shape():
                 if opts is not None:
                     if opts.num_users:
                         params["users"] = opts.num_users
-                    if opts.spawn_rate:
-                        params["spawn_rate"] = opts.spawn_rate
                     if opts.run_time:
                         params["duration_s"] = opts.run_time
                     params.update(_shape_params(opts))
