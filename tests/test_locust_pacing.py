@@ -113,3 +113,16 @@ def test_finalize_keeps_one_row_per_message_shipped_twice(tmp_path: Path) -> Non
     n_msgs, _ = finalize_run(tmp_path)
     ids = sorted(pd.read_parquet(tmp_path / "messages.parquet")["msg_id"])
     assert n_msgs == 3 and ids == ["m1", "only-a", "only-b"]
+
+
+def test_steps_shape_adds_users_step_by_step(fast_gateway: str, tmp_path: Path, tf: float) -> None:
+    run_dir = tmp_path / "steps"
+    params = '{"users": 4, "step_users": 2, "step_s": 2}'
+    locust(run_dir, fast_gateway, "-t", "4s", "--shape", "steps", "--shape-params", params,
+           "--stop-timeout", "2", "--think-ms", "50", tf=tf)  # fmt: skip
+    msgs = pd.read_parquet(run_dir / "messages.parquet")
+    starts = msgs.groupby("user")["send_ns"].min().sort_values()
+    assert len(starts) == 4
+    first, second = starts.iloc[:2], starts.iloc[2:]
+    gap_s = (second.min() - first.max()) / 1e9
+    assert 1.5 < gap_s < 2.5 * tf  # the second pair joined one step (2 s) later
