@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from travelagent.analysis import figures
 from travelagent.analysis.hops import example_message
 from travelagent.analysis.load import Run, load_run
-from travelagent.analysis.loadcurve import load_table
+from travelagent.analysis.loadcurve import load_table, windows
 from travelagent.analysis.model import model_table
 from travelagent.analysis.stats import latency_table
 from travelagent.analysis.synth import standard_cells, write_synthetic_run
@@ -42,6 +42,7 @@ def test_every_figure_has_axes_labelled_with_units(run: Run, tmp_path: Path) -> 
         figures.load_curves(load_table(run)),
         figures.model_vs_measured(model_table(run)),
         figures.first_chunk_vs_complete(run, ["rt-http-new-stream"]),
+        figures.timeline(windows(run, "gateway-u50")),
     ]
     for fig in figs:
         assert all("[" in label for label in _labels(fig) if label), _labels(fig)

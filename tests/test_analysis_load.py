@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from travelagent.analysis.load import RunError, latest_run, load_run, load_runs
+from travelagent.analysis.load import RunError, latest_run, load_run, load_runs, locust_stats
 from travelagent.analysis.synth import SynthCell, write_synthetic_run
 from travelagent.client.records import MessageRecord, Recorder
 from travelagent.client.runinfo import write_run_json
@@ -66,3 +66,17 @@ def test_several_runs_load_as_one_with_cells_kept_apart(tmp_path: Path) -> None:
     assert sorted(run.messages["cell"].unique()) == ["a/g", "b/g"]
     assert len(run.hops) == 7 * 7  # seven hops per gateway message
     assert json.loads(json.dumps(run.meta["runs"][0]["run_id"])) == "a"
+
+
+def test_locust_csv_files_are_read_per_cell_when_present(tmp_path: Path) -> None:
+    path = write_synthetic_run(tmp_path, [SynthCell("g", "gateway", n=3)])
+    assert locust_stats(load_run(path)).empty
+    (path / "cells" / "g").mkdir(parents=True)
+    (path / "cells" / "g" / "locust_stats.csv").write_text(
+        "Type,Name,Request Count,Failure Count\nWS,gateway,3,0\n,Aggregated,3,0\n"
+    )
+    (path / "cells" / "h").mkdir()
+    (path / "cells" / "h" / "locust_stats.csv").write_bytes(b"\x00\xff garbage")
+    ls = locust_stats(load_run(path))
+    assert ls["cell"].tolist() == ["g", "g"]
+    assert ls["Request Count"].tolist() == [3, 3]

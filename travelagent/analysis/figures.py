@@ -229,3 +229,25 @@ def first_chunk_vs_complete(run: Run, cells: Sequence[str] | None = None) -> Fig
     ax.set_title("Time to first chunk (dashed) vs time to complete reply (solid)")
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def timeline(win: pd.DataFrame, *, title: str = "") -> Figure:
+    """One cell over time (from ``loadcurve.windows``): latency percentiles above, offered and
+    completed rates below, so a tail that grows with the load is seen where it happens."""
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    if win.empty:
+        ax1.text(0.5, 0.5, "no messages", ha="center", transform=ax1.transAxes)
+        return fig
+    x = win["t_s"].to_numpy(float)
+    ax1.plot(x, win["corrected_p99_ms"], "s-", label="p99 corrected")
+    ax1.plot(x, win["service_p99_ms"], "o--", label="p99 service")
+    ax1.plot(x, win["service_p50_ms"], ":", label="p50 service")
+    ax1.set_ylabel("latency [ms]")
+    ax1.legend(fontsize=8)
+    ax1.set_title(title or "Latency and load over time")
+    ax2.step(x, win["offered_rps"], where="post", label="offered (intended sends)")
+    ax2.step(x, win["ok_rps"], where="post", linestyle="--", label="completed ok")
+    ax2.set_ylabel("rate [messages/s]")
+    ax2.set_xlabel("time since the cell's first intended send [s]")
+    ax2.legend(fontsize=8)
+    return fig

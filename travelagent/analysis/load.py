@@ -206,6 +206,20 @@ def load_runs(paths: list[str | Path]) -> Run:
     )
 
 
+def locust_stats(run: Run) -> pd.DataFrame:
+    """Locust's own per-cell summary (``cells/<cell>/locust_stats.csv``), when the run has it:
+    an independent check of request counts and failures. Empty when there is none."""
+    frames = []
+    for f in sorted((run.path / "cells").glob("*/locust_stats.csv")):
+        try:
+            df = pd.read_csv(f)
+        except (OSError, ValueError, pd.errors.ParserError):
+            continue  # a cell cut short may leave a partial file; the records still count
+        df.insert(0, "cell", f.parent.name)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def project_root() -> Path:
     """The checkout holding data/: the first parent of the cwd with data/, else the package's."""
     here = Path.cwd().resolve()

@@ -113,3 +113,32 @@ def knees(table: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def windows(run: Run, cell: str, *, window_s: float = 1.0) -> pd.DataFrame:
+    """Per time window of one cell (by intended send time): offered and completed rates,
+    active users, corrected and service percentiles. Shows ramps, spikes and tails growing
+    within a cell whose load is not constant."""
+    m = run.messages[run.messages["cell"] == cell]
+    if m.empty:
+        return pd.DataFrame()
+    t0 = int(m["intended_ns"].min())
+    win = ((m["intended_ns"].astype("int64") - t0) // int(window_s * 1e9)).astype(int)
+    ok = m["status"] == "ok"
+    rows = []
+    m = m.assign(_window=win)
+    for _, g in m.groupby("_window"):
+        gok = g[ok.loc[g.index]]
+        row = {
+            "t_s": int(g["_window"].iloc[0]) * window_s,
+            "offered_rps": len(g) / window_s,
+            "ok_rps": len(gok) / window_s,
+            "users": g["user"].nunique(),
+            "errors": int((~ok.loc[g.index]).sum()),
+        }
+        for metric in ("service_ms", "corrected_ms"):
+            v = gok[metric].astype("float64").dropna().to_numpy()
+            for p in (50, 99):
+                row[f"{metric[:-3]}_p{p}_ms"] = float(np.percentile(v, p)) if len(v) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -18,8 +18,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 SETUP = """\
 %matplotlib inline
 import pandas as pd
-from travelagent.analysis import claims, compare, decompose, figures, hops, loadcurve, model
-from travelagent.analysis import nbhelp, stats
+from travelagent.analysis import claims, compare, decompose, figures, hops, load, loadcurve
+from travelagent.analysis import model, nbhelp, stats
 
 pd.set_option("display.max_colwidth", 200)
 run = nbhelp.open_run(run_path)"""
@@ -252,6 +252,37 @@ NOTEBOOKS: dict[str, tuple[str, list[Cell]]] = {
                 "    tail['correction_at_p99_ms'] = lt['corrected_p99_ms'] - "
                 "lt['service_p99_ms']\n"
                 "    nbhelp.show(tail, precision=2)",
+            ),
+            (
+                "md",
+                "## The heaviest cell of each series, second by second\n\n"
+                "Percentiles per one-second window of intended send time (above) and the "
+                "offered and completed rates (below): a ramp, a spike, or a queue that keeps "
+                "growing shows here, where a whole-cell percentile would average it away.",
+            ),
+            (
+                "code",
+                "if len(lt):\n"
+                "    heaviest = lt.sort_values('offered_rps').groupby('series').tail(1)\n"
+                "    for cell in heaviest['cell']:\n"
+                "        figures.timeline(loadcurve.windows(run, cell), title=f'{cell} over time')"
+                "\n"
+                "else:\n"
+                "    nbhelp.note('*No messages in this run.*')",
+            ),
+            (
+                "md",
+                "## Locust's own view\n\n"
+                "Locust's summary per cell (requests, failures, its own percentiles), an "
+                "independent check of the records above.",
+            ),
+            (
+                "code",
+                "ls = load.locust_stats(run)\n"
+                "cols = [c for c in ('cell', 'Name', 'Request Count', 'Failure Count', "
+                "'Median Response Time', '99%', 'Requests/s') if c in ls]\n"
+                "nbhelp.show(ls[cols] if len(ls) else ls, 'Not in this run: no Locust CSV "
+                "files.')",
             ),
         ],
     ),
