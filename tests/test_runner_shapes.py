@@ -52,3 +52,13 @@ def test_constant_rate_is_open_loop_users_at_rate_per_user() -> None:
 def test_bad_shapes_are_refused_with_the_field_named(fields: dict, match: str) -> None:
     with pytest.raises(ShapeError, match=match):
         parse_shape(fields)
+
+
+def test_summary_keeps_only_the_fields_of_its_kind() -> None:
+    s = parse_shape({"kind": "steps", "users": 6, "step_users": 2, "step_s": 3, "duration_s": 9})
+    assert s.summary() == {
+        "kind": "steps", "users": 6, "spawn_rate": 0.0, "step_users": 2, "step_s": 3.0,
+        "duration_s": 9,
+    }  # fmt: skip
+    rate = parse_shape({"kind": "constant-rate", "target_rps": 10, "rate_per_user": 2})
+    assert rate.summary()["users"] == 5 and "step_s" not in rate.summary()

@@ -130,6 +130,17 @@ def _stop_locust(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def shape_info(cell: Cell) -> dict[str, Any]:
+    """The cell's shape for run.json; open-loop cells also say their offered rate."""
+    info: dict[str, Any] = {"name": cell.shape_name, **cell.shape.summary()}
+    if cell.shape.open_loop:
+        info["rate_per_s"] = cell.shape.target_rps
+    elif cell.load.pace == "open":
+        info["rate_per_s"] = cell.shape.peak_users * cell.load.rate_per_user
+    info["pace"] = "open" if cell.shape.open_loop else cell.load.pace
+    return info
+
+
 def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
     """Bring up the cell's topology, run Locust against it, stop everything, file records."""
     from travelagent.topology.launcher import Topology
@@ -145,7 +156,7 @@ def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
         "arch": cell.entry.arch,
         "publish": cell.entry.publish,
         "streaming": cell.entry.streaming,
-        "shape": {"name": cell.shape_name, **cell.shape.to_dict()},
+        "shape": shape_info(cell),
         "users": cell.shape.peak_users,
         "duration_s": cell.duration_s,
         "repetition": cell.repetition,

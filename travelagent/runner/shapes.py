@@ -42,6 +42,20 @@ class Shape:
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def summary(self) -> dict[str, Any]:
+        """The fields that matter for this kind of shape (for run.json and readers of it)."""
+        keys = {
+            "constant": ("users", "spawn_rate"),
+            "steps": ("users", "spawn_rate", "step_users", "step_s"),
+            "ramp": ("users", "ramp_s"),
+            "spike": ("users", "spawn_rate", "spike_users", "spike_at_s", "spike_s"),
+            "constant-rate": ("target_rps", "rate_per_user"),
+        }[self.kind]
+        out: dict[str, Any] = {"kind": self.kind, **{k: getattr(self, k) for k in keys}}
+        out["users"] = self.peak_users
+        out["duration_s"] = self.duration_s
+        return out
+
     @property
     def open_loop(self) -> bool:
         """A constant arrival rate only exists if users send on a schedule."""
