@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from travelagent.analysis.load import default_run_path, load_run
+from travelagent.analysis.load import RunError, default_run_path, load_run
 
 if TYPE_CHECKING:
     from travelagent.analysis.load import Run
@@ -48,7 +48,13 @@ def show(df: pd.DataFrame, empty: str = "Not in this run.", **fmt: Any) -> None:
 def open_run(run_path: str | Path | None = None) -> Run:
     """Load the run (default: newest in data/runs/, else data/reference/) and describe it."""
     path = default_run_path(run_path)
-    run = load_run(path)
+    try:
+        run = load_run(path)
+    except RunError as err:
+        raise RunError(
+            f"{err}. Record a run first (`travelagent run EXPERIMENT` or `travelagent probe`), "
+            "or set run_path to a run directory."
+        ) from err
     m = run.meta
     note(
         f"**Run** `{run.run_id}` ({m.get('kind', '?')}, {m.get('status', '?')}), "

@@ -155,6 +155,8 @@ def _index_html(run: Run, report: Report, claims: str) -> str:
         "ended": m.get("ended", ""),
         "seed": m.get("seed", ""),
         "git commit": m.get("git_commit", ""),
+        "scenarios": ", ".join(sorted({str(s) for s in run.cells["scenario_name"] if s})),
+        "LLM profiles": ", ".join(sorted({str(s) for s in run.cells["profile"] if s})),
         "messages": f"{len(run.messages)} ({len(run.ok())} ok)",
     }
     facts_html = "".join(
