@@ -59,6 +59,12 @@ def agent_channel(user_id: str) -> str:
 
 def decode_frames(data: str | bytes) -> Iterator[dict[str, Any]]:
     """The JSON objects in one frame (several may be separated by newlines); junk is skipped."""
+    for obj, _ in decode_frames_sized(data):
+        yield obj
+
+
+def decode_frames_sized(data: str | bytes) -> Iterator[tuple[dict[str, Any], int]]:
+    """Like ``decode_frames``, with each object's size in characters (its share of the frame)."""
     if isinstance(data, bytes | bytearray):
         data = bytes(data).decode("utf-8", "replace")
     for line in data.split("\n"):
@@ -70,7 +76,7 @@ def decode_frames(data: str | bytes) -> Iterator[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
         if isinstance(obj, dict):
-            yield obj
+            yield obj, len(line)
 
 
 def message_data(
@@ -179,7 +185,7 @@ class RealtimeClient:
                 continue
             except Exception as closed:  # the server may refuse by closing (3500 bad token)
                 raise RealtimeError(f"{method} refused: connection closed: {closed}") from None
-            for obj in decode_frames(data):
+            for obj, size in decode_frames_sized(data):
                 if obj.get("id") == cid:
                     if "error" in obj:
                         refusal = obj["error"] if isinstance(obj["error"], dict) else {}
@@ -188,7 +194,7 @@ class RealtimeClient:
                         )
                     reply = obj.get(method)
                     return reply if isinstance(reply, dict) else {}
-                self._dispatch(obj, len(data), now_ns())
+                self._dispatch(obj, size, now_ns())
 
     def connect(self) -> None:
         self._ws = ws_connect(self.url, timeout_s=self.connect_timeout_s)
@@ -316,8 +322,8 @@ class RealtimeClient:
             self._ws = None
             return done + self.pending.fail_all("lost", f"connection lost: {err}")
         t = now_ns()
-        for obj in decode_frames(data):
-            rec = self._dispatch(obj, len(data), t)
+        for obj, size in decode_frames_sized(data):
+            rec = self._dispatch(obj, size, t)
             if rec is not None:
                 done.append(rec)
         return done
