@@ -279,6 +279,11 @@ def write_final_stats_csv(environment: Environment, csv_prefix: str) -> None:
 
 @events.quitting.add_listener
 def on_quitting(environment: Environment, **_kw: Any) -> None:
+    runner = environment.runner
+    if runner is not None and not isinstance(runner, MasterRunner):
+        # Quitting without a stop first (SIGTERM, the web UI's quit): stop the users now, so
+        # the messages they still have in flight are recorded (as lost) before the flush.
+        runner.stop()
     RECORDS.flush()
     if isinstance(environment.runner, WorkerRunner):
         return
