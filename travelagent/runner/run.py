@@ -251,22 +251,25 @@ def run_experiment(
     write_run_json(run_dir, base)
     status = "ok"
     t0 = time.monotonic()
-    for i, cell in enumerate(cells):
-        if progress is not None:
-            progress(cell, i, len(cells))
-        try:
-            info = run_cell(cell, run_dir, run_id)
-        except CellInterrupted as stop:
-            results.append(stop.info)
-            status = "interrupted"
-            write_run_json(run_dir, {"cells": results})
-            break
-        results.append(info)
-        if info["status"] != "ok":
-            status = "failed"
-        write_run_json(run_dir, {"cells": results, "elapsed_s": round(time.monotonic() - t0, 1)})
-        if done is not None:
-            done(cell, info)
+    try:
+        for i, cell in enumerate(cells):
+            if progress is not None:
+                progress(cell, i, len(cells))
+            try:
+                info = run_cell(cell, run_dir, run_id)
+            except CellInterrupted as stop:
+                results.append(stop.info)
+                status = "interrupted"
+                break
+            results.append(info)
+            if info["status"] != "ok":
+                status = "failed"
+            elapsed_s = round(time.monotonic() - t0, 1)
+            write_run_json(run_dir, {"cells": results, "elapsed_s": elapsed_s})
+            if done is not None:
+                done(cell, info)
+    except KeyboardInterrupt:  # between cells: every finished cell is already filed
+        status = "interrupted"
     if not (run_dir / "messages.parquet").exists():
         finalize_run(run_dir)  # an empty but well-formed pair of files
     write_run_json(
