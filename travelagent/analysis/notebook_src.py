@@ -186,6 +186,17 @@ NOTEBOOKS: dict[str, tuple[str, list[Cell]]] = {
                 "else:\n"
                 "    nbhelp.note('*Not in this run: no streaming cells.*')",
             ),
+            (
+                "md",
+                "Percentiles of both, with intervals, for the streamed cells: `ttfc_ms` is "
+                "the time to the first chunk, `service_ms` the time to the complete reply.",
+            ),
+            (
+                "code",
+                "if streamed:\n"
+                "    tt = stats.latency_table(run, ('ttfc_ms', 'service_ms'))\n"
+                "    nbhelp.show(tt[tt['cell'].isin(streamed)])",
+            ),
             ("md", "## Webhook modes\n\nReply after publishing vs acknowledge the webhook first."),
             (
                 "code",
