@@ -141,7 +141,8 @@ def _cell_means(run: Run, cell: str) -> pd.Series | None:
 def claim_http_bottleneck(run: Run) -> Verdict:
     """Confirmed when the HTTP legs (webhook POST, HTTP publish) take at least half of the
     realtime path's time outside the LLM (network + processing), means over messages."""
-    cell = baseline_cell(run, REALTIME_BASELINES[:2])
+    http_publish = [f for f in REALTIME_BASELINES if str(f.get("publish", "")).startswith("http")]
+    cell = baseline_cell(run, http_publish)
     means = _cell_means(run, cell) if cell else None
     if cell is None or means is None:
         return _v(NOT_TESTED, "", "the run has no stamped realtime cell with HTTP publish")

@@ -76,6 +76,18 @@ def representative_cells(run: Run, *, streaming: bool | None = False) -> list[st
     return list(c.drop_duplicates(["arch", "publish", "webhook_mode"])["cell"])
 
 
+def path_cells(run: Run) -> list[str]:
+    """One cell per (arch, publish, webhook mode): unstreamed where the run has it, else
+    streamed, at the lowest load. Lets the path comparison work on runs where some paths only
+    ever stream."""
+    c = run.cells[run.cells["ok"] > 0].copy()
+    if c.empty:
+        return []
+    c["_users"] = pd.to_numeric(c["users"], errors="coerce").fillna(float("inf"))
+    c = c.sort_values(["arch", "publish", "webhook_mode", "streaming", "_users"], kind="stable")
+    return list(c.drop_duplicates(["arch", "publish", "webhook_mode"])["cell"])
+
+
 def cells_where(run: Run, **filters: Any) -> list[str]:
     c = run.cells[run.cells["ok"] > 0]
     for k, v in filters.items():

@@ -59,7 +59,7 @@ NOTEBOOKS: dict[str, tuple[str, list[Cell]]] = {
             ),
             (
                 "code",
-                "cells = nbhelp.representative_cells(run, streaming=None)\n"
+                "cells = nbhelp.path_cells(run)\n"
                 "if not cells:\n"
                 "    nbhelp.note('*No ok messages in this run.*')\n"
                 "for cell in cells:\n"
@@ -90,17 +90,18 @@ NOTEBOOKS: dict[str, tuple[str, list[Cell]]] = {
             (
                 "md",
                 "## Distributions\n\n"
-                "Empirical CDF of the service time (`recv - send`) of one cell per path. A curve "
-                "further left is faster; the gap between curves at a height is the difference "
-                "at that percentile.",
+                "Empirical CDF of the service time (`recv - send`, the whole reply) of one cell "
+                "per path (unstreamed where the run has it, lightest load). A curve further "
+                "left is faster; the gap between curves at a height is the difference at that "
+                "percentile.",
             ),
             (
                 "code",
-                "cells = nbhelp.representative_cells(run, streaming=False)\n"
+                "cells = nbhelp.path_cells(run)\n"
                 "if cells:\n"
                 "    figures.cdf(run, 'service_ms', cells)\n"
                 "else:\n"
-                "    nbhelp.note('*No unstreamed cells in this run.*')",
+                "    nbhelp.note('*No ok messages in this run.*')",
             ),
             (
                 "md",
@@ -161,12 +162,17 @@ NOTEBOOKS: dict[str, tuple[str, list[Cell]]] = {
             (
                 "md",
                 "## Publish modes\n\n"
-                "CDFs of the realtime path with each publish mode (unstreamed).",
+                "CDFs of the realtime path with each publish mode (unstreamed cells, or the "
+                "streamed ones when that is all the run has).",
             ),
             (
                 "code",
-                "pub = [c for c in nbhelp.representative_cells(run, streaming=False)\n"
-                "       if run.cells.loc[c, 'arch'] == 'realtime']\n"
+                "def realtime_cells(streaming):\n"
+                "    return [c for c in nbhelp.representative_cells(run, streaming=streaming)\n"
+                "            if run.cells.loc[c, 'arch'] == 'realtime']\n"
+                "pub = realtime_cells(False)\n"
+                "if len(pub) < 2:\n"
+                "    pub = realtime_cells(True)\n"
                 "if len({run.cells.loc[c, 'publish'] for c in pub}) > 1:\n"
                 "    figures.cdf(run, 'service_ms', pub, title='Realtime path by publish mode')\n"
                 "else:\n"
