@@ -333,6 +333,10 @@ class Link:
             conn.close()
         for task in list(self._tasks):
             task.cancel()
+        # Transports close their sockets on the next loop iterations: let them, so stop()
+        # leaves no socket open even if the loop is closed right after.
+        for _ in range(2):
+            await asyncio.sleep(0)
         if self._own_timer and self._timer is not None:
             self._timer.close()
             self._timer = None

@@ -56,11 +56,9 @@ class LoopTimer:
         self._loop = loop
 
     def call_at_ns(self, deadline_ns: int, callback: Callback) -> None:
-        delay_s = (deadline_ns - mono_ns()) / 1e9
-        if delay_s <= 0:
-            self._loop.call_soon(callback)
-        else:
-            self._loop.call_later(delay_s, callback)
+        # loop.time() is time.monotonic(), the same clock as mono_ns(). Past deadlines also go
+        # through call_at, so they keep their order with timers already in the loop's heap.
+        self._loop.call_at(deadline_ns / 1e9, callback)
 
     def close(self) -> None:
         pass
