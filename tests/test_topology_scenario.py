@@ -128,3 +128,9 @@ def test_unknown_preset_lists_the_presets():
 def test_parse_from_a_dict_without_a_file():
     s = parse_scenario({"name": "inline", "worker": {"publish": "ws-persistent"}})
     assert s.worker.publish == "ws-persistent" and s.source == "<scenario>"
+
+
+def test_resolved_dict_parses_back_to_the_same_scenario():
+    for name in list_presets():
+        s = load_scenario(name)
+        assert parse_scenario(s.to_dict()) == s

@@ -7,7 +7,10 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", help="a preset name (loopback, note, ...) or a TOML file")
+    from travelagent.topology.scenario import list_presets
+
+    presets = ", ".join(list_presets())
+    parser.add_argument("scenario", help=f"a preset name ({presets}) or a TOML file")
     parser.add_argument("--run-dir", default=None, help="logs and databases (default: a temp dir)")
     parser.add_argument(
         "--no-faults", action="store_true", help="do not start the scenario's fault schedule"

@@ -183,9 +183,13 @@ def _parse_link(source: str, name: str, table: Any) -> LinkConfig:
 
 def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
     top = _Reader(source, "", data)
+    # "source" is accepted so that ``parse_scenario(s.to_dict())`` gives ``s`` back.
     top.only(
-        ("name", "description", "seed", "llm", "worker", "links", "faults", "external", "ports")
-    )
+        (
+            "name", "description", "seed", "llm", "worker", "links", "faults", "external",
+            "ports", "source",
+        )
+    )  # fmt: skip
     name = top.string("name", Path(source).stem if source != "<scenario>" else "")
     if not name:
         top.fail("name", "is required")
@@ -247,7 +251,8 @@ def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scena
             value = ports_r.integer(k, 0)
             if not 0 <= value <= 65535:
                 ports_r.fail(ports_r.key(k), f"must be 0-65535, got {value}")
-            ports[k] = value
+            if value:  # 0 means "pick a free one", the same as leaving it out
+                ports[k] = value
 
     return Scenario(
         name=name,
@@ -259,7 +264,7 @@ def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scena
         faults=tuple(sorted(faults, key=lambda f: f.at_s)),
         external=external,
         ports=ports,
-        source=source,
+        source=source if source != "<scenario>" else top.string("source", source),
     )
 
 
