@@ -137,3 +137,14 @@ def test_a_run_where_every_path_streams_still_compares_the_paths(tmp_path: Path)
     assert ct.loc["gateway_lower", "verdict"] == "confirmed"
     assert ct.loc["gateway_lower", "numbers"]["base_cell"] == "rts"
     assert ct.loc["hybrid_keeps_gateway", "verdict"] == "confirmed"
+
+
+def test_path_claims_are_not_fooled_by_cells_whose_llm_answers_ran_longer(tmp_path: Path) -> None:
+    # the same path, but the hybrid cell happened to get longer answers from the LLM
+    g = SynthCell("g", "gateway", n=40, noise_ms=1.0)
+    h = SynthCell("h", "hybrid", n=40, noise_ms=1.0, llm_ms=130.0)
+    ct = claims_table(load_run(write_synthetic_run(tmp_path, [g, h]))).set_index("id")
+    assert ct.loc["hybrid_keeps_gateway", "verdict"] == "confirmed"
+    assert "time outside the LLM" in ct.loc["hybrid_keeps_gateway", "evidence"]
+    numbers = ct.loc["hybrid_keeps_gateway", "numbers"]
+    assert numbers["variant_service_p50_ms"] - numbers["base_service_p50_ms"] > 40

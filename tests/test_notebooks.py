@@ -85,6 +85,9 @@ def test_notebook_code_says_what_is_missing_in_a_run_without_replies(
             if "parameters" in cell.metadata.get("tags", []):
                 src = f"run_path = {str(run)!r}"
             exec(compile(src, f"{name}", "exec"), ns)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
     printed = capsys.readouterr().out
     assert "No ok messages in this run" in printed
     assert "Not in this run" in printed
