@@ -155,3 +155,43 @@ def test_travelagent_up_with_an_unknown_scenario_explains_and_exits_2(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2
     assert "no such scenario file" in res.stderr and "loopback" in res.stderr
+
+
+def test_travelagent_up_interrupted_while_starting_leaves_nothing_behind(tmp_path, tf):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "travelagent", "up", "ci", "--run-dir", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30 * tf
+    # Wait until the children exist (their logs appear), then interrupt before "ready".
+    while not (run / "logs" / "worker.err.log").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30 * tf)
+    if "ready" in out:
+        pytest.skip("the topology was up before the signal arrived")
+    assert proc.returncode == 130, err
+    assert "interrupted while starting" in err
+    # No process started for this run dir is left (children name it in their command lines).
+    left = processes_mentioning(str(run))
+    assert left == [], [
+        (Path(f"/proc/{p}/cmdline").read_bytes(), Path(f"/proc/{p}/stat").read_text()) for p in left
+    ]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and not gone(int(entry.name)):
+            found.append(int(entry.name))
+    return found

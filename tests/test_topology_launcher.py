@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -213,3 +214,17 @@ def test_relative_run_dir_is_made_absolute(stand_in, tmp_path, monkeypatch, tf):
         worker_argv = next(p.argv for p in topo.plan.processes if p.name == "worker")
         assert all(not a.startswith("rel/") for a in worker_argv)
     assert (tmp_path / "rel" / "run" / "logs" / "links.err.log").exists()
+
+
+def test_abort_while_waiting_for_health_stops_what_was_started(stand_in, tmp_path, tf):
+    from travelagent.topology.supervisor import StartInterrupted
+
+    cmds = commands(stand_in)
+    cmds["worker"] = lambda ctx: ["sleep", "30"]  # never healthy
+    topo = Topology("ci", run_dir=tmp_path / "run", commands=cmds, start_timeout_s=30 * tf)
+    threading.Timer(0.3, topo.abort.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(StartInterrupted):
+        topo.start()
+    assert time.monotonic() - t0 < 10 * tf  # did not wait for the start timeout
+    assert topo.pids and all(gone(pid) for pid in topo.pids.values())

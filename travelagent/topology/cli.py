@@ -25,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
 
     from travelagent.topology.launcher import Topology
     from travelagent.topology.scenario import ScenarioError
-    from travelagent.topology.supervisor import ChildFailed, CrashReport
+    from travelagent.topology.supervisor import ChildFailed, CrashReport, StartInterrupted
 
     try:
         topo = Topology(
@@ -47,7 +47,8 @@ def main(args: argparse.Namespace) -> int:
         done.set()
 
     def on_signal(signum: int, frame: object) -> None:
-        done.set()
+        topo.abort.set()  # while starting: start() stops at its next safe point
+        done.set()  # once running: stop everything
 
     topo.on_crash = on_crash
     signal.signal(signal.SIGTERM, on_signal)
@@ -58,6 +59,9 @@ def main(args: argparse.Namespace) -> int:
     except ChildFailed as err:
         print(f"travelagent up: {err}", file=sys.stderr)
         return 1
+    except StartInterrupted:
+        print("interrupted while starting; stopped", file=sys.stderr)
+        return 130
     try:
         secrets_path = topo.run_dir / "secrets.env"
         secrets_path.touch(mode=0o600)

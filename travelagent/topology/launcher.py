@@ -28,7 +28,13 @@ import httpx
 from travelagent.config import API_KEY_ENV, JWT_SECRET_ENV, WEBHOOK_SECRET_ENV
 from travelagent.topology.plan import HOST, CommandBuilder, Plan, build_plan, needed_ports
 from travelagent.topology.scenario import Scenario, load_scenario
-from travelagent.topology.supervisor import Child, ChildFailed, CrashReport, wait_all_healthy
+from travelagent.topology.supervisor import (
+    Child,
+    ChildFailed,
+    CrashReport,
+    StartInterrupted,
+    wait_all_healthy,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,6 +93,9 @@ class Topology:
         self.children: list[Child] = []
         self.plan: Plan | None = None
         self.crashes: list[CrashReport] = []
+        # Set (e.g. from a signal handler) to stop start() at its next safe point; a signal
+        # raising KeyboardInterrupt inside Popen could leave a child nobody knows about.
+        self.abort = threading.Event()
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._started = False
@@ -131,13 +140,15 @@ class Topology:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         try:
             for spec in self.plan.processes:
+                if self.abort.is_set():
+                    raise StartInterrupted("interrupted while starting the children")
                 child = Child(
                     spec.name, spec.argv, env=env, log_dir=self.log_dir,
                     health_url=spec.health_url, cwd=self.run_dir,
                 )  # fmt: skip
                 self.children.append(child)
                 child.start()
-            wait_all_healthy(self.children, timeout_s=self.start_timeout_s)
+            wait_all_healthy(self.children, timeout_s=self.start_timeout_s, abort=self.abort)
             if self.start_faults and self.plan.links_config["faults"]:
                 self.start_fault_schedule()
         except BaseException:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ class CrashReport:
         tail = self.stderr_tail.strip() or "(stderr empty)"
         indented = "\n".join("    " + line for line in tail.splitlines())
         return f"{self.name} failed while {self.when} ({code}); last stderr lines:\n{indented}"
+
+
+class StartInterrupted(Exception):
+    """Starting was interrupted on request (a signal); what had started has been stopped."""
 
 
 class ChildFailed(RuntimeError):
@@ -132,12 +137,17 @@ class Child:
             self.proc.wait(timeout=grace_s)
 
 
-def wait_all_healthy(children: Sequence[Child], *, timeout_s: float) -> None:
-    """Wait until every child answers its health URL; raise ChildFailed at the first crash."""
+def wait_all_healthy(
+    children: Sequence[Child], *, timeout_s: float, abort: threading.Event | None = None
+) -> None:
+    """Wait until every child answers its health URL; raise ChildFailed at the first crash,
+    StartInterrupted as soon as ``abort`` is set."""
     deadline = time.monotonic() + timeout_s
     pending = [c for c in children if c.health_url]
     with httpx.Client() as client:
         while True:
+            if abort is not None and abort.is_set():
+                raise StartInterrupted("interrupted while waiting for the children to be healthy")
             crashed = [c.report("starting") for c in children if c.exit_code() is not None]
             if crashed:
                 raise ChildFailed(crashed)
