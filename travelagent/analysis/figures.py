@@ -157,35 +157,52 @@ def decomposition_bars(run: Run, cells: Sequence[str] | None = None) -> Figure:
 
 
 def load_curves(table: pd.DataFrame) -> Figure:
-    """Percentiles (service and corrected) and throughput against offered load, per series."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 5))
+    """Percentiles (service and corrected) and throughput against offered load, per series.
+
+    Colour is the series, line style the statistic; both legends sit below the axes so the
+    curves stay visible however many series there are.
+    """
     sizes = table.groupby("series", sort=False).size()
     table = table[table["series"].isin(sizes[sizes > 1].index)]  # a curve needs two points
+    n_series = table["series"].nunique()
+    rows = (n_series + 1) // 2  # of the series legend, in two columns below the axes
+    height_in = 4.5 + 0.25 * rows
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, height_in))
+    series_handles = []
     for i, (series, g) in enumerate(table.groupby("series", sort=False)):
         x = g["offered_rps"].to_numpy(float)
         color = f"C{i % 10}"
-        name = str(series)
-        short = name if len(name) < 40 else name[:37] + "..."
-        ax1.plot(x, g["service_p99_ms"], "o--", color=color, label=f"{short} p99 service")
-        ax1.plot(x, g["corrected_p99_ms"], "s-", color=color, label=f"{short} p99 corrected")
-        ax1.plot(x, g["service_p50_ms"], ":", color=color, label=f"{short} p50 service")
+        ax1.plot(x, g["corrected_p99_ms"], "s-", color=color)
+        ax1.plot(x, g["service_p99_ms"], "o--", color=color)
+        ax1.plot(x, g["service_p50_ms"], ":", color=color)
         past = g[g["past_knee"]]
         if len(past):
             ax1.axvline(float(past["offered_rps"].iloc[0]), color=color, alpha=0.4)
-        ax2.plot(x, g["throughput_rps"], "o-", color=color, label=short)
+        (line,) = ax2.plot(x, g["throughput_rps"], "o-", color=color)
+        series_handles.append((line, str(series)))
     lim = np.nanmax(table["offered_rps"].to_numpy(float)) if len(table) else 1.0
-    ax2.plot([0, lim], [0, lim], color="grey", linestyle=":", label="throughput = offered")
+    (diag,) = ax2.plot([0, lim], [0, lim], color="grey", linestyle=":")
     ax1.set_xlabel("offered load [requests/s]")
     ax1.set_ylabel("latency [ms]")
     ax1.set_yscale("log")
     ax1.yaxis.set_major_formatter(ScalarFormatter())
     ax1.yaxis.set_minor_formatter(ScalarFormatter())
     ax1.set_title("Latency vs offered load (vertical line: knee)")
-    ax1.legend(fontsize=7, loc="upper left")
+    styles = [
+        plt.Line2D([], [], color="black", marker="s", linestyle="-"),
+        plt.Line2D([], [], color="black", marker="o", linestyle="--"),
+        plt.Line2D([], [], color="black", linestyle=":"),
+    ]
+    ax1.legend(styles, ["p99 corrected", "p99 service", "p50 service"], fontsize=8)
     ax2.set_xlabel("offered load [requests/s]")
     ax2.set_ylabel("throughput [replies/s]")
     ax2.set_title("Throughput vs offered load")
-    ax2.legend(fontsize=7)
+    ax2.legend([diag], ["throughput = offered"], fontsize=8, loc="upper left")
+    if series_handles:
+        fig.legend([h for h, _ in series_handles], [n for _, n in series_handles], fontsize=8,
+                   loc="lower center", ncols=2, frameon=False)  # fmt: skip
+        fig.set_layout_engine("none")
+        fig.subplots_adjust(bottom=(0.8 + 0.25 * rows) / height_in, top=0.92, wspace=0.25)
     return fig
 
 
@@ -197,13 +214,22 @@ def model_vs_measured(table: pd.DataFrame) -> Figure:
         return fig
     x = table["predicted_ms"].to_numpy(float)
     y = table["measured_p50_ms"].to_numpy(float)
-    for arch, marker in (("gateway", "o"), ("realtime", "s"), ("hybrid", "^")):
-        m = (table["arch"] == arch).to_numpy()
-        ax.scatter(x[m], y[m], marker=marker, label=arch, s=36)
-    for xi, yi, c in zip(x, y, table["cell"], strict=True):
-        ax.annotate(str(c), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    hi = float(np.nanmax(np.r_[x, y])) * 1.1 if len(x) else 1.0
-    ax.plot([0, hi], [0, hi], color="grey", linestyle=":", label="measured = predicted")
+    streamed = table["streaming"].astype(bool).to_numpy()
+    for i, (arch, marker) in enumerate((("gateway", "o"), ("realtime", "s"), ("hybrid", "^"))):
+        on_path = (table["arch"] == arch).to_numpy()
+        for s, fill in ((False, f"C{i}"), (True, "none")):  # streamed cells: hollow markers
+            m = on_path & (streamed == s)
+            if m.any():
+                ax.scatter(x[m], y[m], marker=marker, s=40, facecolors=fill, edgecolors=f"C{i}",
+                           label=f"{arch}{', streamed' if s else ''}")  # fmt: skip
+    if len(table) <= 10:  # beyond that, labels pile up: the table beside the figure names them
+        for xi, yi, c in zip(x, y, table["cell"], strict=True):
+            ax.annotate(str(c), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    both = np.r_[x, y]
+    lo, hi = float(np.nanmin(both)) * 0.9, float(np.nanmax(both)) * 1.05
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":", label="measured = predicted")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
     ax.set_xlabel("predicted median [ms]")
     ax.set_ylabel("measured median service time [ms]")
     ax.set_title("Hop model vs measurement")
