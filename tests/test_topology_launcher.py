@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -106,6 +107,9 @@ def test_topology_starts_stand_ins_behind_links_and_stops_them_all(stand_in, tmp
         assert topo.links()["client_worker"]["stats"]["connections"] >= 1
         pids = [*topo.pids.values(), via_link["grandchild"]]
         assert (tmp_path / "run" / "logs" / "worker.err.log").exists()
+        written = json.loads((tmp_path / "run" / "topology.json").read_text())
+        assert written["urls"] == topo.urls and written["pids"] == topo.pids
+        assert topo.secrets[JWT_SECRET_ENV] not in json.dumps(written)
     assert all(gone(pid) for pid in pids), "a process of the topology outlived stop()"
 
 

@@ -154,6 +154,11 @@ class Topology:
         except BaseException:
             self.stop()
             raise
+        # What is running where, for notebooks and people (no secrets: see secrets.env).
+        (self.run_dir / "topology.json").write_text(
+            json.dumps({"urls": self.urls, "ports": self.ports, "pids": self.pids}, indent=2),
+            encoding="utf-8",
+        )
         self._watcher = threading.Thread(target=self._watch, name="topology-watch", daemon=True)
         self._watcher.start()
         return self
