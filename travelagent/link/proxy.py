@@ -40,7 +40,6 @@ class DirectionStats:
 class LinkStats:
     connections: int = 0
     open_connections: int = 0
-    refused: int = 0
     resets: int = 0
     upstream_failures: int = 0
     directions: dict[str, DirectionStats] = field(
@@ -51,7 +50,6 @@ class LinkStats:
         return {
             "connections": self.connections,
             "open_connections": self.open_connections,
-            "refused": self.refused,
             "resets": self.resets,
             "upstream_failures": self.upstream_failures,
             **{d: s.to_dict() for d, s in self.directions.items()},
