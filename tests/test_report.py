@@ -73,8 +73,10 @@ def test_report_without_notebooks_is_a_clear_error(
     assert "no notebooks" in capsys.readouterr().err
 
 
-def test_report_rejects_a_non_positive_timeout(
+def test_report_rejects_a_non_positive_timeout_or_job_count(
     run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["report", str(run), "--timeout-s", "0"]) == 2
     assert "--timeout-s" in capsys.readouterr().err
+    assert main(["report", str(run), "--jobs", "0"]) == 2
+    assert "--jobs" in capsys.readouterr().err

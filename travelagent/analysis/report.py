@@ -12,7 +12,10 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,26 +61,44 @@ def _error_text(err: BaseException) -> str:
     return _ANSI.sub("", text)
 
 
+def _cell_error(executed: Path) -> str:
+    """The first error output recorded in an executed notebook, as text."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(executed), as_version=4)
+    except Exception:  # no notebook written, or a truncated one: nothing to show
+        return ""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                tb = "\n".join(out.get("traceback", []))
+                return _ANSI.sub("", f"{out.get('ename')}: {out.get('evalue')}\n{tb}")
+    return ""
+
+
 def execute_notebook(
     src: Path, dest: Path, run_path: Path, *, timeout_s: float, kernel_name: str = "python3"
 ) -> tuple[bool, str]:
-    """Execute ``src`` into ``dest`` with papermill; (ok, error text)."""
-    import papermill
+    """Execute ``src`` into ``dest`` with papermill in its own process; (ok, error text).
 
+    A process per notebook keeps kernels (and papermill's working-directory changes) apart so
+    notebooks can execute side by side, and keeps the kernels' chatter off our terminal.
+    """
+    cmd = [
+        sys.executable, "-m", "papermill", str(src), str(dest),
+        "-p", "run_path", str(run_path), "-k", kernel_name, "--cwd", str(src.parent),
+        "--execution-timeout", str(int(max(1, timeout_s))), "--no-progress-bar",
+    ]  # fmt: skip
     try:
-        papermill.execute_notebook(
-            str(src),
-            str(dest),
-            parameters={"run_path": str(run_path)},
-            kernel_name=kernel_name,
-            cwd=str(src.parent),
-            execution_timeout=timeout_s,
-            progress_bar=False,
-            log_output=False,
-        )
-    except Exception as err:  # a cell error, a timeout, a dead kernel: all reported, none fatal
-        return False, _error_text(err)
-    return True, ""
+        # the per-cell timeout bounds each cell; this bounds a kernel that never starts
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                             timeout=timeout_s * 10 + 120)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return False, f"{src.name}: no result after {timeout_s * 10 + 120:.0f} s"
+    if res.returncode == 0:
+        return True, ""
+    return False, _cell_error(dest) or res.stderr.strip()[-3000:] or f"exit {res.returncode}"
 
 
 def render_html(executed: Path, dest: Path) -> Path | None:
@@ -194,11 +215,13 @@ def build_report(
     timeout_s: float = 600.0,
     kernel_name: str = "python3",
     progress: bool = True,
+    workers: int = 2,
 ) -> Report:
     """Execute and render every notebook against the run; write index.html; return the report.
 
     Raises ``RunError`` if ``run_path`` is not a run and ``FileNotFoundError`` if there are no
-    notebooks; notebook failures are recorded in the result, not raised.
+    notebooks; notebook failures are recorded in the result, not raised. ``workers`` notebooks
+    execute at once (each in its own process).
     """
     from tqdm import tqdm
 
@@ -211,7 +234,8 @@ def build_report(
     out = Path(out_dir) if out_dir else project_root() / "data" / "reports" / run.run_id
     out.mkdir(parents=True, exist_ok=True)
     report = Report(run_id=run.run_id, out_dir=out, index=out / "index.html")
-    for src in tqdm(sources, desc="notebooks", unit="nb", disable=not progress):
+
+    def one(src: Path) -> NotebookResult:
         t0 = time.monotonic()
         executed = out / src.name
         ok, err = execute_notebook(src, executed, run_dir, timeout_s=timeout_s,
@@ -221,9 +245,17 @@ def build_report(
         except Exception as render_err:  # a notebook that cannot render is a failed one
             page, ok = None, False
             err = (err + "\n" if err else "") + f"rendering failed: {_error_text(render_err)}"
-        report.notebooks.append(
-            NotebookResult(src.name, executed, page, ok, time.monotonic() - t0, err)
-        )
+        return NotebookResult(src.name, executed, page, ok, time.monotonic() - t0, err)
+
+    results: dict[str, NotebookResult] = {}
+    with (
+        ThreadPoolExecutor(max(1, min(workers, len(sources)))) as pool,
+        tqdm(total=len(sources), desc="notebooks", unit="nb", disable=not progress) as bar,
+    ):
+        for res in (f.result() for f in as_completed(pool.submit(one, s) for s in sources)):
+            results[res.name] = res
+            bar.update()
+    report.notebooks = [results[s.name] for s in sources]
     try:
         claims = _claims_html(run)
     except Exception as err:  # the index is still worth writing without the table

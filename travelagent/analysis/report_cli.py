@@ -1,4 +1,5 @@
-"""``travelagent report [RUN] [--out DIR] [--timeout-s N]``: the notebooks as an HTML report.
+"""``travelagent report [RUN] [--out DIR] [--timeout-s N] [--jobs N]``: the notebooks as an
+HTML report.
 
 Light at import time (the CLI builds every verb's parser); pandas, papermill and nbconvert are
 imported inside ``main``.
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--notebooks", metavar="DIR", help="notebooks to execute (default: notebooks/)"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="notebooks executed at once (default 2)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -40,6 +44,9 @@ def main(args: argparse.Namespace) -> int:
 
     if args.timeout_s is not None and args.timeout_s <= 0:
         print("travelagent report: --timeout-s must be positive", file=sys.stderr)
+        return 2
+    if args.jobs < 1:
+        print("travelagent report: --jobs must be at least 1", file=sys.stderr)
         return 2
     run_path = Path(args.run) if args.run else latest_run()
     if run_path is None:
@@ -56,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
             notebooks_dir=args.notebooks,
             timeout_s=args.timeout_s,
             progress=not args.no_progress,
+            workers=args.jobs,
         )
     except (RunError, FileNotFoundError) as err:
         print(f"travelagent report: {err}", file=sys.stderr)
