@@ -147,12 +147,12 @@ class AsyncGatewayClient:
     def _on_frame(self, p: _Pending, frame: gw.ServerFrame, t: int, size: int) -> None:
         rec = p.record
         rec.bytes += size
-        if rec.first_ns is None:
-            rec.first_ns = t
         kind = frame.kind
         if kind is gw.ServerFrameKind.START:
-            rec.streaming = True
+            rec.streaming = True  # no content yet: first_ns waits for the first text
             return
+        if rec.first_ns is None:
+            rec.first_ns = t
         if kind is gw.ServerFrameKind.CHUNK:
             rec.chunks += 1
             p.parts.append(frame.text)

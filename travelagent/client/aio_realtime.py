@@ -156,11 +156,11 @@ class AsyncRealtimeClient:
             return
         rec, t = p.record, push.t_ns
         rec.bytes += len(str(data.get("text", "")).encode())  # payload text, not framing
+        if data.get("streaming"):
+            rec.streaming = True  # no content yet: first_ns waits for the first text
+            return
         if rec.first_ns is None:
             rec.first_ns = t
-        if data.get("streaming"):
-            rec.streaming = True
-            return
         if data.get("chunk"):
             rec.chunks += 1
             if self.on_chunk is not None:
