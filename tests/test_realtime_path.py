@@ -121,7 +121,7 @@ async def test_a_reply_published_while_the_client_was_away_is_recovered(tmp_path
             pending = await client.send("when is the best time to visit Lisbon?")
             await client.centrifugo.aclose()  # the socket drops before the reply (~50-200 ms)
             await asyncio.sleep(0.6)
-            assert not pending.done.done()
+            assert not pending.done.is_set()
             assert await client.reconnect() is True
             rec = await client.wait(pending)
     assert rec.status == "ok" and "Lisbon" in rec.reply

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from travelagent.client.aio_gateway import AsyncGatewayClient
-from travelagent.client.aio_realtime import realtime_url
 from travelagent.client.centrifugo import CentrifugoClient, Push, make_token
 from travelagent.client.records import MessageRecord
+from travelagent.client.replies import realtime_ws_url
 
 
 class AsyncHybridClient:
@@ -40,7 +40,7 @@ class AsyncHybridClient:
             room=room, arch="hybrid", on_chunk=on_chunk,
         )  # fmt: skip
         self.centrifugo = CentrifugoClient(
-            realtime_url(realtime), make_token(user_id, jwt_secret), timeout_s=timeout_s
+            realtime_ws_url(realtime), make_token(user_id, jwt_secret), timeout_s=timeout_s
         )
         self.events: list[Push] = []
         self._changed = asyncio.Condition()

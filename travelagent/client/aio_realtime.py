@@ -4,35 +4,28 @@ The client subscribes to its agent channel ``travel:<user>``, publishes
 ``{"type":"message","text":...,"userId":...,"id":...,"trace":...}`` there, and waits for the
 agent's ``agent_response`` publications with the same ``id`` (start/chunk/complete when
 streamed, ``isError`` on failure). Its own message, echoed back by the channel, is ignored.
+Reply bookkeeping is ``travelagent.client.replies``, shared with every other client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from travelagent.client.centrifugo import CentrifugoClient, CentrifugoError, Push, make_token
 from travelagent.client.records import MessageRecord
-from travelagent.wire.trace import Trace, TraceError, now_ns
-
-
-def realtime_url(base: str) -> str:
-    """``ws://host:port`` (or a full ``.../connection/websocket`` URL) → the client socket URL."""
-    parts = urlsplit(base)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    path = parts.path if parts.path.endswith("/connection/websocket") else "/connection/websocket"
-    return urlunsplit((scheme, parts.netloc, path, "", ""))
-
-
-@dataclass
-class _Pending:
-    record: MessageRecord
-    trace: Trace
-    done: asyncio.Future[MessageRecord]
+from travelagent.client.replies import (
+    Pending,
+    PendingSet,
+    ReplyEvent,
+    agent_channel,
+    classify_publication,
+    message_data,
+    realtime_ws_url,
+    start_message,
+)
+from travelagent.wire.trace import now_ns
 
 
 class AsyncRealtimeClient:
@@ -51,12 +44,13 @@ class AsyncRealtimeClient:
     ) -> None:
         self.user_id = user_id
         self.on_chunk = on_chunk
-        self.channel = f"travel:{user_id}"
+        self.channel = agent_channel(user_id)
         self.run, self.cell, self.publish = run, cell, publish
         self.streaming, self.timeout_s = streaming, timeout_s
-        self._url, self._token = realtime_url(url), make_token(user_id, jwt_secret)
+        self._url, self._token = realtime_ws_url(url), make_token(user_id, jwt_secret)
         self.centrifugo = CentrifugoClient(self._url, self._token, timeout_s=timeout_s)
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self.pending = PendingSet(on_done=self._resolve)
+        self._futures: dict[str, asyncio.Future[MessageRecord]] = {}
         self._dispatch: asyncio.Task[None] | None = None
         self.recovery: tuple[int, str] | None = None  # last (offset, epoch) seen
 
@@ -101,37 +95,35 @@ class AsyncRealtimeClient:
     async def request(self, text: str, *, intended_ns: int | None = None) -> MessageRecord:
         return await self.wait(await self.send(text, intended_ns=intended_ns))
 
-    async def send(self, text: str, *, intended_ns: int | None = None) -> _Pending:
-        trace = Trace.start()
-        rec = MessageRecord(
+    async def send(self, text: str, *, intended_ns: int | None = None) -> Pending:
+        p = start_message(
             run=self.run, cell=self.cell, arch="realtime", publish=self.publish,
-            streaming=self.streaming, user=self.user_id, agent=self.user_id, msg_id=trace.id,
-            intended_ns=0, send_ns=0, trace=trace,
+            stream=self.streaming, user_id=self.user_id, timeout_s=self.timeout_s,
+            intended_ns=intended_ns,
         )  # fmt: skip
-        pending = _Pending(rec, trace, asyncio.get_running_loop().create_future())
-        self._pending[trace.id] = pending
-        t = trace.stamp("client.send", "client")
-        rec.send_ns, rec.intended_ns = t, intended_ns or t
-        data = {"type": "message", "text": text, "userId": self.user_id, "id": trace.id,
-                "trace": trace.to_wire()}  # fmt: skip
+        mid = p.record.msg_id
+        self._futures[mid] = asyncio.get_running_loop().create_future()
+        self.pending.add(p)
+        data = message_data(text, user_id=self.user_id, msg_id=mid, trace=p.trace, stream=None)
         try:
             await self.centrifugo.publish(self.channel, data)
         except (CentrifugoError, ConnectionError, TimeoutError) as err:
-            self._finish(pending, "error", f"publish refused: {err}")
-        return pending
+            self.pending.handle(ReplyEvent("error", mid, 0, error=f"publish refused: {err}"))
+        return p
 
-    async def wait(self, pending: _Pending) -> MessageRecord:
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.done), self.timeout_s)
-        except TimeoutError:
-            self._finish(pending, "timeout", f"no reply within {self.timeout_s} s")
-            return pending.record
+    async def wait(self, p: Pending) -> MessageRecord:
+        fut = self._futures.get(p.record.msg_id)
+        if fut is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
+            except TimeoutError:
+                self.pending.expire()
+        return p.record
 
-    def _finish(self, p: _Pending, status: str, error: str = "") -> None:
-        self._pending.pop(p.record.msg_id, None)
-        if not p.done.done():
-            p.record.status, p.record.error = status, error
-            p.done.set_result(p.record)
+    def _resolve(self, rec: MessageRecord) -> None:
+        fut = self._futures.pop(rec.msg_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(rec)
 
     async def _run_dispatch(self) -> None:
         queue = self.centrifugo.pushes
@@ -141,48 +133,19 @@ class AsyncRealtimeClient:
                 self._on_publication(push)
             elif push.kind == "disconnect":
                 break
-        for p in list(self._pending.values()):
-            self._finish(p, "lost", "disconnected before the reply")
+        self.pending.fail_all("lost", "disconnected before the reply")
 
     def _on_publication(self, push: Push) -> None:
         if self.recovery is not None and push.offset:
             self.recovery = (max(push.offset, self.recovery[0]), self.recovery[1])
-        data = push.data
-        if not isinstance(data, dict) or data.get("type") != "agent_response":
+        ev = classify_publication(push.data, push.size, push.t_ns)
+        if ev is None:
             return  # our own message echoed back, or someone else's traffic
-        msg_id = data.get("id")
-        p = self._pending.get(msg_id) if isinstance(msg_id, str) else None
-        if p is None:
-            return
-        rec, t = p.record, push.t_ns
-        rec.bytes += len(str(data.get("text", "")).encode())  # payload text, not framing
-        if data.get("streaming"):
-            rec.streaming = True  # no content yet: first_ns waits for the first text
-            return
-        if rec.first_ns is None:
-            rec.first_ns = t
-        if data.get("chunk"):
-            rec.chunks += 1
-            if self.on_chunk is not None:
-                self.on_chunk(str(data.get("text", "")))
-            return
-        raw = data.get("trace")
-        if raw is not None:
-            with contextlib.suppress(TraceError):
-                server = Trace.from_wire(raw)
-                if server.id == p.trace.id:
-                    p.trace.stamps = list(server.stamps)
-        rec.reply = str(data.get("text", ""))
-        p.trace.stamp("client.first", "client", t_ns=rec.first_ns)
-        p.trace.stamp("client.recv", "client", t_ns=t)
-        if data.get("isError"):
-            self._finish(p, "error", str(data.get("text", "agent error")))
-        else:
-            rec.recv_ns = t
-            self._finish(p, "ok")
+        if ev.kind == "chunk" and self.on_chunk is not None:
+            self.on_chunk(ev.text)
+        self.pending.handle(ev)
 
     async def close(self) -> None:
         await self._stop_dispatch()
         await self.centrifugo.aclose()
-        for p in list(self._pending.values()):
-            self._finish(p, "lost", "client closed")
+        self.pending.fail_all("lost", "client closed")

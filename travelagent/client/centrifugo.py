@@ -61,6 +61,7 @@ class Push:
     channel: str
     body: dict[str, Any]  # for "pub": {"data":..., "offset":..., "info":...}
     t_ns: int  # when the frame holding it was read
+    size: int = 0  # characters of its line in the frame
 
     @property
     def data(self) -> Any:
@@ -166,7 +167,7 @@ class CentrifugoClient:
                     except ValueError:
                         continue  # not the protocol; nothing to match it to
                     if isinstance(msg, dict):
-                        await self._on_message(ws, msg, t_ns)
+                        await self._on_message(ws, msg, t_ns, len(line))
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -175,7 +176,9 @@ class CentrifugoClient:
                 if not fut.done():
                     fut.set_exception(self.closed)
 
-    async def _on_message(self, ws: ClientConnection, msg: dict[str, Any], t_ns: int) -> None:
+    async def _on_message(
+        self, ws: ClientConnection, msg: dict[str, Any], t_ns: int, size: int = 0
+    ) -> None:
         cmd_id = msg.get("id", 0)
         if cmd_id:
             fut = self._pending.get(cmd_id)
@@ -192,7 +195,7 @@ class CentrifugoClient:
         channel = push.get("channel", "")
         for kind in ("pub", "join", "leave", "unsubscribe", "subscribe", "disconnect", "message"):
             if kind in push:
-                self.pushes.put_nowait(Push(kind, channel, push[kind], t_ns))
+                self.pushes.put_nowait(Push(kind, channel, push[kind], t_ns, size))
                 return
 
     async def aclose(self) -> None:

@@ -22,39 +22,29 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from travelagent.client.centrifugo import make_token
 from travelagent.client.records import MessageRecord
-from travelagent.client.sync_gateway import OnDone, Pending, PendingSet, ReplyEvent, ws_connect
-from travelagent.wire.trace import Trace, TraceError, new_msg_id, now_ns
+from travelagent.client.replies import (
+    OnDone,
+    Pending,
+    PendingSet,
+    ReplyEvent,
+    agent_channel,
+    classify_publication,
+    message_data,
+    realtime_ws_url,
+    start_message,
+)
+from travelagent.client.sync_gateway import ws_connect
+from travelagent.wire.trace import now_ns
 
-CLIENT_PATH = "/connection/websocket"
+__all__ = ["RealtimeClient", "RealtimeError", "classify_publication", "decode_frames",
+           "make_token", "realtime_ws_url"]  # fmt: skip
 
 
 class RealtimeError(RuntimeError):
     """The realtime service refused a command (connect, subscribe)."""
-
-
-def realtime_ws_url(url: str) -> str:
-    """``http(s)://host`` gets the standard client path; an explicit ws(s) URL is kept."""
-    parts = urlsplit(url)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("ws", "wss"):
-        raise ValueError(f"realtime URL must be http(s):// or ws(s)://, got {url!r}")
-    path = parts.path if parts.path not in ("", "/") else CLIENT_PATH
-    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
-
-
-def make_token(user_id: str, secret: str, *, ttl_s: int = 3600) -> str:
-    """An HS256 connection token for ``user_id``."""
-    import jwt
-
-    now = int(time.time())
-    return jwt.encode({"sub": user_id, "iat": now, "exp": now + ttl_s}, secret, algorithm="HS256")
-
-
-def agent_channel(user_id: str) -> str:
-    return f"travel:{user_id}"
 
 
 def decode_frames(data: str | bytes) -> Iterator[dict[str, Any]]:
@@ -77,44 +67,6 @@ def decode_frames_sized(data: str | bytes) -> Iterator[tuple[dict[str, Any], int
             continue
         if isinstance(obj, dict):
             yield obj, len(line)
-
-
-def message_data(
-    text: str, *, user_id: str, msg_id: str, trace: Trace, stream: bool | None
-) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "type": "message",
-        "text": text,
-        "userId": user_id,
-        "id": msg_id,
-        "trace": trace.to_wire(),
-    }
-    if stream is not None:
-        data["stream"] = stream
-    return data
-
-
-def classify_publication(data: Any, size: int, t_ns: int) -> ReplyEvent | None:
-    """An ``agent_response`` publication as a reply event; None for anything else (echoes)."""
-    if not isinstance(data, dict) or data.get("type") != "agent_response":
-        return None
-    msg_id = data.get("id") if isinstance(data.get("id"), str) else None
-    try:
-        trace = Trace.from_wire_or_none(data.get("trace"))
-    except TraceError:
-        trace = None
-    raw_text = data.get("text")
-    text = raw_text if isinstance(raw_text, str) else ""
-    if data.get("isError") or data.get("error"):
-        err = data.get("error") or text or "agent error"
-        return ReplyEvent("error", msg_id, size, error=str(err), trace=trace, t_ns=t_ns)
-    if data.get("chunk"):
-        return ReplyEvent("chunk", msg_id, size, text=text, t_ns=t_ns)
-    if data.get("complete"):
-        return ReplyEvent("final", msg_id, size, text=text, trace=trace, t_ns=t_ns)
-    if data.get("streaming"):
-        return ReplyEvent("start", msg_id, size, t_ns=t_ns)
-    return ReplyEvent("final", msg_id, size, text=text, trace=trace, t_ns=t_ns)
 
 
 @dataclass
@@ -238,31 +190,19 @@ class RealtimeClient:
     ) -> Pending:
         if self._ws is None:
             self.connect()
-        mid = msg_id or new_msg_id()
-        trace = Trace.start(mid)
-        rec = MessageRecord(
-            run=self.run,
-            cell=self.cell,
-            arch=self.arch,
-            publish=self.publish,
-            streaming=bool(self.stream),
-            user=self.user_id,
-            agent=self.user_id,
-            msg_id=mid,
-            intended_ns=0,
-            send_ns=0,
-        )
         with self._send_lock:
             self._cmd_id += 1
             cid = self._cmd_id
-            t = trace.stamp("client.send", "client")
-            rec.send_ns = t
-            rec.intended_ns = intended_ns if intended_ns is not None else t
-            p = Pending(rec, trace, deadline_ns=t + int(self.timeout_s * 1e9))
+            p = start_message(
+                run=self.run, cell=self.cell, arch=self.arch, publish=self.publish,
+                stream=self.stream, user_id=self.user_id, timeout_s=self.timeout_s,
+                intended_ns=intended_ns, msg_id=msg_id,
+            )  # fmt: skip
+            mid = p.record.msg_id
             self.pending.add(p)
             self._publishes[cid] = mid
             data = message_data(
-                text, user_id=self.user_id, msg_id=mid, trace=trace, stream=self.stream
+                text, user_id=self.user_id, msg_id=mid, trace=p.trace, stream=self.stream
             )
             cmd = {"id": cid, "publish": {"channel": agent_channel(self.user_id), "data": data}}
             try:
