@@ -106,9 +106,9 @@ def test_bad_experiments_are_refused_with_the_key_named(changes: dict, match: st
         parse_experiment(minimal(**changes), source="exp.toml")
 
 
-def test_shipped_experiments_parse_and_default_has_sixteen_cells() -> None:
+def test_shipped_experiments_parse_and_default_has_eighteen_cells() -> None:
     default = load_experiment("default")
-    assert len(default.cells()) == 16
+    assert len(default.cells()) == 18
     arches = {(e.arch, e.publish, e.streaming) for e in default.scenarios}
     assert len(arches) == 8
     assert {e.scenario.name for e in default.scenarios} == {"note"}
