@@ -110,7 +110,7 @@ def test_shipped_experiments_parse_and_default_has_eighteen_cells() -> None:
     default = load_experiment("default")
     assert len(default.cells()) == 18
     arches = {(e.arch, e.publish, e.streaming) for e in default.scenarios}
-    assert len(arches) == 8
+    assert len(arches) == 9  # gateway streamed and not, 3 publish modes x 2, hybrid
     assert {e.scenario.name for e in default.scenarios} == {"note"}
     assert len(load_experiment("tiny").cells()) == 2
 
