@@ -48,7 +48,87 @@ def ws_connect(url: str, *, timeout_s: float, headers: dict[str, str] | None = N
         return connect(url, **kwargs)
 
 
-class GatewayClient:
+class SocketClient:
+    """The blocking socket layer both sync clients share: one ``websockets.sync`` connection,
+    its ``PendingSet``, and the loops that read it. Subclasses say how a frame becomes records
+    (``_frame_records``) and how a message is sent (``send``)."""
+
+    # A peer that echoes no ids gets its replies matched in order; after a timeout a late reply
+    # would be taken for the next message's, so such a connection starts afresh.
+    restart_after_unmatched_timeout = False
+    _ws: Any
+    pending: PendingSet
+
+    def send(
+        self, text: str, *, intended_ns: int | None = None, msg_id: str | None = None
+    ) -> Pending:
+        raise NotImplementedError
+
+    def _frame_records(self, data: str | bytes, t_ns: int) -> list[MessageRecord]:
+        raise NotImplementedError
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    def close(self) -> list[MessageRecord]:
+        """Close the socket; messages still outstanding end as ``lost``."""
+        # Records first: closing waits for the peer's close frame, and a stopping load user
+        # may be killed during that wait.
+        lost = self.pending.fail_all("lost", "connection closed before the reply")
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                ws.close()
+            except Exception:  # closing a broken socket must not mask the run's records
+                pass
+        return lost
+
+    def pump(self, timeout_s: float) -> list[MessageRecord]:
+        """Read one frame (waiting up to ``timeout_s``), expire late messages; return the
+        records that finished."""
+        done = self.pending.expire()
+        if self._ws is None:
+            return done
+        try:
+            data = self._ws.recv(timeout=max(timeout_s, 0.0))
+        except TimeoutError:
+            return done
+        except Exception as err:  # the connection dropped: everything in flight is lost
+            self._ws = None
+            return done + self.pending.fail_all("lost", f"connection lost: {err}")
+        return done + self._frame_records(data, now_ns())
+
+    def wait(self, pending: Pending) -> MessageRecord:
+        """Pump until ``pending`` finishes (single-greenlet use)."""
+        while not pending.done.is_set():
+            deadline = self.pending.next_deadline_ns()
+            left_s = 1.0 if deadline is None else max((deadline - now_ns()) / 1e9, 0.0)
+            self.pump(min(left_s, 1.0) + 0.001)
+            if self._ws is None and not pending.done.is_set():
+                self.pending.fail_all("lost", "connection lost")
+        if (
+            self.restart_after_unmatched_timeout
+            and self.pending.ids_echoed is False
+            and pending.record.status == "timeout"
+        ):
+            self.close()
+        return pending.record
+
+    def request(self, text: str, *, msg_id: str | None = None) -> MessageRecord:
+        return self.wait(self.send(text, msg_id=msg_id))
+
+    def receive_forever(self, stop: threading.Event) -> None:
+        """Receiver loop for open-loop use; finished records go to ``on_done``."""
+        while not stop.is_set():
+            if self._ws is None:
+                self.pending.expire()
+                stop.wait(0.05)
+                continue
+            self.pump(0.2)
+
+
+class GatewayClient(SocketClient):
     """A gateway socket for one user.
 
     Closed loop: ``request(text)`` sends and blocks until the reply (or timeout).
@@ -57,6 +137,7 @@ class GatewayClient:
     """
 
     arch = "gateway"
+    restart_after_unmatched_timeout = True
 
     def __init__(
         self,
@@ -88,23 +169,6 @@ class GatewayClient:
     def connect(self) -> None:
         self._ws = ws_connect(self.url, timeout_s=self.connect_timeout_s)
 
-    @property
-    def connected(self) -> bool:
-        return self._ws is not None
-
-    def close(self) -> list[MessageRecord]:
-        """Close the socket; messages still outstanding end as ``lost``."""
-        # Records first: closing waits for the peer's close frame, and a stopping load user
-        # may be killed during that wait.
-        lost = self.pending.fail_all("lost", "connection closed before the reply")
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            try:
-                ws.close()
-            except Exception:  # closing a broken socket must not mask the run's records
-                pass
-        return lost
-
     # -- sending ------------------------------------------------------------------------------
 
     def send(
@@ -132,48 +196,7 @@ class GatewayClient:
 
     # -- receiving ----------------------------------------------------------------------------
 
-    def pump(self, timeout_s: float) -> list[MessageRecord]:
-        """Read frames for up to ``timeout_s`` (returns after the first frame); expire late
-        messages. Returns the records that finished."""
-        done = self.pending.expire()
-        if self._ws is None:
-            return done
-        try:
-            data = self._ws.recv(timeout=max(timeout_s, 0.0))
-        except TimeoutError:
-            data = None
-        except Exception as err:  # the connection dropped: everything in flight is lost
-            self._ws = None
-            return done + self.pending.fail_all("lost", f"connection lost: {err}")
-        if data is not None:
-            ev = gateway_event(data)
-            if ev is not None:
-                rec = self.pending.handle(ev)
-                if rec is not None:
-                    done.append(rec)
-        return done
-
-    def wait(self, pending: Pending) -> MessageRecord:
-        """Pump until ``pending`` finishes (single-greenlet use)."""
-        while not pending.done.is_set():
-            deadline = self.pending.next_deadline_ns()
-            left_s = 1.0 if deadline is None else max((deadline - now_ns()) / 1e9, 0.0)
-            self.pump(min(left_s, 1.0) + 0.001)
-            if self._ws is None and not pending.done.is_set():
-                self.pending.fail_all("lost", "connection lost")
-        if self.pending.ids_echoed is False and pending.record.status == "timeout":
-            # Without ids a late reply would be taken for the next message's: start afresh.
-            self.close()
-        return pending.record
-
-    def request(self, text: str, *, msg_id: str | None = None) -> MessageRecord:
-        return self.wait(self.send(text, msg_id=msg_id))
-
-    def receive_forever(self, stop: threading.Event) -> None:
-        """Receiver loop for open-loop use; finished records go to ``on_done``."""
-        while not stop.is_set():
-            if self._ws is None:
-                self.pending.expire()
-                stop.wait(0.05)
-                continue
-            self.pump(0.2)
+    def _frame_records(self, data: str | bytes, t_ns: int) -> list[MessageRecord]:
+        ev = gateway_event(data)
+        rec = self.pending.handle(ev) if ev is not None else None
+        return [rec] if rec is not None else []

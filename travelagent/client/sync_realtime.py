@@ -36,7 +36,7 @@ from travelagent.client.replies import (
     realtime_ws_url,
     start_message,
 )
-from travelagent.client.sync_gateway import ws_connect
+from travelagent.client.sync_gateway import SocketClient, ws_connect
 from travelagent.wire.trace import now_ns
 
 __all__ = ["RealtimeClient", "RealtimeError", "classify_publication", "decode_frames",
@@ -76,7 +76,7 @@ class PresenceCounts:
     publications: int = 0
 
 
-class RealtimeClient:
+class RealtimeClient(SocketClient):
     """One realtime connection for one user."""
 
     arch = "realtime"
@@ -167,22 +167,6 @@ class RealtimeClient:
             ws.close()
             raise
 
-    @property
-    def connected(self) -> bool:
-        return self._ws is not None
-
-    def close(self) -> list[MessageRecord]:
-        # Records first: closing waits for the peer's close frame, and a stopping load user
-        # may be killed during that wait.
-        lost = self.pending.fail_all("lost", "connection closed before the reply")
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            try:
-                ws.close()
-            except Exception:  # closing a broken socket must not mask the run's records
-                pass
-        return lost
-
     # -- messages -----------------------------------------------------------------------------
 
     def send(
@@ -248,42 +232,10 @@ class RealtimeClient:
             self.pending.fail_all("lost", f"disconnected by server: {push['disconnect']}")
         return None
 
-    def pump(self, timeout_s: float) -> list[MessageRecord]:
-        """Read one frame (waiting up to ``timeout_s``), expire late messages; return the
-        records that finished."""
-        done = self.pending.expire()
-        if self._ws is None:
-            return done
-        try:
-            data = self._ws.recv(timeout=max(timeout_s, 0.0))
-        except TimeoutError:
-            return done
-        except Exception as err:
-            self._ws = None
-            return done + self.pending.fail_all("lost", f"connection lost: {err}")
-        t = now_ns()
+    def _frame_records(self, data: str | bytes, t_ns: int) -> list[MessageRecord]:
+        done = []
         for obj, size in decode_frames_sized(data):
-            rec = self._dispatch(obj, size, t)
+            rec = self._dispatch(obj, size, t_ns)
             if rec is not None:
                 done.append(rec)
         return done
-
-    def wait(self, pending: Pending) -> MessageRecord:
-        while not pending.done.is_set():
-            deadline = self.pending.next_deadline_ns()
-            left_s = 1.0 if deadline is None else max((deadline - now_ns()) / 1e9, 0.0)
-            self.pump(min(left_s, 1.0) + 0.001)
-            if self._ws is None and not pending.done.is_set():
-                self.pending.fail_all("lost", "connection lost")
-        return pending.record
-
-    def request(self, text: str, *, msg_id: str | None = None) -> MessageRecord:
-        return self.wait(self.send(text, msg_id=msg_id))
-
-    def receive_forever(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            if self._ws is None:
-                self.pending.expire()
-                stop.wait(0.05)
-                continue
-            self.pump(0.2)
