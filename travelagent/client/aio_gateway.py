@@ -14,10 +14,10 @@ from collections.abc import Callable
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from travelagent.client.aio_pending import AsyncPendingSet
 from travelagent.client.records import MessageRecord
 from travelagent.client.replies import (
     Pending,
-    PendingSet,
     gateway_event,
     gateway_ws_url,
     start_message,
@@ -43,8 +43,7 @@ class AsyncGatewayClient:
         self.user_id, self.run, self.cell = user_id, run, cell
         self.stream, self.timeout_s, self.arch = stream, timeout_s, arch
         self.on_chunk = on_chunk  # called with each chunk's text as it arrives (chat)
-        self.pending = PendingSet(on_done=self._resolve)
-        self._futures: dict[str, asyncio.Future[MessageRecord]] = {}
+        self.pending = AsyncPendingSet()
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -71,7 +70,6 @@ class AsyncGatewayClient:
             run=self.run, cell=self.cell, arch=self.arch, publish="", stream=self.stream,
             user_id=self.user_id, timeout_s=self.timeout_s, intended_ns=intended_ns,
         )  # fmt: skip
-        self._futures[p.record.msg_id] = asyncio.get_running_loop().create_future()
         self.pending.add(p)
         frame = gw.message_frame(text, user_id=self.user_id, msg_id=p.record.msg_id,
                                  trace=p.trace, stream=self.stream)  # fmt: skip
@@ -82,18 +80,7 @@ class AsyncGatewayClient:
         return p
 
     async def wait(self, p: Pending) -> MessageRecord:
-        fut = self._futures.get(p.record.msg_id)
-        if fut is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
-            except TimeoutError:
-                self.pending.expire()
-        return p.record
-
-    def _resolve(self, rec: MessageRecord) -> None:
-        fut = self._futures.pop(rec.msg_id, None)
-        if fut is not None and not fut.done():
-            fut.set_result(rec)
+        return await self.pending.wait(p, self.timeout_s)
 
     async def _read(self) -> None:
         assert self._ws is not None

@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from travelagent.client.aio_pending import AsyncPendingSet
 from travelagent.client.centrifugo import CentrifugoClient, CentrifugoError, Push, make_token
 from travelagent.client.records import MessageRecord
 from travelagent.client.replies import (
     Pending,
-    PendingSet,
     ReplyEvent,
     agent_channel,
     classify_publication,
@@ -49,8 +49,7 @@ class AsyncRealtimeClient:
         self.streaming, self.timeout_s = streaming, timeout_s
         self._url, self._token = realtime_ws_url(url), make_token(user_id, jwt_secret)
         self.centrifugo = CentrifugoClient(self._url, self._token, timeout_s=timeout_s)
-        self.pending = PendingSet(on_done=self._resolve)
-        self._futures: dict[str, asyncio.Future[MessageRecord]] = {}
+        self.pending = AsyncPendingSet()
         self._dispatch: asyncio.Task[None] | None = None
         self.recovery: tuple[int, str] | None = None  # last (offset, epoch) seen
 
@@ -102,7 +101,6 @@ class AsyncRealtimeClient:
             intended_ns=intended_ns,
         )  # fmt: skip
         mid = p.record.msg_id
-        self._futures[mid] = asyncio.get_running_loop().create_future()
         self.pending.add(p)
         data = message_data(text, user_id=self.user_id, msg_id=mid, trace=p.trace, stream=None)
         try:
@@ -112,18 +110,7 @@ class AsyncRealtimeClient:
         return p
 
     async def wait(self, p: Pending) -> MessageRecord:
-        fut = self._futures.get(p.record.msg_id)
-        if fut is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(fut), self.timeout_s)
-            except TimeoutError:
-                self.pending.expire()
-        return p.record
-
-    def _resolve(self, rec: MessageRecord) -> None:
-        fut = self._futures.pop(rec.msg_id, None)
-        if fut is not None and not fut.done():
-            fut.set_result(rec)
+        return await self.pending.wait(p, self.timeout_s)
 
     async def _run_dispatch(self) -> None:
         queue = self.centrifugo.pushes
