@@ -57,6 +57,9 @@ def test_tiny_experiment_produces_a_complete_run_directory(tmp_path: Path, tf: f
         for kind in ("corrected", "uncorrected"):
             log = (d / f"latency-{kind}.hlog").read_text()
             assert "StartTime" in log and "HIST" in log
+        links = json.loads((d / "links.json").read_text())
+        used = "client_worker" if cell["arch"] == "gateway" else "client_realtime"
+        assert links[used]["stats"]["connections"] > 0
     assert set(msgs["arch"]) == {"gateway", "realtime"}
     assert not (out / "parts").exists()
 

@@ -141,6 +141,18 @@ def shape_info(cell: Cell) -> dict[str, Any]:
     return info
 
 
+def _save_link_counters(topo: Any, path: Path) -> None:
+    """Each link's shape, faults and counters at the end of the cell (connections, bytes,
+    chunks per direction), beside the cell's records; a links process that is gone is noted."""
+    import json
+
+    try:
+        links = topo.links()
+    except Exception as err:  # the measurement stands without them
+        links = {"error": f"link counters unavailable: {err}"}
+    path.write_text(json.dumps(links, indent=2, sort_keys=True) + "\n")
+
+
 def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
     """Bring up the cell's topology, run Locust against it, stop everything, file records."""
     from travelagent.topology.launcher import Topology
@@ -191,6 +203,7 @@ def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
                     interrupted = True
                     _stop_locust(proc)
                     code = proc.returncode
+            _save_link_counters(topo, cell_dir / "links.json")
             crashes = [c.name for c in getattr(topo, "crashes", [])]
             # Locust exits 1 when any request failed: a measurement, not a failed cell.
             if interrupted:
