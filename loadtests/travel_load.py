@@ -103,6 +103,13 @@ def add_options(parser: Any) -> None:
         "--shape-params", default="", help="shape fields as JSON (or TRAVELAGENT_SHAPE_PARAMS)"
     )
     g.add_argument("--user-prefix", default="", help="prefix of user ids (default: host-pid)")
+    g.add_argument(
+        "--message-seed",
+        type=int,
+        default=0,
+        help="user k sends the same texts in the same order in every run with this seed "
+        "(paired cells)",
+    )
 
 
 def options(env: Environment) -> Namespace:
@@ -126,10 +133,13 @@ def path_name(arch: str, publish: str, stream: bool | None) -> str:
 _user_numbers = count(1)
 
 
-def next_user_id(opts: Namespace) -> str:
+def next_user_id(opts: Namespace) -> tuple[str, int]:
+    """A unique user id and the user's number k in this process (1, 2, ...): user k of every
+    cell sends the same message sequence (see ``messages.message_rng``)."""
     # The pid keeps ids unique across the processes of one run (--processes, workers).
     prefix = f"{getattr(opts, 'user_prefix', '') or socket.gethostname()[:12]}-{os.getpid()}"
-    return f"{prefix}-u{next(_user_numbers)}"
+    k = next(_user_numbers)
+    return f"{prefix}-u{k}", k
 
 
 class ProcessRecords:

@@ -10,7 +10,6 @@ carries its intended send time. Messages still in flight when a user stops are g
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from typing import Any
 
@@ -21,7 +20,7 @@ from travel_load import RECORDS, next_user_id, options, path_name, record, strea
 from travelagent.client.records import MessageRecord
 from travelagent.client.sync_gateway import GatewayClient
 from travelagent.client.sync_realtime import RealtimeClient
-from travelagent.runner.messages import load_mix
+from travelagent.runner.messages import load_mix, message_rng
 from travelagent.runner.pacing import Pacer
 from travelagent.wire.trace import now_ns
 
@@ -41,9 +40,10 @@ class TravelUser(User):
     def on_start(self) -> None:
         opts = options(self.environment)
         self.opts = opts
-        self.user_id = next_user_id(opts)
+        self.user_id, self.user_number = next_user_id(opts)
         self.texts = load_mix(opts.message_mix)
-        self.rng = random.Random(self.user_id)
+        self.message_seed = int(getattr(opts, "message_seed", 0) or 0)
+        self.rng = message_rng(self.message_seed, self.user_number)
         self.stream = stream_flag(opts)
         self.name = path_name(
             self.arch, opts.publish if self.arch == "realtime" else "", self.stream
@@ -95,7 +95,7 @@ class TravelUser(User):
     def start_open_loop(self) -> Pacer:
         """The schedule starts once connected, so connection set-up is not counted as lateness."""
         opts = self.opts
-        seed = int.from_bytes(self.user_id.encode()[-8:], "big")
+        seed = message_rng(self.message_seed, self.user_number, "arrivals").getrandbits(63)
         self.pacer = Pacer(opts.rate_per_user, now_ns(), arrivals=opts.arrivals, seed=seed)
         self.greenlets.append(gevent.spawn(self.client.receive_forever, self.stop_event))
         return self.pacer

@@ -15,15 +15,14 @@ from travelagent.agent.llm.profiles import (
     tokenize,
 )
 from travelagent.agent.llm.simulated import SimulatedLLM
+from travelagent.agent.state import TripState, system_prompt
 from travelagent.wire.trace import Trace, now_ns
 
 
 def msgs(agent: str, index: int, text: str) -> list[dict[str, str]]:
+    """The request the agent builds (its real system prompt) for ``text`` at ``index``."""
     return [
-        {
-            "role": "system",
-            "content": f"You are TravelAgent for user {agent}. Message index: {index}.",
-        },
+        {"role": "system", "content": system_prompt(agent, TripState(message_count=index))},
         {"role": "user", "content": text},
     ]
 
@@ -61,11 +60,13 @@ def test_same_seed_and_profile_give_the_same_timings_and_another_seed_differs() 
     assert a[0] == SimulatedLLM(profile="note", seed=8).plan(m)[0]  # same words, other timing
 
 
-def test_draws_are_per_agent_and_per_message() -> None:
+def test_draws_are_per_message_and_the_same_for_agents_living_the_same_conversation() -> None:
     llm = SimulatedLLM(profile="note", seed=7)
     base = llm.plan(msgs("u1", 3, "hi"))[1]
-    assert llm.plan(msgs("u2", 3, "hi"))[1] != base
+    # paired cells: user k of two cells has agents of different names, same conversation
+    assert llm.plan(msgs("cell-a-123-u1", 3, "hi"))[1] == base
     assert llm.plan(msgs("u1", 5, "hi"))[1] != base
+    assert llm.plan(msgs("u1", 3, "hello"))[1] != base
     assert message_seed(7, msgs("u1", 3, "hi")) == message_seed(7, msgs("u1", 3, "hi"))
 
 

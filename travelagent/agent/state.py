@@ -148,10 +148,13 @@ def system_prompt(agent_name: str, state: TripState) -> str:
 
     The state line is machine-readable on purpose: the simulated model reads it back with
     ``state_from_messages``, and a real model reads it as plain context. The message index makes
-    the simulated model's latency draws per-message without changing the backend contract.
+    the simulated model's latency draws per-message without changing the backend contract. The
+    agent's name stands alone on the first line, which the simulated model's seed leaves out
+    (``profiles.message_seed``): agents of different cells that live the same conversation then
+    draw the same timings (paired cells).
     """
     return (
-        f"You are TravelAgent for user {agent_name}, a concise, friendly travel planner. "
+        f"You are TravelAgent for user {agent_name}, a concise, friendly travel planner.\n"
         f"Message index: {state.message_count}.\n"
         f"{STATE_MARKER}{json.dumps(state.summary(), sort_keys=True, separators=(',', ':'))}"
     )

@@ -19,6 +19,7 @@ from typing import Any
 from travelagent.link.faults import Faults
 from travelagent.link.schedule import DirectionSchedule, JitterSampler, Shape
 from travelagent.link.timer import Timer, best_timer, mono_ns
+from travelagent.monitor import summary_ms
 
 DIRECTIONS = ("up", "down")  # up: client -> upstream, down: upstream -> client
 MAX_QUEUED_BYTES = 4 * 1024 * 1024  # stop reading a side whose bytes are not being delivered
@@ -26,14 +27,25 @@ MAX_RECORDS = 200_000
 _EOF = b""  # FIFO marker for a close passed on with the data
 
 
+LATENESS_KEPT = 20_000  # the most recent chunks whose lateness a link's stats describe
+
+
 @dataclass
 class DirectionStats:
     bytes: int = 0
     chunks: int = 0
     dropped_bytes: int = 0
+    # How late each chunk was written against its scheduled delivery (ns; early counts as 0):
+    # the link's own error, which the self-check of a run bounds.
+    late_ns: deque[int] = field(default_factory=lambda: deque(maxlen=LATENESS_KEPT))
 
-    def to_dict(self) -> dict[str, int]:
-        return {"bytes": self.bytes, "chunks": self.chunks, "dropped_bytes": self.dropped_bytes}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bytes": self.bytes,
+            "chunks": self.chunks,
+            "dropped_bytes": self.dropped_bytes,
+            "late": summary_ms(self.late_ns),
+        }
 
 
 @dataclass
@@ -158,6 +170,7 @@ class _Direction:
         now = mono_ns()
         link = self.conn.link
         due_ns = now + link.timer.lead_ns  # what is due within the wake-up cost goes now
+        late = link.stats.directions[self.name].late_ns
         while self.fifo and self.fifo[0][0] <= due_ns:
             deliver_ns, data, arrival_ns = self.fifo.popleft()
             if data is _EOF:
@@ -168,6 +181,7 @@ class _Direction:
                 continue
             dest.write(data)
             self.queued_bytes -= len(data)
+            late.append(now - deliver_ns if now > deliver_ns else 0)
             if link.recording:
                 link.record(ChunkRecord(self.name, arrival_ns, deliver_ns, now, len(data)))
         if self.queue_full and self.queued_bytes <= MAX_QUEUED_BYTES // 4:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 MIXES: dict[str, tuple[str, ...]] = {
@@ -30,3 +31,13 @@ def load_mix(spec: str) -> tuple[str, ...]:
     if not lines:
         raise ValueError(f"message mix file {spec} holds no messages")
     return lines
+
+
+def message_rng(seed: int, user_number: int, stream: str = "texts") -> random.Random:
+    """The random source of user ``user_number``'s message sequence (or arrivals) for ``seed``.
+
+    It depends on nothing else (not the cell, the path or the process), so user k of every cell
+    run with the same seed asks the same questions in the same order and, with the simulated
+    model, gets the same LLM timings: two cells then differ only in the path (paired cells).
+    """
+    return random.Random(f"{seed}:{stream}:u{user_number}")

@@ -30,7 +30,9 @@ from typing import Any
 from travelagent.client.records import finalize_run
 from travelagent.client.runinfo import iso_now, write_run_json
 from travelagent.config import JWT_SECRET_ENV
+from travelagent.monitor import CpuSampler
 from travelagent.runner.experiment import Cell, Experiment
+from travelagent.runner.selfcheck import assess
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
@@ -66,6 +68,7 @@ def locust_command(cell: Cell, *, urls: dict[str, str], cell_dir: Path, run_id: 
         "--run-id", run_id,
         "--cell", cell.name,
         "--user-prefix", cell.name,
+        "--message-seed", str(cell.repetition),
         "--gateway-url", urls.get("gateway", ""),
         "--realtime-url", urls.get("realtime", ""),
     ]  # fmt: skip
@@ -141,16 +144,73 @@ def shape_info(cell: Cell) -> dict[str, Any]:
     return info
 
 
-def _save_link_counters(topo: Any, path: Path) -> None:
+def _save_link_counters(topo: Any, path: Path) -> dict[str, Any]:
     """Each link's shape, faults and counters at the end of the cell (connections, bytes,
-    chunks per direction), beside the cell's records; a links process that is gone is noted."""
-    import json
-
+    chunks and lateness per direction), beside the cell's records; a links process that is gone
+    is noted."""
     try:
-        links = topo.links()
+        links: dict[str, Any] = topo.links()
     except Exception as err:  # the measurement stands without them
         links = {"error": f"link counters unavailable: {err}"}
     path.write_text(json.dumps(links, indent=2, sort_keys=True) + "\n")
+    return links
+
+
+def _health(topo: Any) -> dict[str, dict[str, Any]]:
+    """``/healthz`` of the worker and the realtime service (their event-loop lag), direct."""
+    import urllib.request
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("worker", "realtime"):
+        port = topo.ports.get(name) if name in topo.pids else None
+        if not port:
+            continue
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as resp:
+                out[name] = json.loads(resp.read())
+        except Exception as err:  # a process that died is flagged by the topology itself
+            out[name] = {"error": f"/healthz unavailable: {err}"}
+    return out
+
+
+def _message_window(run_dir: Path, cell: Cell) -> tuple[int, int] | None:
+    """First send and last reply of the cell's messages (wall-clock ns)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    part = run_dir / "parts" / f"messages-cell-{cell.name}.parquet"
+    if not part.exists():
+        return None
+    t = pq.read_table(part, columns=["send_ns", "recv_ns"])
+    lo, hi = pc.min(t["send_ns"]).as_py(), pc.max(t["recv_ns"]).as_py()
+    if lo is None or hi is None:
+        return None
+    return (int(lo), int(hi))
+
+
+def write_selfcheck(
+    cell_dir: Path,
+    run_dir: Path,
+    cell: Cell,
+    sampler: CpuSampler,
+    health: dict[str, dict[str, Any]],
+    links: dict[str, Any],
+) -> dict[str, Any]:
+    """``cpu.csv`` (every sample) and ``selfcheck.json`` (figures and flags) for the cell."""
+    with open(cell_dir / "cpu.csv", "w") as fh:
+        fh.write("t_ns,process,cpu_pct\n")
+        fh.writelines(f"{t},{name},{pct}\n" for t, name, pct in sampler.samples)
+    log = cell_dir / "locust.log"
+    check = assess(
+        samples=sampler.samples,
+        window_ns=_message_window(run_dir, cell),
+        health=health,
+        links=links,
+        locust_log=log.read_text(errors="replace") if log.exists() else "",
+        sampling=sampler.supported,
+    )
+    (cell_dir / "selfcheck.json").write_text(json.dumps(check, indent=2) + "\n")
+    return check
 
 
 def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
@@ -180,6 +240,9 @@ def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
         "messages": 0,
     }
     interrupted = False
+    sampler = CpuSampler({})
+    health: dict[str, dict[str, Any]] = {}
+    links: dict[str, Any] = {}
     try:
         with Topology(cell.entry.scenario, run_dir=cell_dir / "topology") as topo:
             cmd = locust_command(cell, urls=topo.urls, cell_dir=cell_dir, run_id=run_id)
@@ -192,6 +255,7 @@ def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
                     cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
                     start_new_session=True,
                 )  # fmt: skip
+                sampler = CpuSampler({**topo.pids, "locust": proc.pid}).start()
                 limit_s = cell.duration_s + cell.load.stop_timeout_s + LOCUST_GRACE_S
                 try:
                     code = proc.wait(timeout=limit_s)
@@ -203,7 +267,10 @@ def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
                     interrupted = True
                     _stop_locust(proc)
                     code = proc.returncode
-            _save_link_counters(topo, cell_dir / "links.json")
+                finally:
+                    sampler.stop()
+            health = _health(topo)
+            links = _save_link_counters(topo, cell_dir / "links.json")
             crashes = [c.name for c in getattr(topo, "crashes", [])]
             # Locust exits 1 when any request failed: a measurement, not a failed cell.
             if interrupted:
@@ -225,6 +292,11 @@ def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
     except Exception as err:
         info["status"] = "failed" if not interrupted else "interrupted"
         info["error"] = (info["error"] + "; " if info["error"] else "") + f"records: {err}"
+    try:
+        check = write_selfcheck(cell_dir, run_dir, cell, sampler, health, links)
+        info["selfcheck"] = {"flagged": check["flagged"], "flags": check["flags"]}
+    except Exception as err:  # the records stand; the cell just says it could not check
+        info["selfcheck"] = {"flagged": False, "flags": [], "error": f"{err}"}
     info["ended"] = iso_now()
     if interrupted:
         raise CellInterrupted(info)

@@ -13,6 +13,7 @@ from collections import Counter
 from aiohttp import web
 
 from travelagent.agent.base import AgentDirectory, LLMBackend
+from travelagent.monitor import LoopLagMonitor, attach_loop_lag
 from travelagent.worker.config import WorkerConfig
 from travelagent.worker.gateway import handle_gateway_websocket
 from travelagent.worker.hybrid import RoomAnnouncer
@@ -33,6 +34,7 @@ from travelagent.worker.webhook import (
 )
 
 _STARTED = web.AppKey("started", float)
+_LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
 
 
 def make_directory(config: WorkerConfig, llm: LLMBackend | None) -> AgentDirectory:
@@ -65,6 +67,7 @@ def create_app(
     )
     app[ROOMS] = RoomAnnouncer(app[PUBLISHER])
     app[_STARTED] = time.monotonic()
+    app[_LOOP_LAG] = attach_loop_lag(app)
     app.router.add_get("/api/gateway/ws", handle_gateway_websocket)
     app.router.add_post("/api/realtime/webhook", handle_realtime_webhook)
     app.router.add_get("/healthz", healthz)
@@ -87,6 +90,7 @@ async def healthz(request: web.Request) -> web.Response:
             "stream": cfg.stream,
             "agents": cfg.agents_url or "local",
             "stats": dict(stats),
+            "loop_lag": app[_LOOP_LAG].summary(),
         }
     )
 

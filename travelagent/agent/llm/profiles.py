@@ -6,8 +6,9 @@ before the first token, as a real model would call the tool and then start answe
 each number comes from is in docs/llm-profiles.md; the ``source`` field says it in one line.
 
 Determinism: ``plan_ms`` draws from a ``random.Random`` seeded by ``message_seed`` (the run seed
-and the request's own text, which names the agent and the message index), so the same seed and
-profile give the same timings for the same message no matter how many agents run at once.
+and the request's own text: the trip state, the message index and the user's words, but not the
+agent's name), so the same seed and profile give the same timings for the same message no matter
+how many agents run at once or which path carried it.
 """
 
 from __future__ import annotations
@@ -79,11 +80,18 @@ def tokenize(text: str) -> list[str]:
 
 
 def message_seed(seed: int, messages: list[dict[str, str]]) -> int:
-    """A per-message seed from the run seed and the request (system prompt + user text)."""
+    """A per-message seed from the run seed and the request: the system prompt without its
+    first line (the agent's name), and the user's text.
+
+    Leaving the name out pairs cells: user k of two cells sends the same texts in the same
+    order, so its agents hold the same state and message index and draw the same timings,
+    whatever path carried the messages.
+    """
     h = hashlib.sha256(str(seed).encode())
     for msg in messages:
         if msg.get("role") == "system":
-            h.update(msg.get("content", "").encode())
+            _, _, rest = msg.get("content", "").partition("\n")
+            h.update(rest.encode())
     user = [m.get("content", "") for m in messages if m.get("role") == "user"]
     h.update(b"\0" + (user[-1] if user else "").encode())
     return int.from_bytes(h.digest()[:8], "big")

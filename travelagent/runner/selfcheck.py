@@ -1,0 +1,122 @@
+"""The instrument checks itself: was a cell's measurement disturbed by the testbed? Pure.
+
+Per cell the runner collects what the machine was doing (``monitor.CpuSampler`` samples of every
+topology process and of Locust, the event-loop lag the worker and the realtime service report
+on ``/healthz``, each link's lateness against its schedule, Locust's own CPU warnings) and
+``assess`` turns it into ``cells/<cell>/selfcheck.json``: the figures and a list of flags.
+
+A flagged cell measured the testbed as much as the architecture. The report keeps flagged cells
+out of verdicts and says so. The bounds, and why each is where it is:
+
+- ``CPU_BUSY_PCT``: a process whose CPU use is at least this share of one core in 90 % of the
+  samples taken while messages were in flight is saturated: its queue, not the path, sets the
+  latency (all our servers are single-threaded event loops).
+- ``LOOP_LAG_P99_MS``: a 99th-percentile event-loop lag above this means messages waited for
+  the loop by an amount comparable to the effects the claims judge (the smallest margin of a
+  "lowers" claim is a few milliseconds).
+- ``LINK_LATE_P99_MS``: a link that releases data later than its schedule by more than this at
+  the 99th percentile adds delay nobody configured (its accuracy target is 0.5 ms).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from travelagent.monitor import quantile
+
+CPU_BUSY_PCT = 90.0
+LOOP_LAG_P99_MS = 20.0
+LINK_LATE_P99_MS = 2.0
+LOCUST_CPU_WARNING = "CPU usage above"
+
+BOUNDS = {
+    "cpu_busy_pct": CPU_BUSY_PCT,
+    "loop_lag_p99_ms": LOOP_LAG_P99_MS,
+    "link_late_p99_ms": LINK_LATE_P99_MS,
+}
+
+
+def cpu_summary(
+    samples: Iterable[tuple[int, str, float]], window_ns: tuple[int, int] | None = None
+) -> dict[str, dict[str, float]]:
+    """Per process: n, p50, p90 and max of its CPU samples (% of one core) inside the window."""
+    by: dict[str, list[float]] = {}
+    for t_ns, name, pct in samples:
+        if window_ns is not None and not window_ns[0] <= t_ns <= window_ns[1]:
+            continue
+        by.setdefault(name, []).append(pct)
+    return {
+        name: {
+            "n": float(len(v)),
+            "p50_pct": round(quantile(v, 0.5), 1),
+            "p90_pct": round(quantile(v, 0.9), 1),
+            "max_pct": round(max(v), 1),
+        }
+        for name, v in sorted(by.items())
+    }
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def assess(
+    *,
+    samples: Iterable[tuple[int, str, float]],
+    window_ns: tuple[int, int] | None,
+    health: Mapping[str, Mapping[str, Any]],
+    links: Mapping[str, Any],
+    locust_log: str = "",
+    sampling: bool = True,
+) -> dict[str, Any]:
+    """The cell's self-check: figures per process and link, and the flags they raise."""
+    cpu = cpu_summary(samples, window_ns)
+    flags: list[str] = []
+    for name, s in cpu.items():
+        if s["n"] >= 4 and s["p90_pct"] >= CPU_BUSY_PCT:
+            flags.append(
+                f"{name} near a full core (CPU p90 {s['p90_pct']:.0f}% >= {CPU_BUSY_PCT:.0f}%)"
+            )
+    lag: dict[str, Any] = {}
+    for name, h in health.items():
+        summary = h.get("loop_lag") if isinstance(h, Mapping) else None
+        if not isinstance(summary, Mapping):
+            lag[name] = {"error": str(h.get("error", "no loop lag reported"))}
+            continue
+        lag[name] = dict(summary)
+        p99 = summary.get("p99_ms")
+        if _finite(p99) and p99 > LOOP_LAG_P99_MS:
+            flags.append(f"{name} event-loop lag p99 {p99:.1f} ms > {LOOP_LAG_P99_MS:g} ms")
+    late: dict[str, Any] = {}
+    for name, snap in sorted(links.items()):
+        stats = snap.get("stats") if isinstance(snap, Mapping) else None
+        if not isinstance(stats, Mapping):
+            continue
+        for direction in ("up", "down"):
+            d = stats.get(direction)
+            s = d.get("late") if isinstance(d, Mapping) else None
+            if not isinstance(s, Mapping):
+                continue
+            late[f"{name}/{direction}"] = dict(s)
+            p99 = s.get("p99_ms")
+            if _finite(p99) and p99 > LINK_LATE_P99_MS:
+                flags.append(
+                    f"link {name} {direction} releases late: p99 {p99:.2f} ms "
+                    f"> {LINK_LATE_P99_MS:g} ms"
+                )
+    warnings = locust_log.count(LOCUST_CPU_WARNING)
+    if warnings:
+        flags.append(f"Locust warned of its own CPU use {warnings} time(s)")
+    return {
+        "bounds": BOUNDS,
+        "window_ns": list(window_ns) if window_ns else None,
+        "cpu_sampling": "every 250 ms from /proc" if sampling else "not available here",
+        "cpu": cpu,
+        "loop_lag": lag,
+        "link_lateness": late,
+        "locust_cpu_warnings": warnings,
+        "flags": flags,
+        "flagged": bool(flags),
+    }
