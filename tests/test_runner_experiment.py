@@ -106,11 +106,23 @@ def test_bad_experiments_are_refused_with_the_key_named(changes: dict, match: st
         parse_experiment(minimal(**changes), source="exp.toml")
 
 
-def test_shipped_experiments_parse_and_default_has_eighteen_cells() -> None:
+def test_default_experiment_has_every_path_of_the_note_repeated_and_interleaved() -> None:
     default = load_experiment("default")
-    assert len(default.cells()) == 18
     arches = {(e.arch, e.publish, e.streaming) for e in default.scenarios}
-    assert len(arches) == 9  # gateway streamed and not, 3 publish modes x 2, hybrid
+    # gateway, 3 publish modes, the streamed baseline, hybrid: one factor apart per claim
+    assert arches == {
+        ("gateway", "", False),
+        ("realtime", "http-new", False),
+        ("realtime", "http-pooled", False),
+        ("realtime", "ws-persistent", False),
+        ("realtime", "http-new", True),
+        ("hybrid", "", False),
+    }
+    cells = default.cells()
+    assert default.repetitions >= 3 and len(cells) == 6 * default.repetitions
+    # interleaved: every configuration once before any is repeated
+    first = [c.entry.name for c in cells[:6]]
+    assert len(set(first)) == 6 and all(c.repetition == 1 for c in cells[:6])
     assert {e.scenario.name for e in default.scenarios} == {"note"}
     assert len(load_experiment("tiny").cells()) == 2
 

@@ -9,6 +9,7 @@ differences are exact; derived latencies are float milliseconds.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,30 @@ def _shape_load(shape: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in shape.items() if k != "name"}, sort_keys=True)
 
 
+_REP_SUFFIX = re.compile(r"-r(\d+)$")
+_USER_NUMBER = re.compile(r"-u(\d+)$")
+
+
+def _config_name(cell: str, repetition: int) -> str:
+    """The configuration a cell repeats: its name without the ``-r<N>`` suffix."""
+    m = _REP_SUFFIX.search(cell)
+    return cell[: m.start()] if m and int(m.group(1)) == repetition else cell
+
+
+def pairing_keys(messages: pd.DataFrame) -> pd.DataFrame:
+    """``user_key`` (user k: the number at the end of the user id) and ``seq`` (the message's
+    index in that user's sequence, by send order, every status counted): user k's message i
+    of two cells of one repetition asked the same question (see ``runner.messages``)."""
+    out = pd.DataFrame(index=messages.index)
+    num = messages["user"].astype(str).str.extract(_USER_NUMBER, expand=False)
+    out["user_key"] = pd.to_numeric(num, errors="coerce").astype("Int64")
+    order = messages["send_ns"].astype("float64").fillna(messages["intended_ns"].astype("float64"))
+    out["seq"] = (
+        order.groupby([messages["cell"], messages["user"]]).rank(method="first").astype("Int64") - 1
+    )
+    return out
+
+
 def _cells_frame(meta: dict[str, Any], messages: pd.DataFrame) -> pd.DataFrame:
     rows = []
     seen = set()
@@ -111,6 +136,8 @@ def _cells_frame(meta: dict[str, Any], messages: pd.DataFrame) -> pd.DataFrame:
                 "duration_s": c.get("duration_s"),
                 "status": c.get("status", ""),
                 "scenario_name": c.get("scenario_name", ""),
+                "repetition": int(c.get("repetition") or 1),
+                "flags": "; ".join((c.get("selfcheck") or {}).get("flags") or []),
             }
         )
         seen.add(str(c.get("cell")))
@@ -136,12 +163,19 @@ def _cells_frame(meta: dict[str, Any], messages: pd.DataFrame) -> pd.DataFrame:
                     "duration_s": None,
                     "status": "",
                     "scenario_name": "",
+                    "repetition": 1,
+                    "flags": "",
                 }
             )
     cells = pd.DataFrame(
         rows,
-        columns=[*FACTORS, "cell", "users", "rate_per_s", "duration_s", "status", "scenario_name"],
-    )
+        columns=[*FACTORS, "cell", "users", "rate_per_s", "duration_s", "status", "scenario_name",
+                 "repetition", "flags"],
+    )  # fmt: skip
+    cells["config"] = [
+        _config_name(c, r) for c, r in zip(cells["cell"], cells["repetition"], strict=True)
+    ]
+    cells["flagged"] = cells["flags"].astype(bool)
     counts = messages.groupby("cell")["status"].value_counts().unstack(fill_value=0)
     cells["messages"] = cells["cell"].map(counts.sum(axis=1)).fillna(0).astype(int)
     cells["ok"] = cells["cell"].map(counts["ok"] if "ok" in counts else {}).fillna(0).astype(int)
@@ -179,6 +213,13 @@ def load_run(path: str | Path) -> Run:
     cells = _cells_frame(meta, messages)
     for col in ("webhook_mode", "profile", "load"):
         messages[col] = messages["cell"].map(cells[col]).fillna("")
+    messages["config"] = messages["cell"].map(cells["config"]).fillna(messages["cell"])
+    messages["repetition"] = messages["cell"].map(cells["repetition"]).fillna(1).astype(int)
+    if len(messages):
+        messages = messages.join(pairing_keys(messages))
+    else:
+        messages["user_key"] = pd.Series(dtype="Int64")
+        messages["seq"] = pd.Series(dtype="Int64")
     return Run(path=run_dir, meta=meta, messages=messages, stamps=stamps, cells=cells)
 
 
@@ -191,8 +232,10 @@ def load_runs(paths: list[str | Path]) -> Run:
     for r in runs:
         m = r.messages.copy()
         m["cell"] = r.run_id + "/" + m["cell"]
+        m["config"] = r.run_id + "/" + m["config"]
         c = r.cells.copy()
         c["cell"] = r.run_id + "/" + c["cell"]
+        c["config"] = r.run_id + "/" + c["config"]
         msgs.append(m)
         stamps.append(r.stamps)
         cells.append(c.set_index("cell", drop=False))
@@ -266,3 +309,12 @@ def default_run_path(run_path: str | Path | None = None) -> Path:
     if run_path:
         return Path(run_path)
     return latest_run() or reference_run()
+
+
+def subset_run(run: Run, cells: list[str]) -> Run:
+    """The same run restricted to ``cells`` (their messages, stamps and rows)."""
+    keep = set(cells)
+    msgs = run.messages[run.messages["cell"].isin(keep)].reset_index(drop=True)
+    stamps = run.stamps[run.stamps["msg_id"].isin(set(msgs["msg_id"]))].reset_index(drop=True)
+    rows = run.cells[run.cells["cell"].isin(keep)]
+    return Run(path=run.path, meta=run.meta, messages=msgs, stamps=stamps, cells=rows)

@@ -19,7 +19,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from travelagent.analysis.claims import claims_table
+import pandas as pd
+
+from travelagent.analysis.claims import claims_csv, claims_table, stability_table
 from travelagent.analysis.load import Run, load_run, project_root
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -123,39 +125,82 @@ th { background: #f2f2f2; }
 td.confirmed { background: #dff0d8; font-weight: bold; }
 td.refuted { background: #f2dede; font-weight: bold; }
 td.not-tested { background: #eee; color: #666; }
+td.inconclusive { background: #fcf8e3; font-weight: bold; }
+td.num { text-align: right; white-space: nowrap; }
+.assume { color: #555; font-size: 0.9em; }
 .failed { color: #a00; font-weight: bold; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 @media print { body { max-width: none; } a { color: inherit; } }
 """
 
 
-def _claims_html(run: Run) -> str:
-    ct = claims_table(run)
+def _num(x: object, digits: int = 1) -> str:
+    try:
+        f = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    if f != f:
+        return ""
+    return f"{f:.3f}" if abs(f) < 1 else f"{f:.{digits}f}"
+
+
+def _claims_html(table: pd.DataFrame) -> str:
     rows = []
-    for r in ct.to_dict("records"):
+    for r in table.to_dict("records"):
         cls = str(r["verdict"]).replace(" ", "-")
+        interval = f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]" if _num(r["ci_low"]) else ""
+        extra = ""
+        if r.get("needed"):
+            extra += f"<br><em>{html.escape(str(r['needed']))}</em>"
+        if r.get("excluded"):
+            extra += (
+                "<br><em>left out, flagged by the self-check: "
+                f"{html.escape(str(r['excluded']))}</em>"
+            )
+        if r.get("assumptions"):
+            extra += f'<p class="assume">{html.escape(str(r["assumptions"]))}</p>'
         rows.append(
             "<tr>"
             f"<td>{html.escape(str(r['claim']))}</td>"
             f'<td class="{cls}">{html.escape(str(r["verdict"]))}</td>'
-            f"<td>{html.escape(str(r['evidence']))}</td>"
-            f"<td>{html.escape(str(r['rationale']))}</td>"
+            f"<td>{html.escape(str(r['quantity']))}</td>"
+            f'<td class="num">{_num(r["estimate"])}</td>'
+            f'<td class="num">{interval}</td>'
+            f"<td>{html.escape(str(r['threshold']))}</td>"
+            f'<td class="num">{int(r["n"] or 0)}</td>'
+            f"<td>{html.escape(str(r['evidence']))}<br>{html.escape(str(r['rationale']))}"
+            f"{extra}</td>"
             "</tr>"
         )
     return (
-        '<table id="claims"><thead><tr><th>claim</th><th>verdict</th><th>evidence</th>'
-        "<th>rationale</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        '<table id="claims"><thead><tr><th>claim</th><th>verdict</th><th>quantity</th>'
+        "<th>estimate</th><th>95% interval</th><th>line</th><th>n</th>"
+        "<th>evidence and rationale</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _stability_html(table: pd.DataFrame) -> str:
+    return table.drop(columns=["id"]).to_html(index=False, border=0, escape=True)
+
+
+def _flagged_html(run: Run) -> str:
+    if "flagged" not in run.cells or not run.cells["flagged"].any():
+        return "<p>No cell was flagged: every cell's measurement stayed within the bounds.</p>"
+    f = run.cells[run.cells["flagged"].astype(bool)][["cell", "flags"]]
+    return (
+        "<p>These cells were disturbed by the testbed itself and are left out of every "
+        "verdict:</p>" + f.to_html(index=False, border=0, escape=True)
     )
 
 
 def _cells_html(run: Run) -> str:
     cols = ["cell", "arch", "publish", "streaming", "webhook_mode", "profile", "load",
-            "status", "messages", "ok"]  # fmt: skip
+            "repetition", "status", "messages", "ok", "flagged"]  # fmt: skip
     c = run.cells[[k for k in cols if k in run.cells]]
     return c.to_html(index=False, border=0, escape=True)
 
 
-def _index_html(run: Run, report: Report, claims: str) -> str:
+def _index_html(run: Run, report: Report, claims: str, stability: str = "") -> str:
     m = run.meta
     nb_rows = []
     for n in report.notebooks:
@@ -192,9 +237,19 @@ def _index_html(run: Run, report: Report, claims: str) -> str:
 <body>
 <h1>Latency report: {html.escape(run.run_id)}</h1>
 <h2>The architecture note's claims</h2>
-<p>Verdicts computed from this run; the rules are in docs/analysis.md. <em>not tested</em>
-means the run lacks the cells a claim needs.</p>
+<p>Each claim's quantity with its 95% interval (repetitions, then messages, resampled) against
+the claim's line; the rules are in docs/analysis.md. <em>inconclusive</em>: the interval
+straddles the line, so this run cannot tell (it says how much more data would be expected to
+decide); <em>not tested</em>: the run lacks the cells a claim needs. Also in
+<a href="claims.csv">claims.csv</a>.</p>
 {claims}
+<h3>Stability: each repetition alone and pooled</h3>
+{stability}
+<h3>The instrument's self-check</h3>
+{_flagged_html(run)}
+<p>Bounds: a process at or above 90% of a core in 90% of its samples, event-loop lag p99 above
+20 ms, a link releasing data more than 2 ms late at p99, or Locust warning of its own CPU
+(cells/&lt;cell&gt;/selfcheck.json; runner/selfcheck.py says why each bound is where it is).</p>
 <h2>Notebooks</h2>
 <table><thead><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr></thead>
 <tbody>{"".join(nb_rows)}</tbody></table>
@@ -257,8 +312,16 @@ def build_report(
             bar.update()
     report.notebooks = [results[s.name] for s in sources]
     try:
-        claims = _claims_html(run)
+        table = claims_table(run)
+        claims_csv(table).to_csv(out / "claims.csv", index=False)
+        claims = _claims_html(table)
     except Exception as err:  # the index is still worth writing without the table
         claims = f'<p class="failed">claims could not be computed: {html.escape(str(err))}</p>'
-    report.index.write_text(_index_html(run, report, claims))
+    try:
+        stab = stability_table(run)
+        stab.to_csv(out / "stability.csv", index=False)
+        stability = _stability_html(stab)
+    except Exception as err:
+        stability = f'<p class="failed">stability not computed: {html.escape(str(err))}</p>'
+    report.index.write_text(_index_html(run, report, claims, stability))
     return report

@@ -8,7 +8,7 @@ small sample has a meaningless interval: ``n`` is always reported beside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -163,3 +163,45 @@ def status_table(run: Run) -> pd.DataFrame:
     t["total"] = t.sum(axis=1)
     t["error_rate"] = 1 - t["ok"] / t["total"]
     return t
+
+
+def group_indices(keys: Sequence[Any] | pd.Series) -> list[np.ndarray]:
+    """Row positions grouped by key (e.g. the repetition each row came from), in key order."""
+    s = pd.Series(list(keys))
+    return [np.asarray(ix, dtype=np.int64) for _, ix in sorted(s.groupby(s).indices.items())]
+
+
+def cluster_bootstrap(
+    groups: Sequence[np.ndarray],
+    stat: Callable[[np.ndarray], float],
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> np.ndarray:
+    """``stat`` over ``n_boot`` two-stage resamples: first the groups (repetitions) with
+    replacement, then the rows (messages, pairs) within each chosen group.
+
+    ``groups`` holds each group's row positions; ``stat`` gets the resampled positions. With one
+    group this is the ordinary bootstrap; with several, the spread between repetitions widens
+    the interval, as it should: a second run of the experiment would differ by about as much.
+    """
+    groups = [g for g in groups if len(g)]
+    if not groups:
+        return np.full(n_boot, np.nan)
+    rng = np.random.default_rng(seed)
+    k = len(groups)
+    out = np.empty(n_boot)
+    for i in range(n_boot):
+        chosen = rng.integers(0, k, size=k) if k > 1 else (0,)
+        parts = [groups[j][rng.integers(0, len(groups[j]), size=len(groups[j]))] for j in chosen]
+        out[i] = stat(np.concatenate(parts) if len(parts) > 1 else parts[0])
+    return out
+
+
+def interval(boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of bootstrap values (NaN when there are none)."""
+    b = boot[np.isfinite(boot)]
+    if len(b) == 0:
+        return (np.nan, np.nan)
+    a = (1 - level) / 2
+    return (float(np.quantile(b, a)), float(np.quantile(b, 1 - a)))

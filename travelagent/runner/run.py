@@ -16,6 +16,7 @@ its records and every finished cell, and ends the run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -178,14 +179,26 @@ def _message_window(run_dir: Path, cell: Cell) -> tuple[int, int] | None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    part = run_dir / "parts" / f"messages-cell-{cell.name}.parquet"
-    if not part.exists():
+    path = run_dir / "messages.parquet"
+    if not path.exists():
         return None
-    t = pq.read_table(part, columns=["send_ns", "recv_ns"])
+    t = pq.read_table(path, columns=["cell", "send_ns", "recv_ns"],
+                      filters=[("cell", "==", cell.name)])  # fmt: skip
     lo, hi = pc.min(t["send_ns"]).as_py(), pc.max(t["recv_ns"]).as_py()
     if lo is None or hi is None:
         return None
     return (int(lo), int(hi))
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN and infinities as null: selfcheck.json stays strict JSON."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
 
 
 def write_selfcheck(
@@ -209,7 +222,7 @@ def write_selfcheck(
         locust_log=log.read_text(errors="replace") if log.exists() else "",
         sampling=sampler.supported,
     )
-    (cell_dir / "selfcheck.json").write_text(json.dumps(check, indent=2) + "\n")
+    (cell_dir / "selfcheck.json").write_text(json.dumps(_json_safe(check), indent=2) + "\n")
     return check
 
 

@@ -58,8 +58,9 @@ def cpu_summary(
     }
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and math.isfinite(x)
+def _number(x: Any) -> float:
+    """``x`` as a finite float, else NaN (which no bound comparison flags)."""
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else math.nan
 
 
 def assess(
@@ -86,8 +87,8 @@ def assess(
             lag[name] = {"error": str(h.get("error", "no loop lag reported"))}
             continue
         lag[name] = dict(summary)
-        p99 = summary.get("p99_ms")
-        if _finite(p99) and p99 > LOOP_LAG_P99_MS:
+        p99 = _number(summary.get("p99_ms"))
+        if p99 > LOOP_LAG_P99_MS:
             flags.append(f"{name} event-loop lag p99 {p99:.1f} ms > {LOOP_LAG_P99_MS:g} ms")
     late: dict[str, Any] = {}
     for name, snap in sorted(links.items()):
@@ -96,12 +97,12 @@ def assess(
             continue
         for direction in ("up", "down"):
             d = stats.get(direction)
-            s = d.get("late") if isinstance(d, Mapping) else None
-            if not isinstance(s, Mapping):
+            lateness = d.get("late") if isinstance(d, Mapping) else None
+            if not isinstance(lateness, Mapping):
                 continue
-            late[f"{name}/{direction}"] = dict(s)
-            p99 = s.get("p99_ms")
-            if _finite(p99) and p99 > LINK_LATE_P99_MS:
+            late[f"{name}/{direction}"] = dict(lateness)
+            p99 = _number(lateness.get("p99_ms"))
+            if p99 > LINK_LATE_P99_MS:
                 flags.append(
                     f"link {name} {direction} releases late: p99 {p99:.2f} ms "
                     f"> {LINK_LATE_P99_MS:g} ms"
