@@ -305,11 +305,21 @@ NOTEBOOKS: dict[str, tuple[str, list[Cell]]] = {
     ),
     "05_claims.ipynb": (
         "# 05 · The note's claims\n\n"
-        "Each claim of the architecture note with a verdict computed from this run: "
-        "`confirmed`, `refuted`, or `not tested` when the run lacks the cells. The rules are "
-        "in docs/analysis.md; the evidence column holds the numbers behind each verdict.",
+        "Each claim of the architecture note with a verdict computed from this run: the "
+        "quantity it rests on with its 95% interval and n, against the claim's line. "
+        "`confirmed` or `refuted` when the interval lies on one side, `inconclusive` when it "
+        "straddles the line (with the data expected to decide it), `not tested` when the run "
+        "lacks the cells. The rules are in docs/analysis.md.",
         [
             ("code", "ct = claims.claims_table(run)\nnbhelp.show(ct.drop(columns='numbers'))"),
+            (
+                "md",
+                "## Stability\n\n"
+                "Each claim's verdict from each repetition alone, and from all pooled. A claim "
+                "whose repetitions disagree is close to its line; the pooled interval carries "
+                "that spread.",
+            ),
+            ("code", "nbhelp.show(claims.stability_table(run))"),
             (
                 "md",
                 "## The hop model against the measurement\n\n"
