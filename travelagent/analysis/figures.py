@@ -152,7 +152,8 @@ def decomposition_bars(run: Run, cells: Sequence[str] | None = None) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("mean time per message [ms] (parts add up to the mean service time)")
     ax.set_title("Where the time goes")
-    ax.legend(fontsize=8, loc="lower right")
+    # beside the axes, not over the longest bars
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 

@@ -38,11 +38,13 @@ def show(df: pd.DataFrame, empty: str = "Not in this run.", **fmt: Any) -> None:
         note(f"*{empty}*")
         return
     if not _in_notebook():
-        print(df.to_string())
+        print(df.to_string(na_rep="–"))
         return
     from IPython.display import display
 
-    display(df.style.format(precision=fmt.get("precision", 1)).hide(axis="index"))
+    # "–" where a value does not exist (a knee not reached, an interval of one sample)
+    styled = df.style.format(precision=fmt.get("precision", 1), na_rep="–")
+    display(styled.hide(axis="index"))
 
 
 def open_run(run_path: str | Path | None = None) -> Run:

@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -103,16 +104,101 @@ def execute_notebook(
     return False, _cell_error(dest) or res.stderr.strip()[-3000:] or f"exit {res.returncode}"
 
 
-def render_html(executed: Path, dest: Path) -> Path | None:
-    """Render an executed notebook to a standalone HTML file (figures embedded)."""
+# Cells a reader of the report does not need: papermill's injected parameters (a path on the
+# machine that ran it) and the notebook's own parameter cell.
+_HIDDEN_TAGS = frozenset({"injected-parameters", "parameters"})
+
+_PAGE_CSS = """
+<style>
+body { max-width: 72em; margin: 0 auto; padding: 0 1em; }
+nav.report { font-family: system-ui, sans-serif; padding: 0.8em 0; border-bottom: 1px solid #ddd;
+             margin-bottom: 1em; }
+nav.report a { margin-right: 1.5em; }
+/* wide tables scroll inside their output instead of widening the page */
+.jp-OutputArea-output, .jp-RenderedHTMLCommon { overflow-x: auto; max-width: 100%; }
+.jp-RenderedHTMLCommon table { font-size: 0.85em; }
+.jp-RenderedHTMLCommon th { white-space: nowrap; }
+img { max-width: 100%; height: auto; }
+</style>
+"""
+
+
+def _markdown_title(nb: Any) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in str(cell.source).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return ""
+
+
+def _is_ours(img: Any) -> bool:
+    return str(img.get("alt") or "").startswith("Figure")
+
+
+def _figure_alts(nb: Any) -> list[str]:
+    """Alternative text for each image output, in document order: the section it belongs to
+    (the nearest heading above it) and that section's first sentence."""
+    alts: list[str] = []
+    heading, sentence = "", ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            text = str(cell.source)
+            heads = [ln.lstrip("#").strip() for ln in text.splitlines() if ln.startswith("#")]
+            body = " ".join(ln for ln in text.splitlines() if ln and not ln.startswith("#"))
+            if heads:
+                heading = heads[-1]
+            if body:
+                sentence = body.split(". ")[0].strip().rstrip(".") + "."
+            continue
+        for out in cell.get("outputs", []):
+            if "image/png" in out.get("data", {}) or "image/svg+xml" in out.get("data", {}):
+                alts.append(f"Figure: {heading}. {sentence}".strip())
+    return alts
+
+
+def render_html(executed: Path, dest: Path, *, run_id: str = "") -> Path | None:
+    """Render an executed notebook to a standalone HTML page for readers: figures embedded with
+    alternative text, code hidden (the notebook beside the page shows how each figure was
+    made), no parameter cells, a title naming the notebook and the run, and a link back to the
+    report's index."""
     import nbformat
+    from bs4 import BeautifulSoup
     from nbconvert import HTMLExporter
 
     if not executed.exists():
         return None
     nb = nbformat.read(str(executed), as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    dest.write_text(body)
+    nb.cells = [c for c in nb.cells if not _HIDDEN_TAGS & set(c.metadata.get("tags", []))]
+    title = _markdown_title(nb) or executed.stem
+    page_title = f"{title} · {run_id}" if run_id else title
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)  # fmt: skip
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": page_title}})
+    soup = BeautifulSoup(body, features="html.parser")
+    # The pages are static (figures and tables): no script from a CDN, which a reader offline
+    # or behind a strict network could not load anyway.
+    for script in soup.find_all("script"):
+        src = str(script.get("src") or "")
+        if src.startswith(("http://", "https://")) or "MathJax" in script.get_text():
+            script.decompose()
+    for img, alt in zip(soup.find_all("img"), _figure_alts(nb), strict=False):
+        img["alt"] = alt
+    for img in soup.find_all("img"):
+        if not _is_ours(img):  # more images than outputs we could name: say where it is from
+            img["alt"] = f"Figure from {title}"
+    if soup.head is not None:
+        soup.head.append(BeautifulSoup(_PAGE_CSS, features="html.parser"))
+    if soup.body is not None:
+        nav = BeautifulSoup(
+            f'<nav class="report"><a href="index.html">&larr; report index</a>'
+            f"<span>{html.escape(page_title)}</span> "
+            f'<a href="{html.escape(executed.name)}" style="float:right">the notebook '
+            "(code included)</a></nav>",
+            features="html.parser",
+        )
+        soup.body.insert(0, nav)
+    dest.write_text(str(soup))
     return dest
 
 
@@ -200,6 +286,23 @@ def _cells_html(run: Run) -> str:
     return c.to_html(index=False, border=0, escape=True)
 
 
+def _seeds(run: Run) -> str:
+    """The seeds behind the run: the scenarios' (the simulated model's) and, for repeated
+    experiments, the message seeds (one per repetition)."""
+    m = run.meta
+    if m.get("seed") not in (None, ""):
+        return str(m["seed"])
+    scen = sorted({str((c.get("scenario") or {}).get("seed")) for c in m.get("cells") or []
+                   if (c.get("scenario") or {}).get("seed") is not None})  # fmt: skip
+    reps = sorted({int(c.get("repetition") or 1) for c in m.get("cells") or []})
+    parts = []
+    if scen:
+        parts.append(f"scenario seed {', '.join(scen)} (the simulated model's timings)")
+    if reps:
+        parts.append(f"message seeds {', '.join(map(str, reps))} (one per repetition)")
+    return "; ".join(parts)
+
+
 def _index_html(run: Run, report: Report, claims: str, stability: str = "") -> str:
     m = run.meta
     nb_rows = []
@@ -219,7 +322,7 @@ def _index_html(run: Run, report: Report, claims: str, stability: str = "") -> s
         "status": m.get("status", ""),
         "started": m.get("started", ""),
         "ended": m.get("ended", ""),
-        "seed": m.get("seed", ""),
+        "seed": _seeds(run),
         "git commit": m.get("git_commit", ""),
         "scenarios": ", ".join(sorted({str(s) for s in run.cells["scenario_name"] if s})),
         "LLM profiles": ", ".join(sorted({str(s) for s in run.cells["profile"] if s})),
@@ -296,7 +399,7 @@ def build_report(
         ok, err = execute_notebook(src, executed, run_dir, timeout_s=timeout_s,
                                    kernel_name=kernel_name)  # fmt: skip
         try:
-            page = render_html(executed, out / f"{src.stem}.html")
+            page = render_html(executed, out / f"{src.stem}.html", run_id=run.run_id)
         except Exception as render_err:  # a notebook that cannot render is a failed one
             page, ok = None, False
             err = (err + "\n" if err else "") + f"rendering failed: {_error_text(render_err)}"
