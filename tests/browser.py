@@ -27,7 +27,8 @@ CHECKS_JS = """(() => {
   const imgs = [...document.images];
   return {
     images: imgs.length,
-    broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt || i.src.slice(0, 40)),
+    broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0))
+                .map(i => i.alt || i.src.slice(0, 40)),
     no_alt: imgs.filter(i => !i.alt).length,
     page_width: document.documentElement.scrollWidth,
     window_width: document.documentElement.clientWidth,
