@@ -1,11 +1,14 @@
 """Locust scenarios for the travel agent: the gateway, realtime and hybrid paths.
 
-    locust -f loadtests/locustfile.py --arch gateway --gateway-url http://127.0.0.1:8787
+    locust -f loadtests/locustfile.py --arch gateway -H http://127.0.0.1:8787
     locust -f loadtests/locustfile.py --headless -u 20 -r 20 -t 15s --arch realtime \\
         --realtime-url http://127.0.0.1:8000 --publish http-pooled --stream true --pace open \\
         --rate-per-user 2 --run-dir data/runs/mine
 
-Options are listed under "travelagent" in ``--help``; docs/load.md explains them. A load shape
+``-H``/``--host`` is the worker (the gateway and the hybrid's agent); the realtime service is
+``--realtime-url``. Locust's ``--help`` lists only its own options (it prints before reading a
+locustfile); the travelagent options show in the web UI under "Custom parameters", and
+docs/load.md explains each. A load shape
 is used only when ``--shape`` (or ``TRAVELAGENT_SHAPE``) names one; otherwise ``-u``/``-r``/``-t``
 drive the test as usual.
 """

@@ -4,9 +4,18 @@ Every finished message is written twice: exactly, with every stamp, to the run's
 files through one ``Recorder`` per process; and to Locust's ``request`` event (request type
 ``WS``) so the web UI, ``--csv`` and ``--html`` show it. Locust gets the *service time*
 (``recv - send``) as the response time, under the path's name (``gateway``,
-``realtime:http-pooled:stream``, ``hybrid``...), and time to first content under ``<name>:first``.
-The Parquet rows also hold the intended send time, so corrected latency (``recv - intended``)
-is computed there.
+``realtime:http-pooled:stream``, ``hybrid``...). Time to first content goes to a statistics
+table of its own (``FIRST``), not to Locust's request statistics, whose aggregate row would
+otherwise count every message twice: it is logged at the end, written to
+``<csv prefix>_first_stats.csv`` and served at ``/travelagent/first`` by the web UI. The Parquet
+rows also hold the intended send time, so corrected latency (``recv - intended``) is computed
+there.
+
+Stopping: messages still in flight when users are stopped (the web UI's stop, Ctrl-C, ``-t``,
+SIGTERM), after ``--stop-timeout`` of grace, are recorded with status ``stopped`` ("cut short by
+the stop"): apart from failures, and never sent to Locust as failures. Each swarm started in
+one Locust session (the web UI's start, again after a stop) is recorded as a run of its own:
+the second goes to ``<run dir>-swarm2`` and so on, and each is merged when its swarm stops.
 
 Master and workers (``--processes N`` or ``--master``/``--worker``): each worker writes its own
 part files into the shared ``--run-dir``; the master (or a local runner) merges them when Locust
@@ -28,6 +37,7 @@ import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import RequestStats
 
 from travelagent.client.records import MessageRecord, Recorder, finalize_run
 from travelagent.client.runinfo import new_run_id
@@ -35,7 +45,10 @@ from travelagent.config import JWT_SECRET_ENV, secret
 
 logger = logging.getLogger("travelagent.load")
 
-REQUEST_TYPE = "WS"  # one end-to-end message; ``<name>:first`` is its time to first content
+REQUEST_TYPE = "WS"  # one end-to-end message
+STOPPED = "stopped"  # a message in flight when its user was stopped
+# Time to first content per path, apart from Locust's request statistics (see above).
+FIRST = RequestStats()
 ARCHES = ("gateway", "realtime", "hybrid")
 PUBLISH_MODES = ("http-new", "http-pooled", "ws-persistent")
 
@@ -50,10 +63,10 @@ def _bool_or_none(value: str) -> str:
 def add_options(parser: Any) -> None:
     g = parser  # Locust's own parser: options show in --help, the web UI and config files
     g.add_argument(
-        "--arch", choices=[*ARCHES, ""], default="", help="which path (picks the user class)"
+        "--arch", choices=["", *ARCHES], default="", help="which path (picks the user class)"
     )
     g.add_argument(
-        "--publish", choices=[*PUBLISH_MODES, ""], default="", help="publish mode label for records"
+        "--publish", choices=["", *PUBLISH_MODES], default="", help="publish mode label for records"
     )
     g.add_argument(
         "--stream",
@@ -176,6 +189,8 @@ def record(env: Environment, rec: MessageRecord, name: str) -> None:
     recorder = RECORDS.get(opts)
     if recorder is not None:
         recorder.add(rec)
+    if rec.status == STOPPED:
+        return  # cut short by the stop: in the records, not a failure in Locust's statistics
     end_ns = rec.recv_ns or time.time_ns()
     exc = None if rec.status == "ok" else RuntimeError(f"{rec.status}: {rec.error}")
     env.events.request.fire(
@@ -187,21 +202,35 @@ def record(env: Environment, rec: MessageRecord, name: str) -> None:
         context={"msg_id": rec.msg_id, "user": rec.user},
     )
     if rec.status == "ok" and rec.first_ns is not None:
-        env.events.request.fire(
-            request_type=REQUEST_TYPE,
-            name=f"{name}:first",
-            response_time=(rec.first_ns - rec.send_ns) / 1e6,
-            response_length=0,
-            exception=None,
-            context={"msg_id": rec.msg_id, "user": rec.user},
-        )
+        FIRST.log_request(REQUEST_TYPE, name, round((rec.first_ns - rec.send_ns) / 1e6), 0)
+
+
+def first_table(stats: RequestStats) -> list[dict[str, Any]]:
+    """Time to first content per path: count and percentiles (ms)."""
+    rows = []
+    for (name, _method), e in sorted(stats.entries.items()):
+        pct = {f"{int(q * 100)}%": e.get_response_time_percentile(q) for q in (0.5, 0.9, 0.99)}
+        row = {"Name": name, "Count": e.num_requests, **pct}
+        rows.append({**row, "Max": round(e.max_response_time or 0, 1)})
+    return rows
+
+
+def write_first_csv(csv_prefix: str) -> None:
+    import csv
+
+    rows = first_table(FIRST)
+    path = Path(f"{csv_prefix}_first_stats.csv")
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["Name", "Count", "50%", "90%", "99%", "Max"])
+        w.writeheader()
+        w.writerows(rows)
 
 
 def expected_messages(env: Environment) -> int:
     """Messages Locust counted (all processes, on the master): what the Parquet must hold."""
     total = 0
-    for (name, method), entry in env.stats.entries.items():
-        if method == REQUEST_TYPE and not name.endswith(":first"):
+    for (_name, method), entry in env.stats.entries.items():
+        if method == REQUEST_TYPE:
             total += entry.num_requests
     return total
 
@@ -218,6 +247,16 @@ def recorded_messages(run_dir: Path) -> int:
 
 @events.init.add_listener
 def on_init(environment: Environment, **_kw: Any) -> None:
+    app = environment.web_ui.app if environment.web_ui is not None else None
+    if app is not None:
+
+        @app.route("/travelagent/first")
+        def first_content() -> Any:
+            """Time to first content per path (ms), kept apart from the request statistics."""
+            from flask import jsonify
+
+            return jsonify(first_table(FIRST))
+
     opts = environment.parsed_options
     if opts is None:
         return
@@ -255,6 +294,26 @@ def on_init(environment: Environment, **_kw: Any) -> None:
         runner.quit = quit_after_workers  # type: ignore[method-assign]
 
 
+_swarms = count(1)
+
+
+@events.test_start.add_listener
+def on_test_start(environment: Environment, **_kw: Any) -> None:
+    """A new swarm in the same Locust session is a run of its own (``<run dir>-swarmN``)."""
+    opts = environment.parsed_options
+    if opts is None or isinstance(environment.runner, WorkerRunner) or not opts.run_dir:
+        return
+    n = next(_swarms)
+    first = getattr(opts, "first_run_dir", "") or opts.run_dir
+    opts.first_run_dir = first
+    FIRST.reset_all()
+    if n > 1:
+        base = Path(first)
+        opts.run_dir = str(base.with_name(f"{base.name}-swarm{n}"))
+        opts.run_id = Path(opts.run_dir).name
+        logger.info("travelagent: swarm %d records go to %s", n, opts.run_dir)
+
+
 @events.test_stop.add_listener
 def on_test_stop(environment: Environment, **_kw: Any) -> None:
     RECORDS.flush()
@@ -264,6 +323,22 @@ def on_test_stop(environment: Environment, **_kw: Any) -> None:
             RECORDS.sends,
             RECORDS.late_sends,
         )
+    for row in first_table(FIRST):
+        logger.info("travelagent: time to first content %s", row)
+    runner = environment.runner
+    opts = environment.parsed_options
+    # A local runner's records are complete once its users stopped: merge this swarm's run now,
+    # so a later swarm (web UI) starts a clean one. A master merges when it quits, once every
+    # worker's part files have landed.
+    local = runner is not None and not isinstance(runner, MasterRunner | WorkerRunner)
+    run_dir = Path(str(getattr(opts, "run_dir", "") or "")) if opts is not None else None
+    if (
+        local
+        and run_dir is not None
+        and str(run_dir) not in ("", ".")
+        and (run_dir / "parts").exists()
+    ):
+        finalize_run(run_dir)
 
 
 def write_final_stats_csv(environment: Environment, csv_prefix: str) -> None:
@@ -300,6 +375,7 @@ def on_quitting(environment: Environment, **_kw: Any) -> None:
     opts = options(environment)
     if getattr(opts, "csv_prefix", None):
         write_final_stats_csv(environment, opts.csv_prefix)
+        write_first_csv(opts.csv_prefix)
     if not getattr(opts, "run_dir", ""):
         return
     run_dir = Path(opts.run_dir)

@@ -4,7 +4,8 @@ Closed loop (``--pace closed``): send, await the reply, think ``--think-ms``, re
 Open loop (``--pace open``): a sender keeps a fixed schedule of ``--rate-per-user`` messages per
 second whatever the replies do, and a receiver greenlet matches replies to messages; each record
 carries its intended send time. Messages still in flight when a user stops are given up to
-``--stop-timeout`` (at most ``--timeout-s``) and otherwise end as ``lost``; none is dropped.
+``--stop-timeout`` (at most ``--timeout-s``) and otherwise end as ``stopped`` (cut short by the
+stop, not a failure); none is dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import Any
 
 import gevent
 from locust import User, task
-from travel_load import RECORDS, next_user_id, options, path_name, record, stream_flag
+from travel_load import (
+    RECORDS,
+    STOPPED,
+    next_user_id,
+    options,
+    path_name,
+    record,
+    stream_flag,
+)
 
 from travelagent.client.records import MessageRecord
 from travelagent.client.sync_gateway import GatewayClient
@@ -49,6 +58,7 @@ class TravelUser(User):
             self.arch, opts.publish if self.arch == "realtime" else "", self.stream
         )
         self.stop_event = threading.Event()
+        self.stopping = False
         self.greenlets: list[Any] = []
         self.pacer: Pacer | None = None
         self.client: Any = self.make_client()
@@ -68,6 +78,9 @@ class TravelUser(User):
         }
 
     def done(self, rec: MessageRecord) -> None:
+        if self.stopping and rec.status == "lost":
+            # closed by us because the user was stopped, not by the server or the network
+            rec.status, rec.error = STOPPED, "cut short by the stop"
         record(self.environment, rec, self.name)
 
     def text(self) -> str:
@@ -131,8 +144,11 @@ class TravelUser(User):
                     gevent.sleep(0.01)
         finally:
             self.stop_event.set()
-            self.client.close()  # whatever is still in flight is recorded as lost
-            gevent.killall(self.greenlets, block=False)
+            # Receivers first, then the sockets they read: closing a socket under a greenlet
+            # that waits on it leaves libev a watcher on a dead descriptor (an abort, once).
+            gevent.killall(self.greenlets, block=True, timeout=2.0)
+            self.stopping = True
+            self.client.close()  # whatever is still in flight is recorded as stopped
             self.close_extra()
 
     def close_extra(self) -> None:

@@ -156,12 +156,13 @@ def latency_table(
 def status_table(run: Run) -> pd.DataFrame:
     """Messages per cell by status, and the error rate."""
     t = run.messages.groupby("cell")["status"].value_counts().unstack(fill_value=0)
-    for s in ("ok", "error", "timeout", "lost"):
+    for s in ("ok", "error", "timeout", "lost", "stopped"):
         if s not in t:
             t[s] = 0
-    t = t[["ok", "error", "timeout", "lost"]]
+    t = t[["ok", "error", "timeout", "lost", "stopped"]]
     t["total"] = t.sum(axis=1)
-    t["error_rate"] = 1 - t["ok"] / t["total"]
+    # cut short by the stop of the load generator: neither a success nor a failure
+    t["error_rate"] = (t["error"] + t["timeout"] + t["lost"]) / (t["total"] - t["stopped"])
     return t
 
 

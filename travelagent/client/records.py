@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from travelagent.wire.trace import Trace
 
-STATUSES = ("ok", "error", "timeout", "lost")
+# stopped: in flight when the load generator was stopped (cut short, not a failure)
+STATUSES = ("ok", "error", "timeout", "lost", "stopped")
 
 MESSAGES_SCHEMA = pa.schema(
     [
