@@ -58,10 +58,7 @@ def trace_of(data: Any) -> Trace | None:
 
 def stamp(trace: Trace, name: str, t_ns: int | None = None) -> None:
     """Stamp unless the trace is already full: a peer's oversized trace must not fail a publish."""
-    try:
-        trace.stamp(name, PROCESS, t_ns=t_ns)
-    except TraceError:
-        pass
+    trace.try_stamp(name, PROCESS, t_ns=t_ns)
 
 
 def with_trace(data: dict[str, Any], trace: Trace) -> dict[str, Any]:

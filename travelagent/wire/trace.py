@@ -86,6 +86,23 @@ class Trace:
         self.stamps.append((name, t, process))
         return t
 
+    @property
+    def room(self) -> int:
+        """How many more stamps this trace takes."""
+        return MAX_STAMPS - len(self.stamps)
+
+    def try_stamp(self, name: str, process: str, t_ns: int | None = None) -> bool:
+        """Stamp like ``stamp`` unless the trace is full; return whether the stamp was taken.
+
+        A peer may send a trace already at ``MAX_STAMPS``: the message matters more than the
+        stamp, so every site that stamps a trace it received goes through here.
+        """
+        try:
+            self.stamp(name, process, t_ns=t_ns)
+        except TraceError:
+            return False
+        return True
+
     def get(self, name: str) -> int | None:
         """Time of the last stamp called ``name``, or None."""
         for n, t, _ in reversed(self.stamps):

@@ -57,21 +57,21 @@ class SocketSink:
 
     async def complete(self, text: str, trace: Trace | None) -> None:
         if trace is not None:
-            trace.stamp("worker.send", self.process)
+            trace.try_stamp("worker.send", self.process)
         await self._send(
             gw.complete_frame(text, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
         )
 
     async def response(self, text: str, trace: Trace | None) -> None:
         if trace is not None:
-            trace.stamp("worker.send", self.process)
+            trace.try_stamp("worker.send", self.process)
         await self._send(
             gw.response_frame(text, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
         )
 
     async def error(self, error: str, trace: Trace | None) -> None:
         if trace is not None:
-            trace.stamp("worker.send", self.process)
+            trace.try_stamp("worker.send", self.process)
         await self._send(
             gw.error_frame(error, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
         )
@@ -134,7 +134,7 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
                 continue
             trace = cm.trace or Trace.start(cm.id)
             msg_id = cm.id or trace.id
-            trace.stamp("worker.recv", cfg.process, t_ns=t_recv)
+            trace.try_stamp("worker.recv", cfg.process, t_ns=t_recv)
             stream = cfg.stream if cm.stream is None else cm.stream
             sink = SocketSink(ws, send_lock, user_id=user, msg_id=msg_id, process=cfg.process)
             agent = directory.get(user)

@@ -143,7 +143,7 @@ async def handle_realtime_webhook(request: web.Request) -> web.Response:
     msg_id = message.get("id") if isinstance(message.get("id"), str) else None
     trace = trace or Trace.start(msg_id)
     msg_id = msg_id or trace.id
-    trace.stamp("worker.recv", cfg.process, t_ns=t_recv)
+    trace.try_stamp("worker.recv", cfg.process, t_ns=t_recv)
     stream = cfg.stream if not isinstance(message.get("stream"), bool) else message["stream"]
     turn = RealtimeTurn(
         agent=request.app[DIRECTORY].get(user),
@@ -233,7 +233,7 @@ async def _handle_publish_proxy(request: web.Request, body: bytes, t_recv: int) 
     msg_id = raw_id if isinstance(raw_id, str) and raw_id else new_msg_id()
     trace = trace or Trace.start(msg_id)
     cfg: WorkerConfig = request.app[CONFIG]
-    trace.stamp("worker.recv", cfg.process, t_ns=t_recv)
+    trace.try_stamp("worker.recv", cfg.process, t_ns=t_recv)
     turn = RealtimeTurn(
         agent=request.app[DIRECTORY].get(str(user)),
         publisher=request.app[PUBLISHER],
