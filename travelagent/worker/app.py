@@ -19,8 +19,8 @@ from travelagent.worker.hybrid import RoomAnnouncer
 from travelagent.worker.keys import (
     BACKGROUND,
     CONFIG,
-    DEDUP,
     DIRECTORY,
+    INTAKE,
     PUBLISHER,
     ROOMS,
     STATS,
@@ -28,8 +28,8 @@ from travelagent.worker.keys import (
 from travelagent.worker.publish import Publisher, make_publisher
 from travelagent.worker.webhook import (
     MAX_WEBHOOK_BYTES,
-    WebhookDeduplicator,
     handle_realtime_webhook,
+    make_intake,
 )
 
 _STARTED = web.AppKey("started", float)
@@ -58,7 +58,7 @@ def create_app(
     app[CONFIG] = config
     app[STATS] = Counter()
     app[BACKGROUND] = set()
-    app[DEDUP] = WebhookDeduplicator(max_size=config.webhook_dedup_size)
+    app[INTAKE] = make_intake(config)
     app[DIRECTORY] = directory or make_directory(config, llm)
     app[PUBLISHER] = publisher or make_publisher(
         config.publish, config.realtime_url, timeout_s=config.publish_timeout_s
