@@ -26,6 +26,7 @@ from travelagent.agent.base import AgentEvent, AgentListener, LLMBackend, ReplyS
 from travelagent.agent.catalog import Catalog
 from travelagent.agent.state import TripState, apply_user_message, llm_messages
 from travelagent.agent.store import AgentStore, StoreError
+from travelagent.vocab import StampName
 from travelagent.wire.trace import Trace, TraceError
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class TravelAgent:
                 {"type": "itinerary", "agent": self.name, "itinerary": list(state.itinerary)}
             )
 
-    def _stamp(self, trace: Trace | None, name: str) -> None:
+    def _stamp(self, trace: Trace | None, name: StampName) -> None:
         if trace is None:
             return
         try:

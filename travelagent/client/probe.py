@@ -19,19 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ARCHES = ("gateway", "realtime", "hybrid")
-PUBLISH_MODES = ("http-new", "http-pooled", "ws-persistent")
+from travelagent.vocab import ARCHES, PUBLISH_MODES, Arch, PublishMode
 
 
 @dataclass(frozen=True)
 class PathSpec:
-    arch: str
-    publish: str | None  # None: whatever the worker is configured with
+    arch: Arch
+    publish: PublishMode | None  # None: whatever the worker is configured with
     stream: bool | None  # None: the worker's default
 
     @property
     def cell(self) -> str:
-        parts = [self.arch]
+        parts: list[str] = [self.arch]
         if self.arch == "realtime" and self.publish:
             parts.append(self.publish)
         if self.stream is not None:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import httpx
 
 from travelagent.config import API_KEY_ENV, secret
+from travelagent.vocab import PublishMode
 from travelagent.wire import server_api as api
 
 
@@ -113,7 +114,7 @@ class WsPublisher:
 
 
 def make_publisher(
-    mode: str, base_url: str, *, api_key: str | None = None, timeout_s: float = 10.0
+    mode: PublishMode, base_url: str, *, api_key: str | None = None, timeout_s: float = 10.0
 ) -> Publisher:
     key = api_key or secret(API_KEY_ENV)
     if mode == "http-new":
