@@ -197,7 +197,7 @@ def _client_factory(
     if spec.arch == "realtime":
         return lambda user: AsyncRealtimeClient(
             urls["realtime"], user, jwt_secret=urls["jwt_secret"], publish=spec.publish or "",
-            streaming=bool(spec.stream), **common,
+            stream=bool(spec.stream), **common,
         )  # fmt: skip
     return lambda user: AsyncHybridClient(
         urls["gateway"], urls["realtime"], user, "probe", jwt_secret=urls["jwt_secret"],
