@@ -72,12 +72,14 @@ class SessionSocket:
             if self._expiry is not None:
                 self._expiry.cancel()
             self.session.connection_lost()
-            self._do_actions()
+            self._do_actions(socket_gone=True)
             if self._close_task is not None:
                 await self._close_task
 
-    def _do_actions(self) -> None:
+    def _do_actions(self, *, socket_gone: bool = False) -> None:
         for action in self.session.actions_to_do():
+            if socket_gone and not isinstance(action, SendWebhook):
+                continue  # no timers or closing for a socket that is already gone
             if isinstance(action, SendWebhook):
                 assert self.service.webhooks is not None
                 self.service.webhooks.offer(WebhookJob(event=action.event, trace=action.trace))

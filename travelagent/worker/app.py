@@ -16,6 +16,7 @@ from travelagent.agent.base import AgentDirectory, LLMBackend
 from travelagent.worker.config import WorkerConfig
 from travelagent.worker.gateway import handle_gateway_websocket
 from travelagent.worker.hybrid import RoomAnnouncer
+from travelagent.worker.intake import MAX_WEBHOOK_BYTES
 from travelagent.worker.keys import (
     BACKGROUND,
     CONFIG,
@@ -26,11 +27,7 @@ from travelagent.worker.keys import (
     STATS,
 )
 from travelagent.worker.publish import Publisher, make_publisher
-from travelagent.worker.webhook import (
-    MAX_WEBHOOK_BYTES,
-    handle_realtime_webhook,
-    make_intake,
-)
+from travelagent.worker.webhook import handle_realtime_webhook, make_intake
 
 _STARTED = web.AppKey("started", float)
 

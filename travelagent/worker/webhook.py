@@ -33,8 +33,6 @@ from travelagent.worker.turn import RealtimeTurn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_WEBHOOK_BYTES", "handle_realtime_webhook", "make_intake"]
-
 BACKGROUND_PUBLISH_ATTEMPTS = 4
 
 
