@@ -19,8 +19,8 @@ VERBS: dict[tuple[str, ...], tuple[str, str]] = {
     ("serve", "agents"): ("travelagent.agent.cli", "run a separate TravelAgent host"),
     ("serve", "link"): ("travelagent.link.cli", "run one latency-shaping TCP proxy"),
     ("up",): ("travelagent.topology.cli", "start a whole scenario topology until Ctrl-C"),
-    ("chat",): ("travelagent.client.chat", "chat with the agent interactively"),
-    ("probe",): ("travelagent.client.probe", "a quick measurement with a printed summary"),
+    ("chat",): ("travelagent.commands.chat", "chat with the agent interactively"),
+    ("probe",): ("travelagent.commands.probe", "a quick measurement with a printed summary"),
     ("run",): ("travelagent.runner.cli", "run an experiment: topology + Locust for every cell"),
     ("report",): ("travelagent.analysis.report_cli", "execute the notebooks into an HTML report"),
 }

@@ -3,9 +3,9 @@
 The catalog is synthetic except for the city facts (names, countries, IATA codes, rough
 coordinates, commonly recommended months). Flights, hotels and prices are drawn from a seeded
 ``random.Random`` so the files are byte-for-byte reproducible: the committed files and
-``generate()`` agree, which ``tests/test_catalog.py`` checks. Nothing here is real schedule or
-price data; it only has to look plausible and be stable, because the simulated LLM answers from
-it and the latency measurements must not depend on the text changing between runs.
+``generate()`` agree, which ``tests/agent/test_catalog.py`` checks. Nothing here is real
+schedule or price data; it only has to look plausible and be stable, because the simulated LLM
+answers from it and the latency measurements must not depend on the text changing between runs.
 """
 
 from __future__ import annotations

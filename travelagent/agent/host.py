@@ -5,13 +5,10 @@ Routes:
 - ``GET /agents/TravelAgent/{name}``: a WebSocket speaking the gateway wire format
   (``travelagent.wire.gateway``): message frames in; response, streaming/chunk/complete or
   error frames out, each final frame carrying the trace back.
-- ``POST /agents/TravelAgent/{name}/rpc``: ``{"text", "trace"?, "stream"?}``. Returns
-  ``{"text", "trace"}``; with ``"stream": true`` an NDJSON body of ``{"chunk": ...}`` lines
-  ending with ``{"done": true, "text", "trace"}`` (or ``{"error", "trace"}`` if the turn fails
-  after the body started). A final object may also carry ``"events"``: the agent's itinerary
-  events since the last reply (see ``EventMailbox``). Bad input is a 400 with
-  ``{"error": reason}``; a failed turn before any byte was sent is a 500 with
-  ``{"error": reason}``.
+- ``POST /agents/TravelAgent/{name}/rpc``: the agent RPC, its wire format in
+  ``travelagent.wire.agent_rpc`` (shared with the caller, ``agent/remote.py``). A final object
+  may carry ``"events"``: the agent's itinerary events since the last reply (see
+  ``EventMailbox``).
 
 A reply to a client that has gone away is dropped, not raised: the turn still commits, as a
 Durable Object keeps running after its caller disconnects.
@@ -23,22 +20,22 @@ import asyncio
 import json
 import logging
 from contextlib import aclosing
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from travelagent.agent.base import AgentEvent
 from travelagent.agent.directory import LocalAgentDirectory
 from travelagent.agent.travel_agent import AgentError, TravelAgent
+from travelagent.wire import agent_rpc as rpc
 from travelagent.wire import gateway
-from travelagent.wire.trace import Trace, TraceError
+from travelagent.wire.trace import Trace
 
 log = logging.getLogger(__name__)
 
 DIRECTORY: web.AppKey[LocalAgentDirectory] = web.AppKey("directory", LocalAgentDirectory)
 STREAM_DEFAULT: web.AppKey[bool] = web.AppKey("stream_default", bool)
 MAX_FRAME_BYTES: web.AppKey[int] = web.AppKey("max_frame_bytes", int)
-AGENT_ROUTE = "/agents/TravelAgent/{name}"
+AGENT_ROUTE = rpc.AGENT_ROUTE
 
 
 class WebSocketSink:
@@ -162,50 +159,37 @@ def _bad_request(reason: str) -> web.Response:
 async def agent_rpc(request: web.Request) -> web.StreamResponse:
     name = _agent_name(request)
     try:
-        body: Any = await request.json()
+        req = rpc.parse_request(await request.json())
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _bad_request("body must be a JSON object")
-    if not isinstance(body, dict):
-        return _bad_request("body must be a JSON object")
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        return _bad_request("'text' must be a non-empty string")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        return _bad_request("'stream' must be true or false")
-    try:
-        trace = Trace.from_wire_or_none(body.get("trace"))
-    except TraceError as err:
-        return _bad_request(f"bad trace: {err}")
+    except rpc.RpcError as err:
+        return _bad_request(str(err))
     mailbox = request.app[MAILBOX]
     agent = mailbox.agent(request.app[DIRECTORY], name)
-    wire_trace = trace.to_wire() if trace else None
-    if not stream:
+    text, trace = req.text, req.trace
+    if not req.stream:
+        received = trace.copy() if trace else None  # a failure returns the trace as it came
         try:
             reply = await agent.handle_message(text, trace=trace)
         except AgentError as err:
-            return web.json_response({"error": str(err), "trace": wire_trace}, status=500)
-        done: dict[str, Any] = {"text": reply, "trace": trace.to_wire() if trace else None}
-        events = await mailbox.take(agent)
-        if events:
-            done["events"] = events
-        return web.json_response(done)
-    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+            return web.json_response(rpc.failure_body(str(err), received), status=500)
+        return web.json_response(rpc.reply_body(reply, trace, await mailbox.take(agent)))
+    resp = web.StreamResponse(headers={"Content-Type": rpc.CONTENT_TYPE_NDJSON})
     await resp.prepare(request)
     parts: list[str] = []
+    error: str | None = None
     try:
         async with aclosing(agent.stream_message(text, trace=trace)) as chunks:
             async for chunk in chunks:
                 parts.append(chunk)
-                await resp.write(json.dumps({"chunk": chunk}).encode() + b"\n")
-        last: dict[str, Any] = {"done": True, "text": "".join(parts)}
+                await resp.write(rpc.chunk_line(chunk))
     except AgentError as err:
-        last = {"error": str(err)}
-    last["trace"] = trace.to_wire() if trace else None
+        error = str(err)
     events = await mailbox.take(agent)
-    if events:
-        last["events"] = events
-    await resp.write(json.dumps(last).encode() + b"\n")
+    if error is None:
+        await resp.write(rpc.done_line("".join(parts), trace, events))
+    else:
+        await resp.write(rpc.error_line(error, trace, events))
     await resp.write_eof()
     return resp
 

@@ -34,20 +34,22 @@ import httpx
 
 from travelagent.agent.base import AgentListener, ReplySink
 from travelagent.agent.travel_agent import AgentError
+from travelagent.wire import agent_rpc as rpc
 from travelagent.wire.gateway import MAX_USER_ID_CHARS, valid_user_id
-from travelagent.wire.trace import Trace, TraceError
+from travelagent.wire.trace import Trace
 
 log = logging.getLogger(__name__)
 
 
-def _merge_trace(trace: Trace | None, wire: Any) -> None:
-    if trace is None or wire is None:
+def _merge_trace(trace: Trace | None, body: dict[str, Any]) -> None:
+    if trace is None:
         return
     try:
-        returned = Trace.from_wire(wire)
-    except TraceError as err:
-        raise AgentError(f"agent host returned a bad trace: {err}") from None
-    trace.stamps[:] = returned.stamps
+        returned = rpc.returned_trace(body)
+    except rpc.RpcError as err:
+        raise AgentError(str(err)) from None
+    if returned is not None:
+        trace.stamps[:] = returned.stamps
 
 
 class RemoteAgent:
@@ -56,21 +58,17 @@ class RemoteAgent:
     def __init__(self, name: str, client: httpx.AsyncClient, *, process: str) -> None:
         self.name = name
         self.process = process
-        self.url = f"/agents/TravelAgent/{quote(name, safe='')}/rpc"
+        self.url = rpc.AGENT_ROUTE.format(name=quote(name, safe="")) + "/rpc"
         self._client = client
         self._order = asyncio.Lock()  # FIFO, see the module docstring
         self._listeners: list[AgentListener] = []
         self._announcing: asyncio.Task[None] | None = None
 
     def _body(self, text: str, trace: Trace | None, stream: bool) -> dict[str, Any]:
-        return {"text": text, "stream": stream, "trace": trace.to_wire() if trace else None}
+        return rpc.request_body(text, trace, stream)
 
     def _error(self, resp_status: int, body: bytes) -> AgentError:
-        try:
-            reason = json.loads(body).get("error") or body[:200].decode(errors="replace")
-        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
-            reason = body[:200].decode(errors="replace")
-        return AgentError(f"agent host: HTTP {resp_status}: {reason}")
+        return AgentError(f"agent host: HTTP {resp_status}: {rpc.error_reason(body)}")
 
     async def handle_message(self, text: str, *, trace: Trace | None = None) -> str:
         async with self._order:
@@ -81,13 +79,12 @@ class RemoteAgent:
             if resp.status_code != 200:
                 raise self._error(resp.status_code, resp.content)
             try:
-                data = resp.json()
-                reply = data["text"]
-            except (json.JSONDecodeError, KeyError, TypeError):
+                done = rpc.parse_reply(resp.json())
+            except (json.JSONDecodeError, rpc.RpcError):
                 raise AgentError("agent host sent a malformed reply") from None
-            _merge_trace(trace, data.get("trace"))
-            self._deliver(data)
-            return str(reply)
+            _merge_trace(trace, done.body)
+            self._deliver(done.body)
+            return done.text
 
     async def stream_message(
         self, text: str, *, trace: Trace | None = None
@@ -103,20 +100,18 @@ class RemoteAgent:
                         if not line.strip():
                             continue
                         try:
-                            item = json.loads(line)
-                        except json.JSONDecodeError:
-                            item = None
-                        if not isinstance(item, dict):
-                            raise AgentError("agent host sent a malformed stream line")
-                        if "chunk" in item:
-                            yield str(item["chunk"])
-                        elif item.get("done"):
-                            _merge_trace(trace, item.get("trace"))
-                            self._deliver(item)
+                            item = rpc.parse_stream_line(line)
+                        except rpc.RpcError as err:
+                            raise AgentError(str(err)) from None
+                        if isinstance(item, rpc.Chunk):
+                            yield item.text
+                        elif isinstance(item, rpc.Done):
+                            _merge_trace(trace, item.body)
+                            self._deliver(item.body)
                             return
-                        elif "error" in item:
-                            _merge_trace(trace, item.get("trace"))
-                            raise AgentError(str(item["error"]))
+                        elif isinstance(item, rpc.Failed):
+                            _merge_trace(trace, item.body)
+                            raise AgentError(item.error)
             except httpx.HTTPError as err:
                 raise AgentError(f"agent host unreachable: {err!r}") from err
             raise AgentError("agent host ended the stream without a final line")

@@ -26,9 +26,11 @@ from travelagent.agent.base import AgentEvent, AgentListener, LLMBackend, ReplyS
 from travelagent.agent.catalog import Catalog
 from travelagent.agent.state import TripState, apply_user_message, llm_messages
 from travelagent.agent.store import AgentStore, StoreError
+from travelagent.vocab import StampName
 from travelagent.wire.trace import Trace, TraceError
 
 log = logging.getLogger(__name__)
+LLM_STAMPS = 2  # llm.first, llm.done
 
 
 class AgentError(RuntimeError):
@@ -144,9 +146,12 @@ class TravelAgent:
         if on_begin is not None:
             await on_begin()
         parts: list[str] = []
+        # A backend stamps llm.first and llm.done unguarded: a trace without room for both
+        # (a peer sent it nearly full) is not handed over, so the reply still happens.
+        llm_trace = trace if trace is not None and trace.room >= LLM_STAMPS else None
         try:
             async for chunk in self._llm.stream(
-                llm_messages(self.name, state), trace=trace, process=self.process
+                llm_messages(self.name, state), trace=llm_trace, process=self.process
             ):
                 parts.append(chunk)
                 yield chunk
@@ -162,7 +167,7 @@ class TravelAgent:
                 {"type": "itinerary", "agent": self.name, "itinerary": list(state.itinerary)}
             )
 
-    def _stamp(self, trace: Trace | None, name: str) -> None:
+    def _stamp(self, trace: Trace | None, name: StampName) -> None:
         if trace is None:
             return
         try:

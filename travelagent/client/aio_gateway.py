@@ -14,8 +14,7 @@ from collections.abc import Callable
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from travelagent.client.aio_pending import AsyncPendingSet
-from travelagent.client.records import MessageRecord
+from travelagent.client.aio_core import AsyncClient, AsyncPendingSet
 from travelagent.client.replies import (
     Pending,
     gateway_event,
@@ -25,7 +24,7 @@ from travelagent.client.replies import (
 from travelagent.wire import gateway as gw
 
 
-class AsyncGatewayClient:
+class AsyncGatewayClient(AsyncClient):
     def __init__(
         self,
         url: str,
@@ -51,17 +50,6 @@ class AsyncGatewayClient:
         self._ws = await websockets.connect(self.url, max_size=None, open_timeout=self.timeout_s)
         self._reader = asyncio.create_task(self._read())
 
-    async def __aenter__(self) -> AsyncGatewayClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def request(self, text: str, *, intended_ns: int | None = None) -> MessageRecord:
-        """Send one message and wait for its whole reply; the record's status says how it went."""
-        return await self.wait(await self.send(text, intended_ns=intended_ns))
-
     async def send(self, text: str, *, intended_ns: int | None = None) -> Pending:
         """Start one message without waiting (open loop); pass the result to ``wait``."""
         if self._ws is None:
@@ -78,9 +66,6 @@ class AsyncGatewayClient:
         except websockets.ConnectionClosed as err:
             self.pending.fail_all("error", f"connection closed: {err}")
         return p
-
-    async def wait(self, p: Pending) -> MessageRecord:
-        return await self.pending.wait(p, self.timeout_s)
 
     async def _read(self) -> None:
         assert self._ws is not None

@@ -12,13 +12,14 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from travelagent.client.aio_core import AsyncClient
 from travelagent.client.aio_gateway import AsyncGatewayClient
 from travelagent.client.centrifugo import CentrifugoClient, Push, make_token
 from travelagent.client.records import MessageRecord
-from travelagent.client.replies import realtime_ws_url
+from travelagent.client.replies import Pending, realtime_ws_url
 
 
-class AsyncHybridClient:
+class AsyncHybridClient(AsyncClient):
     def __init__(
         self,
         gateway: str,
@@ -52,15 +53,11 @@ class AsyncHybridClient:
         self._dispatch = asyncio.create_task(self._run_dispatch())
         await self.gateway.connect()
 
-    async def __aenter__(self) -> AsyncHybridClient:
-        await self.connect()
-        return self
+    async def send(self, text: str, *, intended_ns: int | None = None) -> Pending:
+        return await self.gateway.send(text, intended_ns=intended_ns)
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def request(self, text: str, *, intended_ns: int | None = None) -> MessageRecord:
-        return await self.gateway.request(text, intended_ns=intended_ns)
+    async def wait(self, p: Pending) -> MessageRecord:
+        return await self.gateway.wait(p)
 
     async def presence(self) -> dict[str, Any]:
         return await self.centrifugo.presence(self.channel)

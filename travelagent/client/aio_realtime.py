@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from travelagent.client.aio_pending import AsyncPendingSet
+from travelagent.client.aio_core import AsyncClient, AsyncPendingSet
 from travelagent.client.centrifugo import CentrifugoClient, CentrifugoError, Push, make_token
-from travelagent.client.records import MessageRecord
 from travelagent.client.replies import (
     Pending,
     ReplyEvent,
@@ -28,7 +27,7 @@ from travelagent.client.replies import (
 from travelagent.wire.trace import now_ns
 
 
-class AsyncRealtimeClient:
+class AsyncRealtimeClient(AsyncClient):
     def __init__(
         self,
         url: str,
@@ -38,7 +37,7 @@ class AsyncRealtimeClient:
         run: str = "",
         cell: str = "",
         publish: str = "",
-        streaming: bool = False,
+        stream: bool = False,
         timeout_s: float = 30.0,
         on_chunk: Callable[[str], None] | None = None,
     ) -> None:
@@ -46,7 +45,7 @@ class AsyncRealtimeClient:
         self.on_chunk = on_chunk
         self.channel = agent_channel(user_id)
         self.run, self.cell, self.publish = run, cell, publish
-        self.streaming, self.timeout_s = streaming, timeout_s
+        self.stream, self.timeout_s = stream, timeout_s
         self._url, self._token = realtime_ws_url(url), make_token(user_id, jwt_secret)
         self.centrifugo = CentrifugoClient(self._url, self._token, timeout_s=timeout_s)
         self.pending = AsyncPendingSet()
@@ -84,20 +83,10 @@ class AsyncRealtimeClient:
                 await self._dispatch
             self._dispatch = None
 
-    async def __aenter__(self) -> AsyncRealtimeClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def request(self, text: str, *, intended_ns: int | None = None) -> MessageRecord:
-        return await self.wait(await self.send(text, intended_ns=intended_ns))
-
     async def send(self, text: str, *, intended_ns: int | None = None) -> Pending:
         p = start_message(
             run=self.run, cell=self.cell, arch="realtime", publish=self.publish,
-            stream=self.streaming, user_id=self.user_id, timeout_s=self.timeout_s,
+            stream=self.stream, user_id=self.user_id, timeout_s=self.timeout_s,
             intended_ns=intended_ns,
         )  # fmt: skip
         mid = p.record.msg_id
@@ -108,9 +97,6 @@ class AsyncRealtimeClient:
         except (CentrifugoError, ConnectionError, TimeoutError) as err:
             self.pending.handle(ReplyEvent("error", mid, 0, error=f"publish refused: {err}"))
         return p
-
-    async def wait(self, p: Pending) -> MessageRecord:
-        return await self.pending.wait(p, self.timeout_s)
 
     async def _run_dispatch(self) -> None:
         queue = self.centrifugo.pushes

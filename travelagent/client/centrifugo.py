@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ import jwt
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from travelagent.wire import centrifugo as cf
 from travelagent.wire.trace import now_ns
 
 
@@ -85,7 +85,7 @@ class CentrifugoClient:
         self.pings = 0
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[cf.ServerReply]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.closed: ConnectionLost | None = None
 
@@ -106,21 +106,19 @@ class CentrifugoClient:
         if ws is None or self.closed is not None:
             raise self.closed or ConnectionLost(None, "not connected")
         cmd_id = next(self._ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[cf.ServerReply] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
         try:
-            await ws.send(json.dumps({"id": cmd_id, method: params}, separators=(",", ":")))
+            await ws.send(cf.command(cmd_id, method, params))
             reply = await asyncio.wait_for(fut, self.timeout_s)
         except websockets.ConnectionClosed as closed:
             code = closed.rcvd.code if closed.rcvd else None
             raise ConnectionLost(code, "closed while sending") from None
         finally:
             self._pending.pop(cmd_id, None)
-        if "error" in reply:
-            err = reply["error"]
-            raise CentrifugoError(int(err.get("code", 0)), str(err.get("message", "")))
-        result = reply.get(method, {})
-        return result if isinstance(result, dict) else {}
+        if reply.error is not None:
+            raise CentrifugoError(*reply.error)
+        return reply.result(method)
 
     async def subscribe(
         self, channel: str, *, recover_from: tuple[int, str] | None = None, **params: Any
@@ -158,16 +156,8 @@ class CentrifugoClient:
         try:
             async for frame in ws:
                 t_ns = now_ns()
-                text = frame if isinstance(frame, str) else frame.decode()
-                for line in text.split("\n"):
-                    if not line.strip():
-                        continue
-                    try:
-                        msg = json.loads(line)
-                    except ValueError:
-                        continue  # not the protocol; nothing to match it to
-                    if isinstance(msg, dict):
-                        await self._on_message(ws, msg, t_ns, len(line))
+                for msg in cf.decode_server_frame(frame):
+                    await self._on_message(ws, msg, t_ns)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -176,27 +166,17 @@ class CentrifugoClient:
                 if not fut.done():
                     fut.set_exception(self.closed)
 
-    async def _on_message(
-        self, ws: ClientConnection, msg: dict[str, Any], t_ns: int, size: int = 0
-    ) -> None:
-        cmd_id = msg.get("id", 0)
-        if cmd_id:
-            fut = self._pending.get(cmd_id)
+    async def _on_message(self, ws: ClientConnection, msg: cf.ServerMessage, t_ns: int) -> None:
+        if isinstance(msg, cf.ServerReply):
+            fut = self._pending.get(msg.id)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
-            return
-        push = msg.get("push")
-        if push is None:
-            if not msg:  # server ping: answer with an empty object
-                self.pings += 1
-                with contextlib.suppress(websockets.ConnectionClosed):
-                    await ws.send("{}")
-            return
-        channel = push.get("channel", "")
-        for kind in ("pub", "join", "leave", "unsubscribe", "subscribe", "disconnect", "message"):
-            if kind in push:
-                self.pushes.put_nowait(Push(kind, channel, push[kind], t_ns, size))
-                return
+        elif isinstance(msg, cf.ServerPing):
+            self.pings += 1
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await ws.send(cf.PONG)
+        else:
+            self.pushes.put_nowait(Push(msg.kind, msg.channel, msg.body, t_ns, msg.size))
 
     async def aclose(self) -> None:
         if self._ws is not None:

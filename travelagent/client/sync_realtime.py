@@ -16,7 +16,6 @@ socket layer, sharing its message bookkeeping with the gateway client.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +36,8 @@ from travelagent.client.replies import (
     start_message,
 )
 from travelagent.client.sync_gateway import SocketClient, ws_connect
+from travelagent.wire import centrifugo as cf
+from travelagent.wire import ndjson
 from travelagent.wire.trace import now_ns
 
 __all__ = ["RealtimeClient", "RealtimeError", "classify_publication", "decode_frames",
@@ -55,18 +56,8 @@ def decode_frames(data: str | bytes) -> Iterator[dict[str, Any]]:
 
 def decode_frames_sized(data: str | bytes) -> Iterator[tuple[dict[str, Any], int]]:
     """Like ``decode_frames``, with each object's size in characters (its share of the frame)."""
-    if isinstance(data, bytes | bytearray):
-        data = bytes(data).decode("utf-8", "replace")
-    for line in data.split("\n"):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            yield obj, len(line)
+    for obj, line in ndjson.objects(data):
+        yield obj, len(line.strip())
 
 
 @dataclass
@@ -122,7 +113,7 @@ class RealtimeClient(SocketClient):
         with self._send_lock:
             self._cmd_id += 1
             cid = self._cmd_id
-            self._ws.send(json.dumps({"id": cid, method: params}, separators=(",", ":")))
+            self._ws.send(cf.command(cid, method, params))
         return cid
 
     def _await_reply(self, cid: int, method: str) -> dict[str, Any]:
@@ -188,9 +179,9 @@ class RealtimeClient(SocketClient):
             data = message_data(
                 text, user_id=self.user_id, msg_id=mid, trace=p.trace, stream=self.stream
             )
-            cmd = {"id": cid, "publish": {"channel": agent_channel(self.user_id), "data": data}}
+            params = {"channel": agent_channel(self.user_id), "data": data}
             try:
-                self._ws.send(json.dumps(cmd, separators=(",", ":")))
+                self._ws.send(cf.command(cid, "publish", params))
             except Exception as err:
                 self.pending.fail_all("error", f"send failed: {err}")
                 self._ws = None
@@ -199,7 +190,7 @@ class RealtimeClient(SocketClient):
     def _dispatch(self, obj: dict[str, Any], size: int, t_ns: int) -> MessageRecord | None:
         if not obj:  # server ping: answer with an empty command
             with self._send_lock:
-                self._ws.send("{}")
+                self._ws.send(cf.PONG)
             return None
         cid = obj.get("id")
         if isinstance(cid, int) and cid in self._publishes:

@@ -38,14 +38,14 @@ def main(args: argparse.Namespace) -> int:
     import asyncio
 
     from travelagent.link.runtime import serve, split_addr
-    from travelagent.link.schedule import Shape, ShapeError
+    from travelagent.link.schedule import LinkShape, ShapeError
 
     try:
         split_addr(args.listen)
         split_addr(args.upstream)
         if args.control:
             split_addr(args.control)
-        shape = Shape(
+        shape = LinkShape(
             delay_ms=args.delay_ms,
             jitter_ms=args.jitter_ms,
             jitter=args.jitter,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from travelagent.link.faults import Faults
-from travelagent.link.schedule import DirectionSchedule, JitterSampler, Shape
+from travelagent.link.schedule import DirectionSchedule, JitterSampler, LinkShape
 from travelagent.link.timer import Timer, best_timer, mono_ns
 from travelagent.monitor import summary_ms
 
@@ -279,7 +279,7 @@ class _Connection:
         _reset(self.upstream)
         self.link.forget(self)
 
-    def set_shape(self, shape: Shape) -> None:
+    def set_shape(self, shape: LinkShape) -> None:
         for d in self.dirs.values():
             d.schedule.set_shape(shape)
 
@@ -295,7 +295,7 @@ class Link:
         listen_port: int,
         upstream_host: str,
         upstream_port: int,
-        shape: Shape,
+        shape: LinkShape,
         seed: int | None = None,
         timer: Timer | None = None,
         recording: bool = False,
@@ -421,7 +421,7 @@ class Link:
         elif not faults.refuse and self._server is None and self._timer is not None:
             await self._listen()
 
-    def set_shape(self, shape: Shape) -> None:
+    def set_shape(self, shape: LinkShape) -> None:
         self.shape = shape
         for conn in self._conns:
             conn.set_shape(shape)

@@ -19,7 +19,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from travelagent.link.schedule import Shape
+from travelagent.link.schedule import LinkShape
 from travelagent.link.timer import LoopTimer, ThreadTimer, Timer, best_timer
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def links_from_config(config: dict[str, Any], timer: Timer | None = None) -> lis
                 listen_port=listen_port,
                 upstream_host=up_host,
                 upstream_port=up_port,
-                shape=Shape(**entry.get("shape", {})),
+                shape=LinkShape(**entry.get("shape", {})),
                 seed=entry.get("seed"),
                 recording=bool(entry.get("record", False)),
                 timer=timer,

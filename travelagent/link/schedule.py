@@ -17,7 +17,8 @@ import random
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-JITTER_KINDS: tuple[str, ...] = ("normal", "uniform", "pareto")
+from travelagent.vocab import JITTER_KINDS, JitterKind
+
 PARETO_ALPHA = 2.5  # tail index of the pareto jitter; finite mean and variance, long tail
 
 
@@ -26,12 +27,12 @@ class ShapeError(ValueError):
 
 
 @dataclass(frozen=True)
-class Shape:
+class LinkShape:
     """How one link delays traffic; the same shape applies to each direction on its own."""
 
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
-    jitter: str = "normal"
+    jitter: JitterKind = "normal"
     setup_rtts: float = 1.0
     bandwidth_kbps: float = 0.0  # 0 = unlimited
 
@@ -58,7 +59,7 @@ class Shape:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def updated(self, changes: dict[str, Any]) -> Shape:
+    def updated(self, changes: dict[str, Any]) -> LinkShape:
         """A copy with ``changes`` applied; unknown keys are an error naming the valid ones."""
         unknown = set(changes) - set(asdict(self))
         if unknown:
@@ -104,7 +105,7 @@ def serialisation_ns(nbytes: int, bandwidth_kbps: float) -> int:
 class DirectionSchedule:
     """Delivery times for the chunks of one direction of one connection, in arrival order."""
 
-    def __init__(self, shape: Shape, opened_ns: int, sampler: JitterSampler) -> None:
+    def __init__(self, shape: LinkShape, opened_ns: int, sampler: JitterSampler) -> None:
         self.shape = shape
         self.sampler = sampler
         # Bytes of a new connection wait for the handshake the proxy stands in for.
@@ -112,7 +113,7 @@ class DirectionSchedule:
         self._busy_until_ns = 0  # end of the previous chunk's serialisation
         self._last_deliver_ns = 0
 
-    def set_shape(self, shape: Shape) -> None:
+    def set_shape(self, shape: LinkShape) -> None:
         """Change the shape for chunks arriving from now on (the set-up hold is kept)."""
         self.shape = shape
 

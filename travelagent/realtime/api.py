@@ -2,17 +2,12 @@
 
 Both call ``call_api(service, method, params, recv_ns)``, so a publish through HTTP and one
 through the socket behave the same. Authentication is the ``X-API-Key`` header, checked before
-anything else (and before the WebSocket upgrade).
-
-Publisher socket (``GET /api/ws``): each text frame holds newline-separated commands
-``{"id": <int>, "method": "publish", "params": {...}}``; each gets ``{"id": .., "result": {..}}``
-or ``{"id": .., "error": {"code": .., "message": ..}}``. Replies go out as soon as each
-command is done, several per frame when they are ready together.
+anything else (and before the WebSocket upgrade). The wire format of both, for this server and
+its clients, is ``travelagent.wire.server_api``.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from typing import Any
@@ -21,9 +16,10 @@ from aiohttp import WSMsgType, web
 
 from travelagent.realtime.service import SERVICE, RealtimeService
 from travelagent.wire import centrifugo as cf
+from travelagent.wire import server_api as api
 from travelagent.wire.trace import now_ns
 
-API_METHODS = ("publish", "broadcast", "presence", "presence_stats", "history", "info")
+API_METHODS = api.API_METHODS
 MAX_BROADCAST_CHANNELS = 1000
 
 
@@ -100,15 +96,11 @@ def call_api(service: RealtimeService, method: str, params: Any, recv_ns: int) -
 
 
 def _authorized(service: RealtimeService, request: web.Request) -> bool:
-    key = request.headers.get("X-API-Key", "")
-    auth = request.headers.get("Authorization", "")
-    if not key and auth.lower().startswith("apikey "):
-        key = auth[7:].strip()  # Centrifugo's older spelling
-    return bool(key) and hmac.compare_digest(key.encode(), service.config.api_key.encode())
+    return api.authorized(request.headers, service.config.api_key)
 
 
 def _error(status: int, code: int, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+    return web.json_response(api.http_error({"code": code, "message": message}), status=status)
 
 
 async def handle_api(request: web.Request) -> web.Response:
@@ -126,27 +118,18 @@ async def handle_api(request: web.Request) -> web.Response:
         result = call_api(service, method, params, recv_ns)
     except cf.ReplyError as err:
         status = {cf.ERROR_BAD_REQUEST: 400, cf.ERROR_METHOD_NOT_FOUND: 404}.get(err.code, 200)
-        return web.json_response({"error": err.to_wire()}, status=status)
-    return web.json_response({"result": result})
+        return web.json_response(api.http_error(err.to_wire()), status=status)
+    return web.json_response(api.http_result(result))
 
 
 def _socket_reply(service: RealtimeService, line: str, recv_ns: int) -> dict[str, Any]:
     try:
-        obj = json.loads(line)
-    except (json.JSONDecodeError, RecursionError):
-        return {"id": 0, "error": {"code": cf.ERROR_BAD_REQUEST, "message": "invalid JSON"}}
-    if not isinstance(obj, dict):
-        return {"id": 0, "error": {"code": cf.ERROR_BAD_REQUEST, "message": "not an object"}}
-    cmd_id = obj.get("id", 0)
-    if not isinstance(cmd_id, int) or isinstance(cmd_id, bool):
-        cmd_id = 0
-    method = obj.get("method")
-    try:
-        if not isinstance(method, str):
-            raise cf.ReplyError(cf.ERROR_BAD_REQUEST, "bad request: method must be a string")
-        return {"id": cmd_id, "result": call_api(service, method, obj.get("params", {}), recv_ns)}
+        cmd = api.parse_socket_command(line)
+        return api.socket_result(cmd.id, call_api(service, cmd.method, cmd.params, recv_ns))
+    except api.SocketCommandError as err:
+        return err.reply
     except cf.ReplyError as err:
-        return {"id": cmd_id, "error": err.to_wire()}
+        return api.socket_error(cmd.id, err.to_wire())
 
 
 async def handle_publisher_socket(request: web.Request) -> web.StreamResponse:
@@ -162,18 +145,13 @@ async def handle_publisher_socket(request: web.Request) -> web.StreamResponse:
     try:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
-                await ws.send_str(
-                    cf.dumps({"id": 0, "error": {"code": 107, "message": "text frames only"}})
-                )
+                error = {"code": cf.ERROR_BAD_REQUEST, "message": "text frames only"}
+                await ws.send_str(cf.dumps(api.socket_error(0, error)))
                 continue
             recv_ns = now_ns()
-            replies = [
-                _socket_reply(service, line, recv_ns)
-                for line in msg.data.split("\n")
-                if line.strip()
-            ]
+            replies = [_socket_reply(service, line, recv_ns) for line in api.socket_lines(msg.data)]
             if replies:
-                await ws.send_str(cf.encode(replies))
+                await ws.send_str(api.encode_replies(replies))
     finally:
         service.sockets.discard(ws)
         service.publisher_sockets -= 1

@@ -17,8 +17,8 @@ import httpx
 from aiohttp import web
 
 from travelagent.client.centrifugo import CentrifugoClient, make_token
+from travelagent.client.publisher import PublisherClient
 from travelagent.realtime.config import RealtimeConfig
-from travelagent.realtime.publisher_client import PublisherClient
 from travelagent.realtime.testing import running_realtime
 from travelagent.wire.trace import now_ns
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from travelagent.realtime.history import History, StoredPub
+from travelagent.vocab import StampName
 from travelagent.wire import centrifugo as cf
 from travelagent.wire.trace import Trace, TraceError
 
@@ -56,12 +57,9 @@ def trace_of(data: Any) -> Trace | None:
         return None  # a malformed trace is passed through untouched, never fatal
 
 
-def stamp(trace: Trace, name: str, t_ns: int | None = None) -> None:
+def stamp(trace: Trace, name: StampName, t_ns: int | None = None) -> None:
     """Stamp unless the trace is already full: a peer's oversized trace must not fail a publish."""
-    try:
-        trace.stamp(name, PROCESS, t_ns=t_ns)
-    except TraceError:
-        pass
+    trace.try_stamp(name, PROCESS, t_ns=t_ns)
 
 
 def with_trace(data: dict[str, Any], trace: Trace) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from travelagent.wire.trace import Trace, TraceError
+from travelagent.wire.trace import Trace
 from travelagent.wire.webhooks import encode_event, new_webhook_id, signed_headers
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,11 @@ class WebhookSender:
         )
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
 
-    def has_room(self) -> bool:
-        return not self.queue.full()
+    def has_room(self, extra: int = 0) -> bool:
+        """Whether the queue takes one more event once ``extra`` more are offered first."""
+        if self.queue.maxsize <= 0:
+            return True
+        return self.queue.qsize() + extra < self.queue.maxsize
 
     def offer(self, job: WebhookJob) -> bool:
         try:
@@ -127,8 +130,7 @@ class WebhookSender:
 
     def _body(self, job: WebhookJob) -> bytes:
         if job.trace is not None:
-            with contextlib.suppress(TraceError):  # a full trace goes out as it is
-                job.trace.stamp("realtime.webhook", PROCESS)
+            job.trace.try_stamp("realtime.webhook", PROCESS)  # a full trace goes out as it is
             job.event["message"]["trace"] = job.trace.to_wire()
         return encode_event(job.event)
 

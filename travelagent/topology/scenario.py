@@ -11,9 +11,19 @@ from __future__ import annotations
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar, cast
 
 from travelagent.link.faults import FAULT_NAMES
+from travelagent.vocab import (
+    JITTER_KINDS,
+    PUBLISH_MODES,
+    WEBHOOK_MODES,
+    JitterKind,
+    PublishMode,
+    WebhookMode,
+)
+
+C = TypeVar("C", bound=str)
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "loadtests" / "scenarios"
 
@@ -24,11 +34,8 @@ LINK_NAMES: tuple[str, ...] = (
     "worker_realtime",
     "worker_agents",
 )
-PUBLISH_MODES: tuple[str, ...] = ("http-new", "http-pooled", "ws-persistent")
-WEBHOOK_MODES: tuple[str, ...] = ("after-publish", "ack-first")
 AGENT_PLACEMENTS: tuple[str, ...] = ("local", "remote")
 LLM_BACKENDS: tuple[str, ...] = ("simulated", "openai")
-JITTER_KINDS: tuple[str, ...] = ("normal", "uniform", "pareto")
 EXTERNAL_KEYS: tuple[str, ...] = ("worker_url", "realtime_url", "realtime_api_url")
 PORT_KEYS: tuple[str, ...] = ("worker", "realtime", "agents", "control", *LINK_NAMES)
 
@@ -46,10 +53,13 @@ class LLMConfig:
 
 
 @dataclass(frozen=True)
-class WorkerConfig:
-    publish: str = "http-pooled"
+class ScenarioWorkerConfig:
+    """A scenario's ``[worker]`` table (the running worker's own settings are
+    ``travelagent.worker.config.WorkerConfig``)."""
+
+    publish: PublishMode = "http-pooled"
     stream: bool = True
-    webhook_mode: str = "after-publish"
+    webhook_mode: WebhookMode = "after-publish"
     agents: str = "local"
 
 
@@ -57,7 +67,7 @@ class WorkerConfig:
 class LinkConfig:
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
-    jitter: str = "normal"
+    jitter: JitterKind = "normal"
     setup_rtts: float = 1.0
     bandwidth_kbps: float = 0.0
     # Only with zero delay and zero set-up: connect the two ends directly, with no proxy.
@@ -65,7 +75,7 @@ class LinkConfig:
     record: bool = False
 
     def shape(self) -> dict[str, Any]:
-        """The keys ``travelagent.link.schedule.Shape`` takes."""
+        """The keys ``travelagent.link.schedule.LinkShape`` takes."""
         return {
             "delay_ms": self.delay_ms,
             "jitter_ms": self.jitter_ms,
@@ -90,7 +100,7 @@ class Scenario:
     description: str = ""
     seed: int = 1
     llm: LLMConfig = field(default_factory=LLMConfig)
-    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    worker: ScenarioWorkerConfig = field(default_factory=ScenarioWorkerConfig)
     links: dict[str, LinkConfig] = field(
         default_factory=lambda: {n: LinkConfig() for n in LINK_NAMES}
     )
@@ -143,6 +153,10 @@ class _Reader:
             self.fail(self.key(name), f"{value!r} is not valid; valid values: {', '.join(choices)}")
         return value
 
+    def choice(self, name: str, default: C, choices: tuple[C, ...]) -> C:
+        """A string that must be one of ``choices``, typed as the choices are."""
+        return cast(C, self.string(name, default, choices))
+
     def boolean(self, name: str, default: bool) -> bool:
         value = self.table.get(name, default)
         if not isinstance(value, bool):
@@ -170,7 +184,7 @@ def _parse_link(source: str, name: str, table: Any) -> LinkConfig:
     link = LinkConfig(
         delay_ms=r.number("delay_ms", 0.0),
         jitter_ms=r.number("jitter_ms", 0.0),
-        jitter=r.string("jitter", "normal", JITTER_KINDS),
+        jitter=r.choice("jitter", "normal", JITTER_KINDS),
         setup_rtts=r.number("setup_rtts", 1.0),
         bandwidth_kbps=r.number("bandwidth_kbps", 0.0),
         direct=r.boolean("direct", False),
@@ -207,10 +221,10 @@ def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scena
 
     w = _Reader(source, "worker", data.get("worker", {}))
     w.only(("publish", "stream", "webhook_mode", "agents"))
-    worker = WorkerConfig(
-        publish=w.string("publish", "http-pooled", PUBLISH_MODES),
+    worker = ScenarioWorkerConfig(
+        publish=w.choice("publish", "http-pooled", PUBLISH_MODES),
         stream=w.boolean("stream", True),
-        webhook_mode=w.string("webhook_mode", "after-publish", WEBHOOK_MODES),
+        webhook_mode=w.choice("webhook_mode", "after-publish", WEBHOOK_MODES),
         agents=w.string("agents", "local", AGENT_PLACEMENTS),
     )
 

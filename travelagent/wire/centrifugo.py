@@ -1,4 +1,8 @@
-"""Centrifugo's bidirectional JSON client protocol; pure code, no I/O.
+"""Centrifugo's bidirectional JSON client protocol, both sides; pure code, no I/O.
+
+The server side (``realtime/session.py``) reads commands with ``decode_frame`` and writes
+replies and pushes; the client side (``client/centrifugo.py``, ``client/sync_realtime.py``)
+writes commands with ``command`` and reads what the server sent with ``decode_server_frame``.
 
 Design rules:
 - A WebSocket text frame holds one or more JSON messages separated by newlines. Commands carry
@@ -17,6 +21,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from travelagent.wire import ndjson
 
 # --- client error codes (replies) ---------------------------------------------------------
 ERROR_INTERNAL = 100
@@ -179,16 +185,16 @@ def _decode_line(line: str) -> Message:
 
 def decode_frame(text: str) -> list[Message]:
     """Split a text frame into messages; raise ProtocolError if a line is not a JSON object."""
-    return [_decode_line(line) for line in text.split("\n") if line.strip()]
+    return [_decode_line(line) for line in ndjson.lines(text)]
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return ndjson.dumps(obj)
 
 
 def encode(messages: Iterable[Mapping[str, Any] | str]) -> str:
     """Join replies and pushes (dicts, or strings already encoded) into one frame."""
-    return "\n".join(m if isinstance(m, str) else dumps(m) for m in messages)
+    return ndjson.join(messages)
 
 
 # --- replies and pushes ----------------------------------------------------------------------
@@ -353,3 +359,81 @@ def channel_permission(grants: Grants, channel: str) -> int | None:
     if ns == ROOM_NAMESPACE:
         return None if grants.rooms is None or name in grants.rooms else ERROR_PERMISSION_DENIED
     return ERROR_PERMISSION_DENIED
+
+
+# --- the client's side ---------------------------------------------------------------------------
+PUSH_KINDS: tuple[str, ...] = (
+    "pub",
+    "join",
+    "leave",
+    "unsubscribe",
+    "subscribe",
+    "disconnect",
+    "message",
+)
+PONG = "{}"
+
+
+def command(cmd_id: int, method: str, params: Mapping[str, Any]) -> str:
+    """One client command line: ``{"id": cmd_id, method: params}``."""
+    return json.dumps({"id": cmd_id, method: params}, separators=(",", ":"))
+
+
+@dataclass
+class ServerReply:
+    """The answer to command ``id``: ``body`` holds the result under the method, or ``error``."""
+
+    id: int
+    body: dict[str, Any]
+
+    @property
+    def error(self) -> tuple[int, str] | None:
+        """(code, message) of an error reply, as the server sent them; None for a result."""
+        if "error" not in self.body:
+            return None
+        err = self.body["error"]
+        return int(err.get("code", 0)), str(err.get("message", ""))
+
+    def result(self, method: str) -> dict[str, Any]:
+        result = self.body.get(method, {})
+        return result if isinstance(result, dict) else {}
+
+
+@dataclass
+class ServerPing:
+    """The empty object from the server: answer with ``PONG``."""
+
+
+@dataclass
+class ServerPush:
+    kind: str  # one of PUSH_KINDS
+    channel: str
+    body: dict[str, Any]  # for "pub": {"data":..., "offset":..., "info":...}
+    size: int  # characters of its line in the frame
+
+
+ServerMessage = ServerReply | ServerPing | ServerPush
+
+
+def _classify(msg: dict[str, Any], size: int) -> ServerMessage | None:
+    cmd_id = msg.get("id", 0)
+    if cmd_id:
+        return ServerReply(cmd_id, msg)
+    push = msg.get("push")
+    if push is None:
+        return ServerPing() if not msg else None
+    channel = push.get("channel", "")
+    for kind in PUSH_KINDS:
+        if kind in push:
+            return ServerPush(kind, channel, push[kind], size)
+    return None
+
+
+def decode_server_frame(text: str | bytes) -> list[ServerMessage]:
+    """What a server frame holds, in order; lines a client cannot use are skipped."""
+    out = []
+    for obj, line in ndjson.objects(text):
+        msg = _classify(obj, len(line))
+        if msg is not None:
+            out.append(msg)
+    return out

@@ -18,7 +18,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-GATEWAY_PATH: tuple[str, ...] = (
+from travelagent.vocab import PROCESSES as PROCESS_LABELS
+from travelagent.vocab import STAMP_NAMES as ALL_STAMP_NAMES
+from travelagent.vocab import StampName
+
+GATEWAY_PATH: tuple[StampName, ...] = (
     "client.send",
     "worker.recv",
     "agent.start",
@@ -30,7 +34,7 @@ GATEWAY_PATH: tuple[str, ...] = (
     "client.recv",
 )
 
-REALTIME_PATH: tuple[str, ...] = (
+REALTIME_PATH: tuple[StampName, ...] = (
     "client.send",
     "realtime.recv",
     "realtime.webhook",
@@ -46,10 +50,11 @@ REALTIME_PATH: tuple[str, ...] = (
     "client.recv",
 )
 
-STAMP_NAMES: frozenset[str] = frozenset(GATEWAY_PATH + REALTIME_PATH)
+STAMP_NAMES: frozenset[str] = frozenset(ALL_STAMP_NAMES)
+assert STAMP_NAMES == frozenset(GATEWAY_PATH + REALTIME_PATH)
 
 # Process labels: who stamped. An agent hosted inside the worker stamps as "worker".
-PROCESSES: frozenset[str] = frozenset({"client", "worker", "agents", "realtime", "llm"})
+PROCESSES: frozenset[str] = frozenset(PROCESS_LABELS)
 
 MAX_STAMPS = 256  # a trace is bounded: a peer cannot grow it without limit
 
@@ -76,7 +81,7 @@ class Trace:
     def start(cls, msg_id: str | None = None) -> Trace:
         return cls(id=msg_id or new_msg_id())
 
-    def stamp(self, name: str, process: str, t_ns: int | None = None) -> int:
+    def stamp(self, name: StampName, process: str, t_ns: int | None = None) -> int:
         """Append stamp ``name`` taken by ``process`` now (or at ``t_ns``); return its time."""
         if name not in STAMP_NAMES:
             raise KeyError(f"unknown stamp name {name!r}")
@@ -85,6 +90,23 @@ class Trace:
         t = now_ns() if t_ns is None else t_ns
         self.stamps.append((name, t, process))
         return t
+
+    @property
+    def room(self) -> int:
+        """How many more stamps this trace takes."""
+        return MAX_STAMPS - len(self.stamps)
+
+    def try_stamp(self, name: StampName, process: str, t_ns: int | None = None) -> bool:
+        """Stamp like ``stamp`` unless the trace is full; return whether the stamp was taken.
+
+        A peer may send a trace already at ``MAX_STAMPS``: the message matters more than the
+        stamp, so every site that stamps a trace it received goes through here.
+        """
+        try:
+            self.stamp(name, process, t_ns=t_ns)
+        except TraceError:
+            return False
+        return True
 
     def get(self, name: str) -> int | None:
         """Time of the last stamp called ``name``, or None."""

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from travelagent.wire.gateway import valid_user_id
 from travelagent.wire.trace import Trace
 
 SECRET_PREFIX = "whsec_"
@@ -73,7 +74,8 @@ def signed_headers(
     }
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header ``name`` (lower case), whatever casing ``headers`` holds it in."""
     # HTTP headers are case-insensitive; a plain dict may hold any casing.
     value = headers.get(name)
     if value is None:
@@ -92,9 +94,9 @@ def verify(
     now_s: int | None = None,
 ) -> None:
     """Check a received webhook; raise WebhookVerificationError(reason) if it must be refused."""
-    msg_id = _header(headers, HEADER_ID)
-    ts_text = _header(headers, HEADER_TIMESTAMP)
-    sig_text = _header(headers, HEADER_SIGNATURE)
+    msg_id = header(headers, HEADER_ID)
+    ts_text = header(headers, HEADER_TIMESTAMP)
+    sig_text = header(headers, HEADER_SIGNATURE)
     if not msg_id or not ts_text or not sig_text:
         raise WebhookVerificationError("missing webhook-id, webhook-timestamp or webhook-signature")
     try:
@@ -112,6 +114,39 @@ def verify(
         if version == "v1" and hmac.compare_digest(value.encode(), expected):
             return
     raise WebhookVerificationError("no matching webhook signature")
+
+
+def is_standard_webhook(headers: Mapping[str, str]) -> bool:
+    """Whether a request carries Standard Webhooks headers; one to the webhook route without
+    them is a Centrifugo publish-proxy request (``travelagent.wire.proxy``)."""
+    return header(headers, HEADER_SIGNATURE) is not None or header(headers, HEADER_ID) is not None
+
+
+def parse_event(body: bytes) -> dict[str, Any]:
+    """A received event body; raise ValueError with a reason fit for a 400 body."""
+    try:
+        event = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise ValueError("body is not valid JSON") from None
+    if not isinstance(event, dict):
+        raise ValueError("body must be a JSON object")
+    if event.get("type") not in EVENT_TYPES:
+        raise ValueError("'type' must be one of message, presence, connection")
+    room = event.get("room")
+    if not isinstance(room, str) or not room or len(room) > 256:
+        raise ValueError("'room' must be a non-empty string")
+    return event
+
+
+def event_user(event: Mapping[str, Any]) -> str:
+    """The event's userId; as the original, the room stands in for a missing one."""
+    user = event.get("userId")
+    if user is None:
+        room = str(event["room"])
+        user = room.split(":", 1)[1] if room.startswith("travel:") else room
+    if not valid_user_id(user):
+        raise ValueError("'userId' must be 1-128 printable characters, no '/'")
+    return str(user)
 
 
 def webhook_event(

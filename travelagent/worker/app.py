@@ -17,21 +17,18 @@ from travelagent.monitor import LoopLagMonitor, attach_loop_lag
 from travelagent.worker.config import WorkerConfig
 from travelagent.worker.gateway import handle_gateway_websocket
 from travelagent.worker.hybrid import RoomAnnouncer
+from travelagent.worker.intake import MAX_WEBHOOK_BYTES
 from travelagent.worker.keys import (
     BACKGROUND,
     CONFIG,
-    DEDUP,
     DIRECTORY,
+    INTAKE,
     PUBLISHER,
     ROOMS,
     STATS,
 )
 from travelagent.worker.publish import Publisher, make_publisher
-from travelagent.worker.webhook import (
-    MAX_WEBHOOK_BYTES,
-    WebhookDeduplicator,
-    handle_realtime_webhook,
-)
+from travelagent.worker.webhook import handle_realtime_webhook, make_intake
 
 _STARTED = web.AppKey("started", float)
 _LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
@@ -60,7 +57,7 @@ def create_app(
     app[CONFIG] = config
     app[STATS] = Counter()
     app[BACKGROUND] = set()
-    app[DEDUP] = WebhookDeduplicator(max_size=config.webhook_dedup_size)
+    app[INTAKE] = make_intake(config)
     app[DIRECTORY] = directory or make_directory(config, llm)
     app[PUBLISHER] = publisher or make_publisher(
         config.publish, config.realtime_url, timeout_s=config.publish_timeout_s

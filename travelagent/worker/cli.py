@@ -10,7 +10,7 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from travelagent.agent.cli import add_llm_arguments
-    from travelagent.worker.config import PUBLISH_MODES, WEBHOOK_MODES
+    from travelagent.vocab import PUBLISH_MODES, WEBHOOK_MODES
 
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8787)

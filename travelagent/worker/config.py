@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from travelagent.vocab import PUBLISH_MODES, WEBHOOK_MODES, PublishMode, WebhookMode
 from travelagent.wire.gateway import DEFAULT_MAX_FRAME_BYTES
 
-PUBLISH_MODES = ("http-new", "http-pooled", "ws-persistent")
-WEBHOOK_MODES = ("after-publish", "ack-first")
+__all__ = ["PUBLISH_MODES", "WEBHOOK_MODES", "WorkerConfig"]
 
 
 @dataclass
@@ -22,8 +22,8 @@ class WorkerConfig:
     stream: bool = True  # default for messages that do not say
     # Realtime path
     realtime_url: str = "http://127.0.0.1:8000"
-    publish: str = "http-pooled"
-    webhook_mode: str = "after-publish"
+    publish: PublishMode = "http-pooled"
+    webhook_mode: WebhookMode = "after-publish"
     webhook_tolerance_s: int = 300
     webhook_dedup_size: int = 100_000
     publish_timeout_s: float = 10.0

@@ -1,8 +1,10 @@
 """``GET /api/gateway/ws``: the direct WebSocket path, client → worker → TravelAgent.
 
-The socket is bound to one agent, chosen by ``userId`` in the query or in the first message.
-Each valid message is handed to its agent as a task, so the reader keeps reading (and answering
-bad frames at once) while the agent works; the agent's input gate keeps messages in order.
+The adapter around ``GatewaySession`` (``gateway_session.py``), which holds the rules: the
+socket is bound to one agent, chosen by ``userId`` in the query or in the first message, with
+a cap on messages in flight. Each accepted message is handed to its agent as a task, so the
+reader keeps reading (and answering bad frames at once) while the agent works; the agent's
+input gate keeps messages in order.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from travelagent.agent.base import AgentDirectory
 from travelagent.wire import gateway as gw
 from travelagent.wire.trace import Trace, now_ns
 from travelagent.worker.config import WorkerConfig
+from travelagent.worker.gateway_session import Accept, GatewaySession, QueryError, Refuse
 from travelagent.worker.keys import CONFIG, DIRECTORY, ROOMS, STATS
 
 log = logging.getLogger(__name__)
@@ -57,21 +60,21 @@ class SocketSink:
 
     async def complete(self, text: str, trace: Trace | None) -> None:
         if trace is not None:
-            trace.stamp("worker.send", self.process)
+            trace.try_stamp("worker.send", self.process)
         await self._send(
             gw.complete_frame(text, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
         )
 
     async def response(self, text: str, trace: Trace | None) -> None:
         if trace is not None:
-            trace.stamp("worker.send", self.process)
+            trace.try_stamp("worker.send", self.process)
         await self._send(
             gw.response_frame(text, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
         )
 
     async def error(self, error: str, trace: Trace | None) -> None:
         if trace is not None:
-            trace.stamp("worker.send", self.process)
+            trace.try_stamp("worker.send", self.process)
         await self._send(
             gw.error_frame(error, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
         )
@@ -81,14 +84,20 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
     cfg: WorkerConfig = request.app[CONFIG]
     directory: AgentDirectory = request.app[DIRECTORY]
     stats = request.app[STATS]
-    bound_user = request.query.get("userId") or None
-    if bound_user is not None and not gw.valid_user_id(bound_user):
-        raise web.HTTPBadRequest(text="userId must be 1-128 printable characters, no '/'")
-    room = request.query.get("room") or None
-    if room is not None and not gw.valid_user_id(room):
-        raise web.HTTPBadRequest(text="room must be 1-128 printable characters, no '/'")
-    if room and bound_user:
-        request.app[ROOMS].bind(bound_user, room, directory.get(bound_user))
+    try:
+        user_id, room = GatewaySession.parse_query(request.query)
+    except QueryError as err:
+        raise web.HTTPBadRequest(text=str(err)) from None
+    session = GatewaySession(
+        user_id=user_id,
+        room=room,
+        max_frame_bytes=cfg.max_frame_bytes,
+        max_inflight=cfg.max_inflight_per_socket,
+        default_stream=cfg.stream,
+        process=cfg.process,
+    )
+    if (binding := session.initial_room_binding()) is not None:
+        request.app[ROOMS].bind(binding[0], binding[1], directory.get(binding[0]))
     ws = web.WebSocketResponse(
         max_msg_size=cfg.max_frame_bytes * HARD_FRAME_CAP_FACTOR, heartbeat=30.0
     )
@@ -97,48 +106,34 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
     send_lock = asyncio.Lock()
     inflight: set[asyncio.Task[None]] = set()
 
-    async def reject(reason: str, msg_id: str | None = None) -> None:
-        stats["gateway_rejected"] += 1
-        async with send_lock:
-            await ws.send_str(gw.error_frame(reason, user_id=bound_user, msg_id=msg_id))
-
     try:
         async for msg in ws:
             t_recv = now_ns()
             if msg.type is WSMsgType.BINARY:
-                await reject("binary frames are not supported; send JSON text frames")
-                continue
-            if msg.type is not WSMsgType.TEXT:
+                decision: Accept | Refuse = session.receive_binary()
+            elif msg.type is WSMsgType.TEXT:
+                decision = session.receive_text(msg.data, t_recv, inflight=len(inflight))
+            else:
                 continue  # close/ping handled by aiohttp
-            try:
-                cm = gw.parse_client_frame(msg.data, max_frame_bytes=cfg.max_frame_bytes)
-            except gw.FrameError as err:
-                await reject(str(err))
-                continue
-            user = bound_user or cm.user_id
-            if user is None:
-                await reject("userId required: in the query (?userId=...) or in the message")
-                continue
-            if bound_user is None:
-                bound_user = user
-                if room:
-                    request.app[ROOMS].bind(user, room, directory.get(user))
-            elif cm.user_id is not None and cm.user_id != bound_user:
-                await reject(f"this socket is bound to userId {bound_user!r}", cm.id)
-                continue
-            if len(inflight) >= cfg.max_inflight_per_socket:
-                await reject(
-                    f"more than {cfg.max_inflight_per_socket} messages in flight on this socket",
-                    cm.id,
+            if decision.join_room is not None:
+                user = decision.user_id
+                assert user is not None
+                request.app[ROOMS].bind(user, decision.join_room, directory.get(user))
+            if isinstance(decision, Refuse):
+                stats["gateway_rejected"] += 1
+                frame = gw.error_frame(
+                    decision.reason, user_id=decision.user_id, msg_id=decision.msg_id
                 )
+                async with send_lock:
+                    await ws.send_str(frame)
                 continue
-            trace = cm.trace or Trace.start(cm.id)
-            msg_id = cm.id or trace.id
-            trace.stamp("worker.recv", cfg.process, t_ns=t_recv)
-            stream = cfg.stream if cm.stream is None else cm.stream
-            sink = SocketSink(ws, send_lock, user_id=user, msg_id=msg_id, process=cfg.process)
-            agent = directory.get(user)
-            task = asyncio.create_task(agent.on_message(sink, cm.text, trace=trace, stream=stream))
+            sink = SocketSink(
+                ws, send_lock, user_id=decision.user_id, msg_id=decision.msg_id, process=cfg.process
+            )
+            agent = directory.get(decision.user_id)
+            task = asyncio.create_task(
+                agent.on_message(sink, decision.text, trace=decision.trace, stream=decision.stream)
+            )
             stats["gateway_messages"] += 1
             inflight.add(task)
             task.add_done_callback(inflight.discard)

@@ -12,13 +12,14 @@ if TYPE_CHECKING:
     from travelagent.agent.base import AgentDirectory
     from travelagent.worker.config import WorkerConfig
     from travelagent.worker.hybrid import RoomAnnouncer
+    from travelagent.worker.intake import WebhookIntake
     from travelagent.worker.publish import Publisher
-    from travelagent.worker.webhook import WebhookDeduplicator
+    from travelagent.worker.turn import RealtimeTurn
 
 CONFIG: web.AppKey[WorkerConfig] = web.AppKey("config")
 DIRECTORY: web.AppKey[AgentDirectory] = web.AppKey("directory")
 STATS: web.AppKey[Counter[str]] = web.AppKey("stats")
 PUBLISHER: web.AppKey[Publisher] = web.AppKey("publisher")
-DEDUP: web.AppKey[WebhookDeduplicator] = web.AppKey("dedup")
+INTAKE: web.AppKey[WebhookIntake[RealtimeTurn]] = web.AppKey("intake")
 ROOMS: web.AppKey[RoomAnnouncer] = web.AppKey("rooms")
 BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import httpx
 
 from travelagent.config import API_KEY_ENV, secret
+from travelagent.vocab import PublishMode
+from travelagent.wire import server_api as api
 
 
 class PublishError(RuntimeError):
@@ -60,7 +62,7 @@ class HttpPublisher:
             if pooled
             else httpx.Limits(max_connections=200, max_keepalive_connections=0)
         )
-        headers = {"X-API-Key": api_key}
+        headers = api.api_key_headers(api_key)
         if not pooled:
             headers["Connection"] = "close"
         self._client = httpx.AsyncClient(
@@ -69,7 +71,7 @@ class HttpPublisher:
 
     async def publish(self, channel: str, data: Any) -> dict[str, Any]:
         try:
-            resp = await self._client.post("/api/publish", json={"channel": channel, "data": data})
+            resp = await self._client.post("/api/publish", json=api.publish_params(channel, data))
         except httpx.HTTPError as err:
             raise PublishError(f"publish to realtime failed: {err!r}") from err
         return _check_reply(resp)
@@ -84,10 +86,10 @@ class WsPublisher:
     mode = "ws-persistent"
 
     def __init__(self, base_url: str, api_key: str, *, timeout_s: float) -> None:
-        from travelagent.realtime.publisher_client import PublisherClient
+        from travelagent.client.publisher import PublisherClient
 
         ws_url = base_url.rstrip("/").replace("http://", "ws://", 1).replace("https://", "wss://")
-        self._client = PublisherClient(ws_url + "/api/ws", api_key)
+        self._client = PublisherClient(ws_url + api.SOCKET_PATH, api_key)
         self._timeout_s = timeout_s
         self._connected = False
         self._connect_lock = asyncio.Lock()
@@ -112,7 +114,7 @@ class WsPublisher:
 
 
 def make_publisher(
-    mode: str, base_url: str, *, api_key: str | None = None, timeout_s: float = 10.0
+    mode: PublishMode, base_url: str, *, api_key: str | None = None, timeout_s: float = 10.0
 ) -> Publisher:
     key = api_key or secret(API_KEY_ENV)
     if mode == "http-new":

@@ -119,7 +119,7 @@ class RealtimeTurn:
 
     async def _publish_final(self) -> None:
         assert self.reply is not None
-        self.trace.stamp("worker.publish", self.process)
+        self.trace.try_stamp("worker.publish", self.process)
         if self.is_error:
             data = agent_response(self.user_id, self.msg_id, text=self.reply, isError=True)
         elif self.stream:

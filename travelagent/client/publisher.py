@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
+
+from travelagent.wire import server_api as api
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,7 @@ class PublisherDisconnected(ConnectionError):
     """The socket dropped before the reply came; the command may or may not have run."""
 
 
-def publisher_url(url: str) -> str:
-    """Accept the socket URL itself or the service's base URL (http(s):// or ws(s)://)."""
-    if url.startswith("http"):
-        url = "ws" + url[4:]
-    if not url.rstrip("/").endswith("/api/ws"):
-        url = url.rstrip("/") + "/api/ws"
-    return url
+publisher_url = api.socket_url
 
 
 class PublisherClient:
@@ -69,7 +64,7 @@ class PublisherClient:
         self.backoff_max_s = backoff_max_s
         self.reconnects = 0
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[api.SocketReply]] = {}
         self._ws: ClientConnection | None = None
         self._ready = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -78,7 +73,7 @@ class PublisherClient:
     async def _open(self) -> ClientConnection:
         return await websockets.connect(
             self.url,
-            additional_headers={"X-API-Key": self.api_key},
+            additional_headers=api.api_key_headers(self.api_key),
             open_timeout=self.timeout_s,
             compression=None,
             max_size=None,
@@ -120,12 +115,8 @@ class PublisherClient:
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for frame in ws:
-                text = frame if isinstance(frame, str) else frame.decode()
-                for line in text.split("\n"):
-                    if not line.strip():
-                        continue
-                    reply = json.loads(line)
-                    fut = self._pending.pop(reply.get("id", 0), None)
+                for reply in api.decode_socket_replies(frame):
+                    fut = self._pending.pop(reply.id, None)
                     if fut is not None and not fut.done():
                         fut.set_result(reply)
         except websockets.ConnectionClosed:
@@ -153,24 +144,21 @@ class PublisherClient:
             raise PublisherDisconnected("publisher client is not connected")
         ws = await self._socket()
         cmd_id = next(self._ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[api.SocketReply] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
-        line = json.dumps({"id": cmd_id, "method": method, "params": params}, separators=(",", ":"))
         try:
-            await ws.send(line)
+            await ws.send(api.socket_command(cmd_id, method, params))
             reply = await asyncio.wait_for(fut, self.timeout_s)
         except websockets.ConnectionClosed:
             raise PublisherDisconnected("publisher socket closed while sending") from None
         finally:
             self._pending.pop(cmd_id, None)
-        if "error" in reply:
-            err = reply["error"]
-            raise PublisherError(int(err.get("code", 0)), str(err.get("message", "")))
-        result = reply.get("result", {})
-        return result if isinstance(result, dict) else {}
+        if reply.error is not None:
+            raise PublisherError(*reply.error)
+        return reply.result
 
     async def publish(self, channel: str, data: Any) -> dict[str, Any]:
-        return await self.call("publish", {"channel": channel, "data": data})
+        return await self.call("publish", api.publish_params(channel, data))
 
     async def aclose(self) -> None:
         self._closing = True

@@ -8,7 +8,7 @@ import pytest
 import websockets
 from worker_helpers import connect, recv_reply, running_worker
 
-from travelagent.wire.trace import GATEWAY_PATH, Trace
+from travelagent.wire.trace import GATEWAY_PATH, MAX_STAMPS, Trace
 
 
 async def test_original_client_frame_gets_a_useful_streamed_response_with_trace(port, tmp_path):
@@ -167,3 +167,19 @@ async def test_healthz_reports_ok(port, tmp_path):
         async with httpx.AsyncClient() as c:
             r = await c.get(f"http://127.0.0.1:{port}/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+async def test_a_client_trace_already_full_gets_its_reply_and_the_socket_keeps_working(
+    port, tmp_path
+):
+    full = Trace.start("m-full")
+    for i in range(MAX_STAMPS):
+        full.stamp("client.send", "client", t_ns=i)
+    async with running_worker(port, tmp_path / "a.db"), connect(port) as ws:
+        await ws.send(json.dumps({"type": "message", "text": "hi", "trace": full.to_wire()}))
+        final = (await recv_reply(ws))[-1]
+        assert final["id"] == "m-full" and "error" not in final
+        assert len(final["trace"]["stamps"]) == MAX_STAMPS
+        await ws.send(json.dumps({"type": "message", "text": "show my itinerary"}))
+        again = (await recv_reply(ws))[-1]
+    assert again["type"] == "response" and "error" not in again

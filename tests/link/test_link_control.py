@@ -11,7 +11,7 @@ from aiohttp import web
 from travelagent.link.control import LinkSet, serve_control
 from travelagent.link.faults import FaultError
 from travelagent.link.proxy import Link
-from travelagent.link.schedule import Shape
+from travelagent.link.schedule import LinkShape
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -36,7 +36,7 @@ async def control() -> AsyncIterator[tuple[LinkSet, str, httpx.AsyncClient]]:
                 listen_port=0,
                 upstream_host="127.0.0.1",
                 upstream_port=up_port,
-                shape=Shape(delay_ms=1, setup_rtts=0),
+                shape=LinkShape(delay_ms=1, setup_rtts=0),
             )
             for name in ("client_worker", "worker_realtime")
         ]
@@ -89,7 +89,7 @@ async def test_shape_changed_at_run_time(control):
     links, _, http = control
     resp = await http.post("/links/worker_realtime/shape", json={"delay_ms": 25, "jitter_ms": 2})
     assert resp.status_code == 200
-    assert links.links["worker_realtime"].shape == Shape(delay_ms=25, jitter_ms=2, setup_rtts=0)
+    assert links.links["worker_realtime"].shape == LinkShape(delay_ms=25, jitter_ms=2, setup_rtts=0)
 
 
 @pytest.mark.parametrize(

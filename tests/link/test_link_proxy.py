@@ -9,7 +9,7 @@ import pytest
 
 from travelagent.link.faults import Faults
 from travelagent.link.proxy import Link
-from travelagent.link.schedule import Shape
+from travelagent.link.schedule import LinkShape
 
 MS = 1_000_000
 
@@ -68,7 +68,7 @@ async def make_link(upstream: Upstream) -> AsyncIterator:
             listen_port=0,
             upstream_host="127.0.0.1",
             upstream_port=upstream.port,
-            shape=Shape(**shape),  # type: ignore[arg-type]
+            shape=LinkShape(**shape),  # type: ignore[arg-type]
             seed=1,
             recording=True,
         )
@@ -246,7 +246,7 @@ async def test_unreachable_upstream_closes_the_client_and_is_counted(tf, port):
         listen_port=0,
         upstream_host="127.0.0.1",
         upstream_port=port,  # nothing listens here
-        shape=Shape(setup_rtts=0),
+        shape=LinkShape(setup_rtts=0),
     )
     await link.start()
     try:
@@ -289,7 +289,7 @@ async def test_a_peer_that_does_not_read_pushes_back_instead_of_filling_memory(m
         listen_port=0,
         upstream_host="127.0.0.1",
         upstream_port=server.sockets[0].getsockname()[1],
-        shape=Shape(setup_rtts=0),
+        shape=LinkShape(setup_rtts=0),
     )
     await link.start()
     try:

@@ -39,7 +39,7 @@ async def realtime_path(tmp_path, **worker: Any) -> AsyncIterator[str]:
 async def test_every_publish_mode_delivers_the_reply_with_every_stamp(tmp_path, publish, stream):
     async with realtime_path(tmp_path, publish=publish, stream=stream) as url:
         client = AsyncRealtimeClient(
-            url, "u1", jwt_secret=secret(JWT_SECRET_ENV), publish=publish, streaming=stream,
+            url, "u1", jwt_secret=secret(JWT_SECRET_ENV), publish=publish, stream=stream,
             timeout_s=10,
         )  # fmt: skip
         async with client:

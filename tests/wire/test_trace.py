@@ -72,3 +72,24 @@ def test_a_trace_cannot_grow_without_bound():
         tr.stamp("agent.start", "worker", t_ns=1)
     with pytest.raises(TraceError):
         tr.stamp("agent.done", "worker")
+
+
+def test_try_stamp_takes_the_stamp_while_there_is_room_and_skips_it_when_full():
+    tr = Trace.start()
+    assert tr.try_stamp("worker.recv", "worker", t_ns=1) is True
+    for _ in range(MAX_STAMPS - 1):
+        tr.stamp("agent.start", "worker", t_ns=1)
+    assert tr.try_stamp("worker.send", "worker") is False
+    assert len(tr.stamps) == MAX_STAMPS and tr.stamps[0] == ("worker.recv", 1, "worker")
+
+
+def test_try_stamp_still_refuses_an_unknown_name():
+    with pytest.raises(KeyError):
+        Trace.start().try_stamp("no.such.stamp", "worker")
+
+
+def test_room_counts_the_stamps_a_trace_still_takes():
+    tr = Trace.start()
+    assert tr.room == MAX_STAMPS
+    tr.stamp("client.send", "client", t_ns=1)
+    assert tr.room == MAX_STAMPS - 1

@@ -19,19 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ARCHES = ("gateway", "realtime", "hybrid")
-PUBLISH_MODES = ("http-new", "http-pooled", "ws-persistent")
+from travelagent.vocab import ARCHES, PUBLISH_MODES, Arch, PublishMode
 
 
 @dataclass(frozen=True)
 class PathSpec:
-    arch: str
-    publish: str | None  # None: whatever the worker is configured with
+    arch: Arch
+    publish: PublishMode | None  # None: whatever the worker is configured with
     stream: bool | None  # None: the worker's default
 
     @property
     def cell(self) -> str:
-        parts = [self.arch]
+        parts: list[str] = [self.arch]
         if self.arch == "realtime" and self.publish:
             parts.append(self.publish)
         if self.stream is not None:
@@ -198,7 +197,7 @@ def _client_factory(
     if spec.arch == "realtime":
         return lambda user: AsyncRealtimeClient(
             urls["realtime"], user, jwt_secret=urls["jwt_secret"], publish=spec.publish or "",
-            streaming=bool(spec.stream), **common,
+            stream=bool(spec.stream), **common,
         )  # fmt: skip
     return lambda user: AsyncHybridClient(
         urls["gateway"], urls["realtime"], user, "probe", jwt_secret=urls["jwt_secret"],

@@ -7,11 +7,13 @@ import asyncio
 import sys
 from typing import Any
 
+from travelagent.vocab import ARCHES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default="ws://127.0.0.1:8787", help="gateway base URL")
     p.add_argument("--realtime-url", default="ws://127.0.0.1:8000", help="realtime client URL")
-    p.add_argument("--arch", choices=("gateway", "realtime", "hybrid"), default="gateway")
+    p.add_argument("--arch", choices=ARCHES, default="gateway")
     p.add_argument("--user", default="chat-user", help="user id (= the agent's id)")
     p.add_argument("--room", default="lobby", help="room for the hybrid's presence")
     p.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None)

@@ -9,12 +9,12 @@ import pytest
 import websockets
 
 from travelagent.client.centrifugo import CentrifugoClient, make_token
-from travelagent.realtime.config import RealtimeConfig
-from travelagent.realtime.publisher_client import (
+from travelagent.client.publisher import (
     PublisherClient,
     PublisherDisconnected,
     PublisherError,
 )
+from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.testing import running_realtime
 from travelagent.wire.trace import Trace
 

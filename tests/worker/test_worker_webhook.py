@@ -14,7 +14,7 @@ from aiohttp import web
 from travelagent.agent.directory import LocalAgentDirectory
 from travelagent.agent.llm import make_llm
 from travelagent.config import WEBHOOK_SECRET_ENV, secret
-from travelagent.wire.trace import Trace
+from travelagent.wire.trace import MAX_STAMPS, Trace
 from travelagent.wire.webhooks import encode_event, signed_headers, webhook_event
 from travelagent.worker.app import create_app
 from travelagent.worker.config import WorkerConfig
@@ -230,3 +230,19 @@ async def test_centrifugo_publish_proxy_request_is_answered_and_replied_to(worke
             await asyncio.sleep(0.01)
     [final] = pub.finals()
     assert final["id"] == "p1" and "Rome" in final["text"]
+
+
+async def test_a_webhook_whose_trace_is_already_full_still_gets_its_reply_published(worker):
+    url, pub = await worker(stream=False)
+    full = Trace.start("m-full")
+    for i in range(MAX_STAMPS):
+        full.stamp("client.send", "client", t_ns=i)
+    event = webhook_event("message", room="travel:u1", user_id="u1", text="hotels in Paris",
+                          msg_id="m-full", trace=full)  # fmt: skip
+    body, headers = _signed(event)
+    async with httpx.AsyncClient() as c:
+        r = await c.post(url, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    [(_, data)] = pub.published
+    assert data["id"] == "m-full" and "Paris" in data["text"]
+    assert len(data["trace"]["stamps"]) == MAX_STAMPS

@@ -6,7 +6,7 @@ import sys
 
 from worker_helpers import running_worker
 
-from travelagent.client.chat import add_arguments, chat
+from travelagent.commands.chat import add_arguments, chat
 
 
 def _args(*argv: str):
@@ -28,7 +28,7 @@ async def test_chat_streams_the_reply_and_reports_its_latency(port, tmp_path, mo
 
 
 async def test_chat_without_a_worker_says_it_cannot_connect(port, capsys):
-    from travelagent.client.chat import main
+    from travelagent.commands.chat import main
 
     rc = await asyncio.to_thread(main, _args("--url", f"ws://127.0.0.1:{port}"))
     assert rc == 1 and "cannot connect" in capsys.readouterr().err

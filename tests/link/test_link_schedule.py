@@ -8,7 +8,7 @@ from travelagent.link.faults import FaultError, Faults, expand_schedule
 from travelagent.link.schedule import (
     DirectionSchedule,
     JitterSampler,
-    Shape,
+    LinkShape,
     ShapeError,
     serialisation_ns,
 )
@@ -17,7 +17,7 @@ MS = 1_000_000
 
 
 def schedule(opened_ns: int = 0, seed: int = 1, **shape: float | str) -> DirectionSchedule:
-    return DirectionSchedule(Shape(**shape), opened_ns, JitterSampler(seed))  # type: ignore[arg-type]
+    return DirectionSchedule(LinkShape(**shape), opened_ns, JitterSampler(seed))  # type: ignore[arg-type]
 
 
 def test_burst_of_chunks_arrives_together_one_delay_later():
@@ -81,7 +81,7 @@ def test_bandwidth_paces_chunks_one_after_another():
 def test_shape_change_applies_to_later_chunks_without_reordering():
     s = schedule(delay_ms=50, setup_rtts=0)
     first = s.deliver_at(0, 1)
-    s.set_shape(Shape(delay_ms=1, setup_rtts=0))
+    s.set_shape(LinkShape(delay_ms=1, setup_rtts=0))
     assert s.deliver_at(1 * MS, 1) == first  # would be 2 ms, but must not overtake
     assert s.deliver_at(100 * MS, 1) == 101 * MS
 
@@ -96,12 +96,12 @@ def test_shape_change_applies_to_later_chunks_without_reordering():
 )
 def test_bad_shape_values_are_rejected_with_the_reason(changes, message):
     with pytest.raises(ShapeError, match=message):
-        Shape(**changes)
+        LinkShape(**changes)
 
 
 def test_shape_update_with_unknown_key_names_the_valid_keys():
     with pytest.raises(ShapeError, match="valid keys: bandwidth_kbps, delay_ms"):
-        Shape().updated({"latency": 3})
+        LinkShape().updated({"latency": 3})
 
 
 def test_faults_from_control_bodies():

@@ -1,0 +1,132 @@
+"""The webhook route's decisions with no server: headers and body in, a decision out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from travelagent.wire.trace import Trace
+from travelagent.wire.webhooks import encode_event, signed_headers, webhook_event
+from travelagent.worker.intake import (
+    Deduplicator,
+    Redeliver,
+    Respond,
+    StartTurn,
+    WebhookIntake,
+)
+
+SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldA=="
+API_KEY = "test-api-key"
+NOW_S = 1_800_000_000
+
+
+def make(*, ack_first: bool = False, stream: bool = True) -> WebhookIntake[str]:
+    return WebhookIntake(
+        webhook_secret=lambda: SECRET,
+        api_key=lambda: API_KEY,
+        tolerance_s=300,
+        ack_first=ack_first,
+        default_stream=stream,
+        process="worker",
+        dedup=Deduplicator(),
+        now_s=lambda: NOW_S,
+    )
+
+
+def signed(event: dict[str, Any], webhook_id: str = "msg_1") -> tuple[dict[str, str], bytes]:
+    body = encode_event(event)
+    return signed_headers(SECRET, body, msg_id=webhook_id, now_s=NOW_S), body
+
+
+def message(text: str = "hotels in Paris", **kw: Any) -> dict[str, Any]:
+    return webhook_event("message", room="travel:u1", user_id="u1", text=text, **kw)
+
+
+def test_a_signed_message_becomes_a_turn_order_stamped_worker_recv() -> None:
+    tr = Trace.start("m1")
+    tr.stamp("client.send", "client", t_ns=1)
+    d = make().receive(*signed(message(msg_id="m1", trace=tr)), t_recv_ns=9)
+    assert isinstance(d, StartTurn) and d.webhook_id == "msg_1" and d.ack is None
+    o = d.order
+    assert (o.channel, o.user_id, o.msg_id, o.text, o.stream) == (
+        "travel:u1", "u1", "m1", "hotels in Paris", True)  # fmt: skip
+    assert o.trace.stamps[-1] == ("worker.recv", 9, "worker")
+    assert d.stat == "webhook_messages"
+
+
+def test_ack_first_answers_at_once_with_the_message_id() -> None:
+    d = make(ack_first=True).receive(*signed(message(msg_id="m1")), t_recv_ns=1)
+    assert isinstance(d, StartTurn) and d.ack == {"ok": True, "accepted": "m1"}
+
+
+def test_a_bad_signature_is_401_and_counted() -> None:
+    headers, body = signed(message())
+    d = make().receive(headers, body + b" ", t_recv_ns=1)
+    assert isinstance(d, Respond) and d.status == 401 and d.stat == "webhook_unauthorized"
+    assert "no matching webhook signature" in d.body["error"]
+
+
+def test_a_retried_webhook_is_handed_back_with_what_it_started() -> None:
+    intake = make()
+    request = signed(message())
+    first = intake.receive(*request, t_recv_ns=1)
+    assert isinstance(first, StartTurn)
+    intake.dedup.remember("msg_1", "the turn")
+    assert intake.receive(*request, t_recv_ns=2) == Redeliver("the turn")
+
+
+def test_presence_is_acknowledged_and_remembered_without_a_turn() -> None:
+    intake = make()
+    event = webhook_event("presence", room="room:lobby", user_id="u1", text="join")
+    d = intake.receive(*signed(event), t_recv_ns=1)
+    assert d == Respond(200, {"ok": True, "type": "presence"}, "webhook_presence")
+    assert intake.receive(*signed(event), t_recv_ns=2) == Redeliver(None)
+
+
+def test_a_malformed_event_is_400_with_a_reason() -> None:
+    headers, body = signed({"type": "other", "room": "travel:u1"})
+    d = make().receive(headers, body, t_recv_ns=1)
+    assert d == Respond(400, {"error": "'type' must be one of message, presence, connection"},
+                        "webhook_bad")  # fmt: skip
+    d = make().receive(*signed(message(text=" ")), t_recv_ns=1)
+    assert d == Respond(400, {"error": "'message.text' must be a non-empty string"})
+
+
+def test_the_room_stands_in_for_a_missing_user() -> None:
+    event = message()
+    del event["userId"]
+    d = make().receive(*signed(event), t_recv_ns=1)
+    assert isinstance(d, StartTurn) and d.order.user_id == "u1"
+
+
+def proxy(data: Any, *, key: str = API_KEY, user: str = "u1") -> tuple[dict[str, str], bytes]:
+    body = {"client": "c", "user": user, "channel": "travel:u1", "data": data}
+    return {"X-API-Key": key}, json.dumps(body).encode()
+
+
+def test_a_publish_proxy_request_is_recognised_and_answered_allow_while_the_turn_runs() -> None:
+    d = make(stream=False).receive(*proxy({"type": "message", "text": "hi", "id": "m1"}),
+                                   t_recv_ns=3)  # fmt: skip
+    assert isinstance(d, StartTurn) and d.webhook_id is None and d.ack == {"result": {}}
+    assert (d.order.msg_id, d.order.stream, d.stat) == ("m1", False, "proxy_messages")
+    assert d.order.trace.stamps == [("worker.recv", 3, "worker")]
+
+
+def test_a_publish_proxy_request_with_a_wrong_key_is_401() -> None:
+    d = make().receive(*proxy({"type": "message", "text": "hi"}, key="nope"), t_recv_ns=1)
+    assert isinstance(d, Respond) and d.status == 401
+
+
+def test_a_publication_not_for_the_agent_is_let_through_and_a_bad_one_refused() -> None:
+    assert make().receive(*proxy({"type": "chat"}), t_recv_ns=1) == Respond(200, {"result": {}})
+    d = make().receive(*proxy({"type": "message", "text": ""}), t_recv_ns=1)
+    assert d == Respond(200, {"error": {"code": 107, "message": "bad request"}})
+
+
+def test_the_deduplicator_forgets_ids_older_than_its_ttl() -> None:
+    now = [0.0]
+    dedup: Deduplicator[str] = Deduplicator(ttl_s=10.0, clock_s=lambda: now[0])
+    dedup.remember("a", "turn")
+    assert dedup.get("a") == (True, "turn")
+    now[0] = 11.0
+    assert dedup.get("a") == (False, None) and len(dedup) == 0

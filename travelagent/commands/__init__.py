@@ -1,0 +1,1 @@
+"""Commands that drive the clients from the top of the house: ``chat`` and ``probe``."""

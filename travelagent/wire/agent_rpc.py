@@ -1,0 +1,159 @@
+"""The agent host's RPC, both ends; pure code, no I/O.
+
+``POST /agents/TravelAgent/{name}/rpc`` with ``{"text", "trace"?, "stream"?}``:
+
+- not streamed: ``{"text", "trace"}`` (plus ``"events"`` when the agent announced itinerary
+  changes since its last reply); bad input is a 400 with ``{"error": reason}`` and a failed turn
+  a 500 with ``{"error", "trace"}``.
+- streamed: an NDJSON body of ``{"chunk": ...}`` lines ending with
+  ``{"done": true, "text", "trace"}``, or ``{"error", "trace"}`` if the turn failed after the
+  body started; the final line may carry ``"events"`` too.
+
+The host (``agent/host.py``) reads requests and writes replies with this module; the worker's
+``RemoteAgentDirectory`` (``agent/remote.py``) writes requests and reads replies with it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from travelagent.wire import ndjson
+from travelagent.wire.trace import Trace, TraceError
+
+AGENT_ROUTE = "/agents/TravelAgent/{name}"
+CONTENT_TYPE_NDJSON = "application/x-ndjson"
+
+
+class RpcError(ValueError):
+    """A request or reply that does not follow the protocol; ``str(err)`` says why."""
+
+
+@dataclass(frozen=True)
+class RpcRequest:
+    text: str
+    stream: bool
+    trace: Trace | None
+
+
+def request_body(text: str, trace: Trace | None, stream: bool) -> dict[str, Any]:
+    return {"text": text, "stream": stream, "trace": trace.to_wire() if trace else None}
+
+
+def parse_request(body: Any) -> RpcRequest:
+    """A received request body (already JSON-decoded); raise RpcError with the 400 reason."""
+    if not isinstance(body, dict):
+        raise RpcError("body must be a JSON object")
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise RpcError("'text' must be a non-empty string")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise RpcError("'stream' must be true or false")
+    try:
+        trace = Trace.from_wire_or_none(body.get("trace"))
+    except TraceError as err:
+        raise RpcError(f"bad trace: {err}") from None
+    return RpcRequest(text, stream, trace)
+
+
+def _wire(trace: Trace | None) -> dict[str, Any] | None:
+    return trace.to_wire() if trace else None
+
+
+def _with_events(obj: dict[str, Any], events: list[Any]) -> dict[str, Any]:
+    if events:
+        obj["events"] = events
+    return obj
+
+
+def reply_body(text: str, trace: Trace | None, events: list[Any]) -> dict[str, Any]:
+    return _with_events({"text": text, "trace": _wire(trace)}, events)
+
+
+def failure_body(error: str, trace: Trace | None) -> dict[str, Any]:
+    return {"error": error, "trace": _wire(trace)}
+
+
+def chunk_line(chunk: str) -> bytes:
+    return ndjson.line_bytes({"chunk": chunk})
+
+
+def done_line(text: str, trace: Trace | None, events: list[Any]) -> bytes:
+    return ndjson.line_bytes(
+        _with_events({"done": True, "text": text, "trace": _wire(trace)}, events)
+    )
+
+
+def error_line(error: str, trace: Trace | None, events: list[Any]) -> bytes:
+    return ndjson.line_bytes(_with_events({"error": error, "trace": _wire(trace)}, events))
+
+
+# --- the caller's side ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The last line of a good stream, or a whole reply: ``body`` holds trace and events."""
+
+    text: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: str
+    body: dict[str, Any]
+
+
+StreamItem = Chunk | Done | Failed | None  # None: a line to pass over
+
+
+def parse_stream_line(line: str) -> StreamItem:
+    """One line of a streamed reply; raise RpcError for a line that is not a JSON object."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError:
+        item = None
+    if not isinstance(item, dict):
+        raise RpcError("agent host sent a malformed stream line")
+    if "chunk" in item:
+        return Chunk(str(item["chunk"]))
+    if item.get("done"):
+        return Done(str(item.get("text", "")), item)
+    if "error" in item:
+        return Failed(str(item["error"]), item)
+    return None
+
+
+def parse_reply(data: Any) -> Done:
+    """A whole (not streamed) reply, JSON-decoded; raise RpcError if it is malformed."""
+    try:
+        return Done(str(data["text"]), data)
+    except (KeyError, TypeError):
+        raise RpcError("agent host sent a malformed reply") from None
+
+
+def error_reason(body: bytes) -> str:
+    """What an error reply says: its ``error``, else the start of the body."""
+    try:
+        reason = json.loads(body).get("error") or body[:200].decode(errors="replace")
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+        reason = body[:200].decode(errors="replace")
+    return str(reason)
+
+
+def returned_trace(body: Mapping[str, Any]) -> Trace | None:
+    """The trace a reply carried back (None if it carried none); raise RpcError if malformed."""
+    wire = body.get("trace")
+    if wire is None:
+        return None
+    try:
+        return Trace.from_wire(wire)
+    except TraceError as err:
+        raise RpcError(f"agent host returned a bad trace: {err}") from None

@@ -1,0 +1,50 @@
+"""Centrifugo's publish proxy, as the worker receives it; pure code, no I/O.
+
+A real Centrifugo in front of the worker asks, for each client publication, whether to allow
+it: a POST of ``{"client", "transport", "user", "channel", "data", ...}`` authenticated by
+``X-API-Key``. The answer ``{"result": {}}`` lets the publication through; ``{"error": {...}}``
+refuses it. It is told apart from a Standard Webhook by its headers
+(``travelagent.wire.webhooks.is_standard_webhook``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from travelagent.wire.webhooks import header
+
+API_KEY_HEADER = "x-api-key"
+ERROR_BAD_REQUEST = 107
+
+
+@dataclass(frozen=True)
+class ProxyPublish:
+    channel: str
+    user: Any  # as sent; the worker checks it as a userId
+    data: Any
+
+
+def parse_publish(body: bytes) -> ProxyPublish:
+    """The request's channel, user and data; raise ValueError with a reason for a 400 body."""
+    try:
+        req = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise ValueError("body is not valid JSON") from None
+    if not isinstance(req, dict) or not isinstance(req.get("channel"), str):
+        raise ValueError("publish proxy request needs 'channel' and 'data'")
+    return ProxyPublish(channel=req["channel"], user=req.get("user"), data=req.get("data"))
+
+
+def allow() -> dict[str, Any]:
+    return {"result": {}}
+
+
+def refuse(code: int = ERROR_BAD_REQUEST, message: str = "bad request") -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def api_key_of(headers: Mapping[str, str]) -> str | None:
+    return header(headers, API_KEY_HEADER)

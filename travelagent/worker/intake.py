@@ -1,0 +1,221 @@
+"""The webhook route's decisions: parse, verify, de-duplicate, decide; pure code, no I/O.
+
+Every rule that decides what a request to ``POST /api/realtime/webhook`` becomes lives here,
+in this order: a Standard Webhook is verified (401), its event read (400), de-duplicated by
+``webhook-id`` (a retry is handed back with the turn remembered for it), and then either
+acknowledged (presence, connection) or turned into a ``TurnOrder``. A request without
+Standard Webhooks headers is Centrifugo's publish proxy, authenticated by ``X-API-Key``.
+The handler in ``webhook.py`` reads the body, asks ``WebhookIntake.receive`` and does what the
+decision says; it is the one place that builds a ``RealtimeTurn`` from a ``TurnOrder``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from travelagent.wire import gateway as gw
+from travelagent.wire import proxy
+from travelagent.wire.trace import Trace, TraceError, new_msg_id
+from travelagent.wire.webhooks import (
+    HEADER_ID,
+    WebhookVerificationError,
+    event_user,
+    header,
+    is_standard_webhook,
+    parse_event,
+    verify,
+)
+
+MAX_WEBHOOK_BYTES = 1 << 20
+
+T = TypeVar("T")
+
+
+class Deduplicator(Generic[T]):
+    """Remembers recent webhook ids (bounded by count and age) and what each one started."""
+
+    def __init__(
+        self,
+        *,
+        max_size: int = 100_000,
+        ttl_s: float = 600.0,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_size, self.ttl_s, self.clock_s = max_size, ttl_s, clock_s
+        self._seen: OrderedDict[str, tuple[float, T | None]] = OrderedDict()
+
+    def get(self, webhook_id: str) -> tuple[bool, T | None]:
+        self._expire()
+        entry = self._seen.get(webhook_id)
+        return (entry is not None, entry[1] if entry else None)
+
+    def remember(self, webhook_id: str, turn: T | None) -> None:
+        self._seen[webhook_id] = (self.clock_s(), turn)
+        self._seen.move_to_end(webhook_id)
+        while len(self._seen) > self.max_size:
+            self._seen.popitem(last=False)
+
+    def _expire(self) -> None:
+        cutoff = self.clock_s() - self.ttl_s
+        while self._seen:
+            _, (t, _) = next(iter(self._seen.items()))
+            if t >= cutoff:
+                break
+            self._seen.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+@dataclass(frozen=True)
+class TurnOrder:
+    """What one agent turn on the realtime path needs; its trace is stamped ``worker.recv``."""
+
+    channel: str
+    user_id: str
+    msg_id: str
+    text: str
+    trace: Trace
+    stream: bool
+
+
+@dataclass(frozen=True)
+class Respond:
+    """Answer at once with ``status`` and ``body``; count ``stat`` if set."""
+
+    status: int
+    body: dict[str, Any]
+    stat: str | None = None
+
+
+@dataclass(frozen=True)
+class Redeliver(Generic[T]):
+    """A retried webhook: ``prior`` is what its first delivery started (None: nothing)."""
+
+    prior: T | None
+
+
+@dataclass(frozen=True)
+class StartTurn:
+    """Start the turn. ``webhook_id`` is remembered with it (None: the publish proxy, which
+    Centrifugo does not retry). ``ack`` is the body to answer at once while the turn runs in
+    the background; None means answer once the reply is published."""
+
+    order: TurnOrder
+    webhook_id: str | None
+    ack: dict[str, Any] | None
+    stat: str
+
+
+Decision = Respond | Redeliver[T] | StartTurn
+
+
+def _bad(reason: str) -> Respond:
+    return Respond(400, {"error": reason})
+
+
+class WebhookIntake(Generic[T]):
+    """Decides what each request to the webhook route becomes.
+
+    Secrets are read through ``webhook_secret`` and ``api_key`` per request, so a rotated
+    environment takes effect at once; ``now_s`` is the wall clock for signature tolerance.
+    """
+
+    def __init__(
+        self,
+        *,
+        webhook_secret: Callable[[], str],
+        api_key: Callable[[], str],
+        tolerance_s: int,
+        ack_first: bool,
+        default_stream: bool,
+        process: str,
+        dedup: Deduplicator[T],
+        now_s: Callable[[], float] = time.time,
+    ) -> None:
+        self.webhook_secret, self.api_key = webhook_secret, api_key
+        self.tolerance_s, self.ack_first = tolerance_s, ack_first
+        self.default_stream, self.process = default_stream, process
+        self.dedup = dedup
+        self.now_s = now_s
+
+    def receive(self, headers: Mapping[str, str], body: bytes, *, t_recv_ns: int) -> Decision[T]:
+        if not is_standard_webhook(headers):
+            return self._publish_proxy(headers, body, t_recv_ns)
+        try:
+            verify(
+                self.webhook_secret(),
+                headers,
+                body,
+                tolerance_s=self.tolerance_s,
+                now_s=int(self.now_s()),
+            )
+        except WebhookVerificationError as err:
+            return Respond(
+                401, {"error": f"webhook verification failed: {err}"}, "webhook_unauthorized"
+            )
+        webhook_id = header(headers, HEADER_ID) or ""
+        try:
+            event = parse_event(body)
+            user = event_user(event)
+        except ValueError as err:
+            return Respond(400, {"error": str(err)}, "webhook_bad")
+        seen, prior = self.dedup.get(webhook_id)
+        if seen:
+            return Redeliver(prior)
+        if event["type"] != "message":
+            self.dedup.remember(webhook_id, None)
+            return Respond(200, {"ok": True, "type": event["type"]}, f"webhook_{event['type']}")
+        message = event.get("message")
+        if not isinstance(message, dict):
+            return _bad("'message' must be an object with 'text'")
+        text = message.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return _bad("'message.text' must be a non-empty string")
+        try:
+            trace = Trace.from_wire_or_none(message.get("trace"))
+        except TraceError as err:
+            return _bad(f"bad trace: {err}")
+        msg_id = message.get("id") if isinstance(message.get("id"), str) else None
+        trace = trace or Trace.start(msg_id)
+        msg_id = msg_id or trace.id
+        trace.try_stamp("worker.recv", self.process, t_ns=t_recv_ns)
+        raw_stream = message.get("stream")
+        stream = raw_stream if isinstance(raw_stream, bool) else self.default_stream
+        order = TurnOrder(str(event["room"]), user, msg_id, text, trace, stream)
+        ack = {"ok": True, "accepted": msg_id} if self.ack_first else None
+        return StartTurn(order, webhook_id, ack, "webhook_messages")
+
+    def _publish_proxy(
+        self, headers: Mapping[str, str], body: bytes, t_recv_ns: int
+    ) -> Decision[T]:
+        """Centrifugo's publish proxy: allow the publication, answer the agent in the background."""
+        if proxy.api_key_of(headers) != self.api_key():
+            return Respond(
+                401, {"error": "unsigned request: expected Standard Webhooks headers or X-API-Key"}
+            )
+        try:
+            req = proxy.parse_publish(body)
+        except ValueError as err:
+            return _bad(str(err))
+        data = req.data
+        if not isinstance(data, dict) or data.get("type") != "message":
+            return Respond(200, proxy.allow())  # not for the agent: let it through
+        text = data.get("text")
+        user = req.user or data.get("userId")
+        if not isinstance(text, str) or not text.strip() or not gw.valid_user_id(user):
+            return Respond(200, proxy.refuse())
+        try:
+            trace = Trace.from_wire_or_none(data.get("trace"))
+        except TraceError:
+            trace = None
+        raw_id = data.get("id")
+        msg_id = raw_id if isinstance(raw_id, str) and raw_id else new_msg_id()
+        trace = trace or Trace.start(msg_id)
+        trace.try_stamp("worker.recv", self.process, t_ns=t_recv_ns)
+        order = TurnOrder(req.channel, str(user), msg_id, text, trace, self.default_stream)
+        return StartTurn(order, None, proxy.allow(), "proxy_messages")
