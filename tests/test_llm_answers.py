@@ -102,3 +102,24 @@ def test_trip_basics_and_preferences_are_taken_from_the_message() -> None:
 def test_anything_else_gets_a_helpful_fallback(text: str) -> None:
     answer, intent, _ = ask(text)
     assert intent == "fallback" and "flights from London to Tokyo" in answer
+
+
+def test_a_weather_question_about_another_city_answers_for_it_and_keeps_the_trip() -> None:
+    state = TripState(destination="Rome")
+    text, intent, _ = ask("what's the weather like in Lisbon in March?", state)
+    assert intent == "weather" and state.destination == "Rome"
+    assert text.startswith("March in Lisbon is early spring, and one of its best months")
+    assert load_catalog().city_tips["Lisbon"][0] in text and "Sintra" in text
+    assert "Your trip is still to Rome" in text
+
+
+def test_seasons_follow_the_hemisphere_and_skip_the_tropics() -> None:
+    assert "July in Sydney is mid winter" in ask("what is Sydney like in July?")[0]
+    assert "July in London is mid summer" in ask("how warm is London in July?")[0]
+    text = ask("is Singapore hot in August?")[0]
+    assert text.startswith("August in Singapore is one of its best months")
+
+
+def test_budget_tips_for_a_named_city_use_that_citys_tips() -> None:
+    text, intent, _ = ask("budget tips for Lisbon?", TripState(destination="Rome"))
+    assert intent == "budget" and load_catalog().city_tips["Lisbon"][0] in text

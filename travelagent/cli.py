@@ -23,6 +23,7 @@ VERBS: dict[tuple[str, ...], tuple[str, str]] = {
     ("probe",): ("travelagent.commands.probe", "a quick measurement with a printed summary"),
     ("run",): ("travelagent.runner.cli", "run an experiment: topology + Locust for every cell"),
     ("report",): ("travelagent.analysis.report_cli", "execute the notebooks into an HTML report"),
+    ("export",): ("travelagent.analysis.export_cli", "a run's traces for Perfetto or OTLP"),
 }
 
 

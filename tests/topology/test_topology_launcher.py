@@ -13,7 +13,6 @@ import pytest
 from travelagent.config import JWT_SECRET_ENV, WEBHOOK_SECRET_ENV
 from travelagent.topology.launcher import Topology
 from travelagent.topology.plan import ComponentContext
-from travelagent.topology.pytest_plugin import topology_factory  # noqa: F401
 from travelagent.topology.supervisor import ChildFailed, CrashReport
 
 STAND_IN = """
@@ -171,7 +170,7 @@ def test_child_crashing_while_running_is_reported_with_exit_code_and_stderr(stan
     assert reports[0].when == "running"
 
 
-def test_pytest_factory_fixture_starts_a_topology(topology_factory, stand_in, tf):  # noqa: F811
+def test_pytest_factory_fixture_starts_a_topology(topology_factory, stand_in, tf):
     topo = topology_factory("ci", commands=commands(stand_in), start_timeout_s=20 * tf)
     assert httpx.get(topo.urls["control"] + "/healthz", timeout=5 * tf).json()["status"] == "ok"
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from travelagent.agent.catalog import Catalog
+from travelagent.agent.offers import Offer, latest_offers, parse_reference, resolve
 
 MAX_RECENT_MESSAGES = 50  # stored per agent; older messages are dropped on commit
 CONTEXT_MESSAGES = 12  # recent messages sent to the LLM with each request
@@ -33,6 +34,10 @@ _ADD = re.compile(
 )
 _BUDGET = re.compile(r"budget\s+(?:of\s+|is\s+|to\s+)?(?:about\s+)?[$€£]?\s?(\d[\d,]*)", re.I)
 _MONEY = re.compile(r"[$€£]\s?(\d[\d,]*)")
+# Questions about a place ("what's the weather like in Lisbon?") name it without moving the trip.
+ASKS_ABOUT = re.compile(
+    r"\bwhen\b|\bbest time\b|\bweather\b|\bclimate\b|\bwhat(?:'s| is) .+ like\b", re.I
+)
 _DEST = re.compile(
     r"\b(?:trip to|travel(?:l?ing)? to|go(?:ing)? to|visit(?:ing)?|destination is|holiday in|"
     r"vacation in|fly(?:ing)? to)\s+", re.I
@@ -89,7 +94,7 @@ def apply_user_message(state: TripState, text: str, catalog: Catalog) -> StateCh
     dest: dict[str, Any] | None = None
     low = text.lower()
     # "add day trip to X" and "when should I visit X?" name a place without moving the trip.
-    asks_about = _ADD.search(text.strip()) is not None or re.search(r"\bwhen\b|\bbest time\b", low)
+    asks_about = _ADD.search(text.strip()) is not None or ASKS_ABOUT.search(text) is not None
     m = None if asks_about else _DEST.search(text)
     if m:
         found = catalog.find_cities(text[m.end() :])
@@ -115,23 +120,53 @@ def apply_user_message(state: TripState, text: str, catalog: Catalog) -> StateCh
             if re.search(rf"\b{re.escape(word)}\b", low) and pref not in state.preferences:
                 state.preferences.append(pref)
                 change.preferences = True
-    item = itinerary_item(text, catalog, destination=state.destination)
+    item = None
+    what = add_request(text)
+    if what is not None:
+        offered = offers_for(what, state.recent_messages, catalog)
+        item = itinerary_item(text, catalog, destination=state.destination, offered=offered)
+        # "add it" again does not add an offer twice (named items keep their old behaviour: the
+        # load mix repeats "add a day trip to Kyoto", and the hybrid path announces each add)
+        if item is not None and parse_reference(what) is not None and item in state.itinerary:
+            item = None
     if item is not None:
         state.itinerary.append(item)
         change.itinerary = True
     return change
 
 
-def itinerary_item(
-    text: str, catalog: Catalog, *, destination: str | None
-) -> dict[str, Any] | None:
-    """The item an "add ... (to my itinerary)" request asks for, or None."""
+def offers_for(what: str, messages: list[dict[str, str]], catalog: Catalog) -> list[Offer]:
+    """The offers a reference such as "the first flight" picks from (none for a name)."""
+    ref = parse_reference(what)
+    return latest_offers(messages, catalog, kind=ref.kind) if ref is not None else []
+
+
+def add_request(text: str) -> str | None:
+    """What an "add ... (to my itinerary)" request asks to add ("the first one"), or None."""
     m = _ADD.search(text.strip())
     if m is None:
         return None
-    what = m.group(1).strip().strip("\"'").strip()
-    if not what:
+    return m.group(1).strip().strip("\"'").strip() or None
+
+
+def itinerary_item(
+    text: str,
+    catalog: Catalog,
+    *,
+    destination: str | None,
+    offered: list[Offer] | None = None,
+) -> dict[str, Any] | None:
+    """The item an "add ... (to my itinerary)" request asks for, or None.
+
+    A reference to what the agent just ``offered`` ("the first one", "the cheaper hotel",
+    "that flight") is resolved against those offers (``offers.resolve``); one that fits none,
+    or several equally, adds nothing (the agent then asks which one is meant)."""
+    what = add_request(text)
+    if what is None:
         return None
+    reference = resolve(what, offered or [])
+    if reference is not None:
+        return dict(reference.chosen.item) if reference.chosen is not None else None
     hotel = catalog.find_hotel(what, prefer_city=destination)
     if hotel is not None:
         return {"kind": "hotel", "name": hotel["name"], "city": hotel["city"]}

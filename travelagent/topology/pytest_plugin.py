@@ -1,30 +1,37 @@
 """A pytest factory fixture that starts topologies and always stops them.
 
-    from travelagent.topology.pytest_plugin import topology_factory  # noqa: F401
+Installed with the package as a ``pytest11`` entry point, so any test in an environment with
+travelagent installed can ask for it by name:
 
     def test_something(topology_factory):
         topo = topology_factory("loopback")
         ... topo.urls["gateway"] ...
 
-or list ``"travelagent.topology.pytest_plugin"`` in a conftest's ``pytest_plugins``.
+The plugin loads in every pytest session of that environment, so it imports nothing heavy until
+the fixture is used. The entry point is named after this module: a conftest that still lists
+``"travelagent.topology.pytest_plugin"`` in ``pytest_plugins`` finds it registered and does not
+register it twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from travelagent.topology.launcher import Topology
-from travelagent.topology.scenario import Scenario
+if TYPE_CHECKING:
+    from travelagent.topology.launcher import Topology
+    from travelagent.topology.scenario import Scenario
 
-TopologyFactory = Callable[..., Topology]
+TopologyFactory = Callable[..., "Topology"]
 
 
 @pytest.fixture
 def topology_factory(tmp_path: Path) -> Iterator[TopologyFactory]:
+    from travelagent.topology.launcher import Topology
+
     started: list[Topology] = []
 
     def make(scenario: Scenario | str | Path, **kwargs: Any) -> Topology:

@@ -14,12 +14,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from travelagent.agent.catalog import Catalog
-from travelagent.agent.state import state_from_messages
+from travelagent.agent.offers import Offer, resolve
+from travelagent.agent.state import add_request, offers_for, state_from_messages
 
 MONTHS = (
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
     "October", "November", "December",
 )  # fmt: skip
+# A month named after a preposition ("in March", "early May"; a bare "may" is a verb).
+_MONTH = re.compile(
+    r"\b(?:in|during|for|around|early|mid|late|by|this|next|of)\s+(" + "|".join(MONTHS) + r")\b",
+    re.I,
+)
+_WEATHER = re.compile(
+    r"\bweather\b|\bclimate\b|\btemperatures?\b|\brain(?:y|fall)?\b|\bhumid|\bwarm\b|\bhot\b|"
+    r"\bcold\b|\bsunny\b",
+    re.I,
+)
+_SEASON = re.compile(r"\bwhen\b|\bbest time\b|\bseason\b", re.I)
+_ABOUT = re.compile(
+    r"\bwhat(?:'s| is) .+ like\b|\bthings to do\b|\btell me about\b|\btips?\b|\bworth\b|"
+    r"\bwhat (?:to|should I) (?:do|see)\b",
+    re.I,
+)
+_SEASONS = ("winter", "spring", "summer", "autumn")
+TROPICS_LAT = 23.5
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,9 @@ def _hotels(text: str, state: dict[str, Any], catalog: Catalog) -> Answer:
         )
     if budget:
         lines.append(f"With a total budget of ${budget:,.0f}, keep an eye on the nightly rate.")
-    lines.append("Say 'add the <hotel> to my itinerary' to keep one.")
+    lines.append(
+        "Say 'add the cheapest one' (or first, best rated, ...) or name a hotel to keep one."
+    )
     return Answer("\n".join(lines), "hotels", tool_call=True)
 
 
@@ -98,18 +119,55 @@ def _itinerary_lines(items: list[dict[str, Any]]) -> list[str]:
     out = []
     for i, item in enumerate(items, 1):
         where = f" ({item['city']})" if item.get("city") else ""
+        if not where and item.get("date"):
+            where = f" (on {item['date']})"
         kind = str(item.get("kind", "activity")).replace("_", " ")
         out.append(f"{i}. {item.get('name')}{where}: {kind}")
     return out
 
 
-def _added(state: dict[str, Any]) -> Answer:
+def _added(messages: list[dict[str, str]], state: dict[str, Any], catalog: Catalog) -> Answer:
     items = state.get("itinerary") or []
+    what = add_request(last_user_text(messages))
+    reference = resolve(what, offers_for(what, messages, catalog)) if what else None
+    if reference is not None and reference.chosen is None:
+        return _which_one(reference.candidates, reference.kind)
     if not items:
         return Answer("Tell me what to add, e.g. 'add day trip to Kyoto'.", "add")
     last = items[-1]
+    if reference is not None and reference.chosen is not None:
+        chosen = reference.chosen.item
+        # Added before (not last now, or listed in an earlier reply): not added twice.
+        if chosen != last or _listed_before(_itinerary_lines([chosen])[0][3:], messages):
+            lines = [f"{chosen['name']} is already in your itinerary:"]
+            return Answer("\n".join(lines + _itinerary_lines(items)), "add")
     lines = [f"Added {last.get('name')} to your itinerary. It now has {len(items)} item(s):"]
     return Answer("\n".join(lines + _itinerary_lines(items)), "add")
+
+
+def _listed_before(line: str, messages: list[dict[str, str]]) -> bool:
+    """Whether an earlier reply listed ``line`` as an itinerary entry ("2. <line>")."""
+    entry = re.compile(rf"^\d+\. {re.escape(line)}$", re.M)
+    return any(
+        m.get("role") == "assistant" and entry.search(m.get("content", "")) for m in messages
+    )
+
+
+def _which_one(candidates: list[Offer], kind: str | None) -> Answer:
+    """A reference that fits no offer, or several equally: ask rather than guess."""
+    what = f"{kind}s" if kind else "flights or hotels"
+    if not candidates:
+        return Answer(
+            f"I have not suggested any {what} lately. Ask me for {what} first, "
+            "or tell me what to add by name.",
+            "add",
+        )
+    lines = ["Which one do you mean?"]
+    for i, o in enumerate(candidates, 1):
+        price = f", ${o.price:,.0f}" if o.price is not None else ""
+        lines.append(f"{i}. {o.label}{price}")
+    lines.append("Say 'add the first one' (or second, cheapest, ...) or name it.")
+    return Answer("\n".join(lines), "add")
 
 
 def _show(state: dict[str, Any]) -> Answer:
@@ -125,22 +183,66 @@ def _show(state: dict[str, Any]) -> Answer:
     return Answer("\n".join([f"{head}:", *_itinerary_lines(items)]), "show")
 
 
-def _when(text: str, state: dict[str, Any], catalog: Catalog) -> Answer:
+def _month_in(text: str) -> int | None:
+    m = _MONTH.search(text)
+    return MONTHS.index(m.group(1).capitalize()) + 1 if m else None
+
+
+def _season(month: int, lat: float) -> str:
+    """ "early spring" for March north of the tropics (September south of them); "" in them."""
+    if abs(lat) < TROPICS_LAT:
+        return ""
+    shifted = (month - 1 + (6 if lat < 0 else 0)) % 12 + 1  # the northern month with this season
+    index = shifted % 12 // 3  # Dec-Feb winter, Mar-May spring, ...
+    return f"{('early', 'mid', 'late')[shifted % 3]} {_SEASONS[index]}"
+
+
+def _place(text: str, state: dict[str, Any], catalog: Catalog, intent: str) -> Answer:
+    """Best season, the weather in a month and tips for the city asked about (any city: a
+    question about Lisbon during a Rome trip is about Lisbon, and leaves the trip alone)."""
     found = catalog.find_cities(text)
-    city = found[0] if found else catalog.city(state.get("basics", {}).get("destination") or "")
+    trip = state.get("basics", {}).get("destination")
+    city = found[0] if found else catalog.city(trip or "")
     if city is None:
-        return Answer("Which city are you thinking of? I can tell you its best season.", "when")
-    months = [MONTHS[m - 1] for m in city["best_months"]]
-    trips = ", ".join(city["day_trips"][:3])
-    return Answer(
-        f"The best months for {city['name']} are {', '.join(months)}: mild weather and fewer "
-        f"crowds than peak season. Good day trips from there: {trips}.",
-        "when",
-    )
+        return Answer(
+            "Which city are you thinking of? I can tell you its best season, weather and tips.",
+            intent,
+        )
+    name = str(city["name"])
+    best = [MONTHS[m - 1] for m in city["best_months"]]
+    month = _month_in(text)
+    if month is None:
+        lines = [
+            f"The best months for {name} are {', '.join(best)}: mild weather and fewer crowds "
+            "than peak season."
+        ]
+    else:
+        season = _season(month, float(city["lat"]))
+        when = f"{MONTHS[month - 1]} in {name} is {season}, and" if season else (
+            f"{MONTHS[month - 1]} in {name} is"
+        )  # fmt: skip
+        if month in city["best_months"]:
+            lines = [
+                f"{when} one of its best months ({', '.join(best)}): mild weather and fewer "
+                "crowds than peak season."
+            ]
+        else:
+            lines = [
+                f"{when} outside its best months ({', '.join(best)}): expect less settled "
+                "weather or bigger crowds than then."
+            ]
+    tips = catalog.city_tips.get(name, [])[:2]
+    if tips:
+        lines += [f"Tips for {name}:", *(f"- {t}" for t in tips)]
+    lines.append(f"Good day trips from there: {', '.join(city['day_trips'][:3])}.")
+    if trip and trip != name:
+        lines.append(f"Your trip is still to {trip}; say 'trip to {name}' to change it.")
+    return Answer("\n".join(lines), intent)
 
 
-def _budget(state: dict[str, Any], catalog: Catalog) -> Answer:
-    dest = state.get("basics", {}).get("destination")
+def _budget(text: str, state: dict[str, Any], catalog: Catalog) -> Answer:
+    found = catalog.find_cities(text)
+    dest = str(found[0]["name"]) if found else state.get("basics", {}).get("destination")
     tips = list(catalog.budget_tips[:3])
     if dest and dest in catalog.city_tips:
         tips += catalog.city_tips[dest][:2]
@@ -194,17 +296,21 @@ def compose(messages: list[dict[str, str]], catalog: Catalog) -> Answer:
         if found is not None:
             return found
     if re.search(r"\badd\b", low):
-        return _added(state)
+        return _added(messages, state, catalog)
     if "itinerary" in low or re.search(r"\bmy (trip|plan)\b", low):
         return _show(state)
     if re.search(r"\bhotels?\b|\bstay\b|\baccommodation\b", low):
         return _hotels(text, state, catalog)
-    if re.search(r"\bwhen\b|\bbest time\b|\bseason\b", low):
-        return _when(text, state, catalog)
+    if _WEATHER.search(text):
+        return _place(text, state, catalog, "weather")
+    if _SEASON.search(text):
+        return _place(text, state, catalog, "when")
     if re.search(r"\bbudget\b|\bcheap|\bsave money\b|\bsaving\b", low) and re.search(
         r"\btips?\b|\bhow\b|\bcheap|\bsave\b|\bsaving\b|\?", low
     ):
-        return _budget(state, catalog)
+        return _budget(text, state, catalog)
+    if catalog.find_cities(text) and _ABOUT.search(text):
+        return _place(text, state, catalog, "city")
     if re.search(r"\bbudget\b|\d{4}-\d{2}-\d{2}|\btrip\b|\bvisit|\bgo(ing)? to\b|\blike\b", low):
         return _trip_update(state)
     return _fallback()
