@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest report bench clean catalog
+.PHONY: venv test lint typecheck pytest report bench clean catalog notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,11 +16,16 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check travelagent tests loadtests
-	$(BIN)/ruff format --check travelagent tests loadtests
+	$(BIN)/ruff check travelagent tests loadtests notebooks
+	$(BIN)/ruff format --check travelagent tests loadtests notebooks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --disallow-untyped-defs --ignore-missing-imports notebooks/*.py
+
+# The notebooks' sources are notebooks/*.py (percent format); this brings each .ipynb in step.
+notebooks: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/[0-9]*.py
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
