@@ -191,3 +191,35 @@ def test_room_presence_pushes_are_counted(realtime: str, tf: float) -> None:
     assert ("join", "room:lobby") in seen and ("leave", "room:lobby") in seen
     assert watcher.presence.joins >= 1 and watcher.presence.leaves >= 1
     assert json.dumps(seen)
+
+
+def test_a_push_in_the_same_frame_as_a_reply_is_not_dropped(tf: float) -> None:
+    """The server may batch a subscribe reply and the next user's join push into one frame
+    (it does under load): the push after the reply must still reach ``on_push``."""
+    from websockets.sync.server import serve
+
+    def handler(ws: Any) -> None:
+        for raw in ws:
+            for line in str(raw).splitlines():
+                cmd = json.loads(line)
+                if "connect" in cmd:
+                    ws.send(json.dumps({"id": cmd["id"], "connect": {"client": "c1"}}))
+                elif "subscribe" in cmd:
+                    join = {"push": {"channel": "room:lobby",
+                                     "join": {"info": {"user": "u2", "client": "c2"}}}}  # fmt: skip
+                    ws.send(
+                        json.dumps({"id": cmd["id"], "subscribe": {}}) + "\n" + json.dumps(join)
+                    )
+
+    pushes: list[tuple[str, str]] = []
+    with serve(handler, "127.0.0.1", 0) as server:
+        port = server.socket.getsockname()[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        client = RealtimeClient(
+            f"http://127.0.0.1:{port}", "u1", jwt_secret=SECRET, agent=False,
+            rooms=("room:lobby",), on_push=lambda kind, ch: pushes.append((kind, ch)),
+        )  # fmt: skip
+        client.connect()
+        client.close()
+        server.shutdown()
+    assert pushes == [("join", "room:lobby")]

@@ -128,16 +128,23 @@ class RealtimeClient(SocketClient):
                 continue
             except Exception as closed:  # the server may refuse by closing (3500 bad token)
                 raise RealtimeError(f"{method} refused: connection closed: {closed}") from None
+            # A frame may carry several messages: the reply and, after it, pushes the server
+            # sent at once (a join of the next user to subscribe). Every one is dispatched,
+            # not only those before the reply.
+            found: dict[str, Any] | None = None
             for obj, size in decode_frames_sized(data):
-                if obj.get("id") == cid:
-                    if "error" in obj:
-                        refusal = obj["error"] if isinstance(obj["error"], dict) else {}
-                        raise RealtimeError(
-                            f"{method} refused: {refusal.get('code')} {refusal.get('message')}"
-                        )
-                    reply = obj.get(method)
-                    return reply if isinstance(reply, dict) else {}
-                self._dispatch(obj, size, now_ns())
+                if found is None and obj.get("id") == cid:
+                    found = obj
+                else:
+                    self._dispatch(obj, size, now_ns())
+            if found is not None:
+                if "error" in found:
+                    refusal = found["error"] if isinstance(found["error"], dict) else {}
+                    raise RealtimeError(
+                        f"{method} refused: {refusal.get('code')} {refusal.get('message')}"
+                    )
+                reply = found.get(method)
+                return reply if isinstance(reply, dict) else {}
 
     def connect(self) -> None:
         self._ws = ws_connect(self.url, timeout_s=self.connect_timeout_s)
