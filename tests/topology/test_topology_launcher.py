@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -40,9 +41,15 @@ async def healthz(request):
         "jwt": os.environ.get("TRAVELAGENT_JWT_SECRET"), "argv": sys.argv,
     })
 
+async def crash(request):
+    # on request, so the crash happens once the whole topology is up, however slow the machine
+    print("boom: the stand-in crashed on purpose", file=sys.stderr, flush=True)
+    os._exit(7)
+
 async def main():
     app = web.Application()
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/crash", crash)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
@@ -158,11 +165,13 @@ def test_child_crashing_while_running_is_reported_with_exit_code_and_stderr(stan
     topo = Topology(
         "ci",
         run_dir=tmp_path / "run",
-        commands=commands(stand_in, realtime=["--crash-after", "0.5"]),
+        commands=commands(stand_in),
         on_crash=on_crash,
         start_timeout_s=20 * tf,
     )
     with topo:
+        with contextlib.suppress(httpx.HTTPError):  # the process dies before it answers
+            httpx.post(f"http://127.0.0.1:{topo.ports['realtime']}/crash", timeout=5 * tf)
         assert crashed.wait(10 * tf), "the crash was never reported"
         with pytest.raises(ChildFailed, match="boom"):
             topo.check()
