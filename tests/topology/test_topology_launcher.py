@@ -23,7 +23,6 @@ from aiohttp import web
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
 p.add_argument("--name", required=True)
-p.add_argument("--crash-after", type=float, default=0)
 p.add_argument("--fail-start", action="store_true")
 p.add_argument("--spawn", action="store_true")
 p.add_argument("--ignore-term", action="store_true")
@@ -53,10 +52,6 @@ async def main():
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
-    if args.crash_after:
-        await asyncio.sleep(args.crash_after)
-        print("boom: the stand-in crashed on purpose", file=sys.stderr, flush=True)
-        os._exit(7)
     await asyncio.Event().wait()
 
 asyncio.run(main())
