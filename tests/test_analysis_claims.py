@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,7 +136,7 @@ def test_a_run_where_every_path_streams_still_compares_the_paths(tmp_path: Path)
     ]
     ct = claims_table(load_run(write_synthetic_run(tmp_path, cells))).set_index("id")
     assert ct.loc["gateway_lower", "verdict"] == "confirmed"
-    assert ct.loc["gateway_lower", "numbers"]["base_cell"] == "rts"
+    assert dict(ct.loc["gateway_lower"]["numbers"])["base_cell"] == "rts"
     assert ct.loc["hybrid_keeps_gateway", "verdict"] == "confirmed"
 
 
@@ -145,6 +146,6 @@ def test_path_claims_are_not_fooled_by_cells_whose_llm_answers_ran_longer(tmp_pa
     h = SynthCell("h", "hybrid", n=40, noise_ms=1.0, llm_ms=130.0)
     ct = claims_table(load_run(write_synthetic_run(tmp_path, [g, h]))).set_index("id")
     assert ct.loc["hybrid_keeps_gateway", "verdict"] == "confirmed"
-    assert "time outside the LLM" in ct.loc["hybrid_keeps_gateway", "evidence"]
-    numbers = ct.loc["hybrid_keeps_gateway", "numbers"]
+    assert "time outside the LLM" in str(ct.at["hybrid_keeps_gateway", "evidence"])
+    numbers: dict[str, Any] = dict(ct.loc["hybrid_keeps_gateway"]["numbers"])
     assert numbers["variant_service_p50_ms"] - numbers["base_service_p50_ms"] > 40

@@ -235,7 +235,9 @@ def test_ids_are_derived_from_the_message_so_exports_are_deterministic(run: Run)
 # --------------------------------------------------------------------------- command line
 
 
-def test_travelagent_export_writes_both_formats(tmp_path: Path, capsys) -> None:
+def test_travelagent_export_writes_both_formats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     perfetto, otlp = tmp_path / "trace.json", tmp_path / "otlp" / "trace.json"
     assert main(["export", str(REFERENCE), "--format", "perfetto", "--out", str(perfetto),
                  "--limit", "40"]) == 0  # fmt: skip
@@ -248,7 +250,9 @@ def test_travelagent_export_writes_both_formats(tmp_path: Path, capsys) -> None:
     assert "ui.perfetto.dev" in out and "/v1/traces" in out
 
 
-def test_travelagent_export_reports_a_bad_selection(tmp_path: Path, capsys) -> None:
+def test_travelagent_export_reports_a_bad_selection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "x.json"
     assert main(["export", str(REFERENCE), "--format", "otlp", "--out", str(out),
                  "--cell", "nope"]) == 2  # fmt: skip

@@ -5,11 +5,11 @@ from pathlib import Path
 import pandas as pd
 
 from travelagent.analysis.hops import hop_counts, message_hop_counts
-from travelagent.analysis.load import load_run
+from travelagent.analysis.load import Run, load_run
 from travelagent.analysis.synth import SynthCell, write_synthetic_run
 
 
-def _run(tmp_path: Path, cells: list[SynthCell]):
+def _run(tmp_path: Path, cells: list[SynthCell]) -> Run:
     return load_run(write_synthetic_run(tmp_path, cells))
 
 

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from travelagent.analysis.load import load_run
+from travelagent.analysis.load import Run, load_run
 from travelagent.analysis.model import leg_predictions, model_legs, model_table
 from travelagent.analysis.synth import SynthCell, link, write_synthetic_run
 
@@ -17,7 +18,7 @@ LINKS = {
 }
 
 
-def _run(tmp_path: Path, **kw):
+def _run(tmp_path: Path, **kw: Any) -> Run:
     cells = [
         SynthCell("g", "gateway", links=LINKS, proc_ms=0, n=20, **kw),
         SynthCell("new", "realtime", "http-new", links=LINKS, proc_ms=0, n=20, **kw),

@@ -4,6 +4,8 @@ answers."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +35,9 @@ from travelagent.analysis.verdicts import (
     [(0.51, 0.6, CONFIRMED), (0.4, 0.49, REFUTED), (0.45, 0.55, INCONCLUSIVE),
      (math.nan, 0.5, NOT_TESTED)],
 )  # fmt: skip
-def test_a_share_against_one_half_is_decided_only_by_an_interval_clear_of_it(lo, hi, want):
+def test_a_share_against_one_half_is_decided_only_by_an_interval_clear_of_it(
+    lo: Any, hi: Any, want: Any
+) -> None:
     assert above(lo, hi, 0.5) == want
 
 
@@ -114,7 +118,7 @@ def test_pairing_finds_a_small_path_difference_under_a_large_shared_llm_variance
     assert unpaired["gain_lo_ms"] < 0 < unpaired["gain_hi_ms"]
 
 
-def test_claims_csv_has_the_contract_columns_for_every_claim(tmp_path) -> None:
+def test_claims_csv_has_the_contract_columns_for_every_claim(tmp_path: Path) -> None:
     cells = [
         SynthCell("gw", "gateway", n=60),
         SynthCell("rt-new", "realtime", publish="http-new", n=60),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,7 +69,7 @@ async def collect(llm: Any, trace: Trace | None = None) -> list[str]:
     return [c async for c in llm.stream(MESSAGES, trace=trace, process="worker")]
 
 
-async def test_streams_content_deltas_and_stamps_first_token_and_done(fake_endpoint) -> None:
+async def test_streams_content_deltas_and_stamps_first_token_and_done(fake_endpoint: Any) -> None:
     url, state = fake_endpoint
     llm = make_llm("openai", base_url=url, model="tiny", api_key="sk-test")
     trace = Trace.start()
@@ -82,7 +83,7 @@ async def test_streams_content_deltas_and_stamps_first_token_and_done(fake_endpo
     assert [n for n, _, _ in trace.stamps] == ["llm.first", "llm.done"]
 
 
-async def test_non_200_is_an_error_naming_the_status_and_body(fake_endpoint) -> None:
+async def test_non_200_is_an_error_naming_the_status_and_body(fake_endpoint: Any) -> None:
     url, state = fake_endpoint
     state["mode"] = "401"
     llm = OpenAILLM(base_url=url)
@@ -101,7 +102,7 @@ async def test_non_200_is_an_error_naming_the_status_and_body(fake_endpoint) -> 
         ("error-event", "overloaded"),
     ],
 )
-async def test_broken_streams_are_clear_errors(fake_endpoint, mode: str, reason: str) -> None:
+async def test_broken_streams_are_clear_errors(fake_endpoint: Any, mode: str, reason: str) -> None:
     url, state = fake_endpoint
     state["mode"] = mode
     llm = OpenAILLM(base_url=url)
@@ -150,7 +151,7 @@ def test_sse_decoder_joins_multi_line_data_and_ignores_other_fields() -> None:
 
 
 async def test_cli_flags_build_an_openai_backend_with_the_key_from_the_environment(
-    fake_endpoint, monkeypatch
+    fake_endpoint: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, state = fake_endpoint
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -168,7 +169,7 @@ async def test_cli_flags_build_an_openai_backend_with_the_key_from_the_environme
 
 
 async def test_an_agent_answers_through_the_openai_backend_and_commits_the_reply(
-    fake_endpoint, tmp_path
+    fake_endpoint: Any, tmp_path: Path
 ) -> None:
     url, state = fake_endpoint
     d = LocalAgentDirectory(tmp_path / "a.db", llm=OpenAILLM(base_url=url))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def test_the_fixture_is_there_without_an_import(topology_factory) -> None:
+def test_the_fixture_is_there_without_an_import(topology_factory: Any) -> None:
     assert callable(topology_factory)  # nothing started: the factory only starts when called
 
 

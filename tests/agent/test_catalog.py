@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from travelagent.agent import catalog_gen
 from travelagent.agent.catalog import DEFAULT_CATALOG_DIR, load_catalog, read_catalog
 
@@ -56,7 +58,9 @@ def test_hotel_found_by_brand_prefers_the_destination_city() -> None:
     assert cat.find_hotel("a tent in the woods") is None
 
 
-def test_catalog_regenerates_in_memory_when_files_are_absent(tmp_path: Path, monkeypatch) -> None:
+def test_catalog_regenerates_in_memory_when_files_are_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TRAVELAGENT_CATALOG_DIR", str(tmp_path / "missing"))
     load_catalog.cache_clear()
     try:

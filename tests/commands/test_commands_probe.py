@@ -4,6 +4,8 @@ every stamp of the path present and in order."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -13,7 +15,9 @@ from travelagent.wire.trace import GATEWAY_PATH, REALTIME_PATH
 
 
 @pytest.mark.parametrize(("arch", "path"), [("gateway", GATEWAY_PATH), ("realtime", REALTIME_PATH)])
-def test_probe_writes_a_run_with_every_stamp_in_order(tmp_path, capsys, arch, path):
+def test_probe_writes_a_run_with_every_stamp_in_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arch: Any, path: Any
+) -> None:
     argv = ["probe", "--scenario", "loopback", "--profile", "instant", "--arch", arch,
             "--messages", "12", "--clients", "3", "--out", str(tmp_path), "--quiet"]  # fmt: skip
     rc = main(argv)
@@ -35,14 +39,16 @@ def test_probe_writes_a_run_with_every_stamp_in_order(tmp_path, capsys, arch, pa
     assert "end to end (recv - send)" in out and "p99 ms" in out
 
 
-def test_probe_refuses_bad_arguments(capsys):
+def test_probe_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["probe", "--messages", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
     assert main(["probe", "--all-paths"]) == 2
     assert "needs --scenario" in capsys.readouterr().err
 
 
-def test_probe_against_nothing_listening_fails_cleanly(tmp_path, capsys):
+def test_probe_against_nothing_listening_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from conftest import free_port
 
     rc = main(["probe", "--url", f"ws://127.0.0.1:{free_port()}", "--messages", "1",

@@ -16,7 +16,7 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
-async def test_serve_link_forwards_with_delay_and_stops_on_sigterm(tf):
+async def test_serve_link_forwards_with_delay_and_stops_on_sigterm(tf: float) -> None:
     server = await asyncio.start_server(_echo, "127.0.0.1", 0)
     up_port = server.sockets[0].getsockname()[1]
     listen, control = free_port(), free_port()
@@ -53,7 +53,7 @@ async def test_serve_link_forwards_with_delay_and_stops_on_sigterm(tf):
         await server.wait_closed()
 
 
-def test_serve_link_with_bad_arguments_explains_and_exits_2():
+def test_serve_link_with_bad_arguments_explains_and_exits_2() -> None:
     res = subprocess.run(
         [sys.executable, "-m", "travelagent", "serve", "link", "--listen", "nowhere",
          "--upstream", "127.0.0.1:1", "--delay-ms", "5"],

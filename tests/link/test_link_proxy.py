@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -81,7 +82,7 @@ async def make_link(upstream: Upstream) -> AsyncIterator:
         await link.stop()
 
 
-async def roundtrip(reader, writer, data: bytes, timeout_s: float) -> float:
+async def roundtrip(reader: Any, writer: Any, data: bytes, timeout_s: float) -> float:
     t0 = time.monotonic()
     writer.write(data)
     got = await asyncio.wait_for(reader.readexactly(len(data)), timeout_s)
@@ -89,7 +90,9 @@ async def roundtrip(reader, writer, data: bytes, timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
-async def test_bytes_cross_the_link_both_ways_after_the_configured_delay(make_link, tf):
+async def test_bytes_cross_the_link_both_ways_after_the_configured_delay(
+    make_link: Any, tf: float
+) -> None:
     link = await make_link(delay_ms=20, setup_rtts=0)
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
     rtt_s = await roundtrip(reader, writer, b"hello", 5 * tf)
@@ -100,7 +103,7 @@ async def test_bytes_cross_the_link_both_ways_after_the_configured_delay(make_li
     assert all(r.delivered_ns >= r.scheduled_ns - 200_000 for r in link.records)
 
 
-async def test_setup_cost_is_paid_once_per_connection(make_link, tf):
+async def test_setup_cost_is_paid_once_per_connection(make_link: Any, tf: float) -> None:
     link = await make_link(delay_ms=15, setup_rtts=1)  # RTT 30 ms
     t0 = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
@@ -121,7 +124,7 @@ async def test_setup_cost_is_paid_once_per_connection(make_link, tf):
     writer2.close()
 
 
-async def test_burst_does_not_accumulate_delay(make_link, upstream, tf):
+async def test_burst_does_not_accumulate_delay(make_link: Any, upstream: Any, tf: float) -> None:
     link = await make_link(delay_ms=30, setup_rtts=0)
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
     for i in range(20):
@@ -136,7 +139,9 @@ async def test_burst_does_not_accumulate_delay(make_link, upstream, tf):
     writer.close()
 
 
-async def test_order_holds_under_jitter_over_real_sockets(make_link, upstream, tf):
+async def test_order_holds_under_jitter_over_real_sockets(
+    make_link: Any, upstream: Any, tf: float
+) -> None:
     link = await make_link(delay_ms=5, jitter_ms=10, jitter="uniform", setup_rtts=0)
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
     expected = b"".join(b"%04d," % i for i in range(300))
@@ -150,7 +155,7 @@ async def test_order_holds_under_jitter_over_real_sockets(make_link, upstream, t
     writer.close()
 
 
-async def test_bandwidth_paces_a_large_write(make_link, upstream, tf):
+async def test_bandwidth_paces_a_large_write(make_link: Any, upstream: Any, tf: float) -> None:
     link = await make_link(delay_ms=0, setup_rtts=0, bandwidth_kbps=800)  # 100 kB/s
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
     t0 = time.monotonic()
@@ -160,7 +165,9 @@ async def test_bandwidth_paces_a_large_write(make_link, upstream, tf):
     writer.close()
 
 
-async def test_counters_count_connections_bytes_and_chunks_per_direction(make_link, tf):
+async def test_counters_count_connections_bytes_and_chunks_per_direction(
+    make_link: Any, tf: float
+) -> None:
     link = await make_link(delay_ms=1, setup_rtts=0)
     for _ in range(2):
         reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
@@ -173,7 +180,9 @@ async def test_counters_count_connections_bytes_and_chunks_per_direction(make_li
     assert stats["up"]["chunks"] >= 2 and stats["down"]["chunks"] >= 2
 
 
-async def test_refuse_makes_new_connections_fail_and_clear_restores_them(make_link, tf):
+async def test_refuse_makes_new_connections_fail_and_clear_restores_them(
+    make_link: Any, tf: float
+) -> None:
     link = await make_link(delay_ms=1, setup_rtts=0)
     await link.set_faults(Faults(refuse=True))
     with pytest.raises(ConnectionRefusedError):
@@ -184,7 +193,7 @@ async def test_refuse_makes_new_connections_fail_and_clear_restores_them(make_li
     writer.close()
 
 
-async def test_reset_resets_both_peers(make_link, upstream, tf):
+async def test_reset_resets_both_peers(make_link: Any, upstream: Any, tf: float) -> None:
     link = await make_link(delay_ms=1, setup_rtts=0)
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
     await roundtrip(reader, writer, b"hi", 5 * tf)
@@ -203,7 +212,9 @@ async def test_reset_resets_both_peers(make_link, upstream, tf):
     writer2.close()
 
 
-async def test_blackhole_accepts_but_delivers_nothing(make_link, upstream, tf):
+async def test_blackhole_accepts_but_delivers_nothing(
+    make_link: Any, upstream: Any, tf: float
+) -> None:
     link = await make_link(delay_ms=1, setup_rtts=0)
     await link.set_faults(Faults(blackhole=True))
     _reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
@@ -216,7 +227,9 @@ async def test_blackhole_accepts_but_delivers_nothing(make_link, upstream, tf):
     writer.close()
 
 
-async def test_slow_close_passes_the_close_on_late(make_link, upstream, tf):
+async def test_slow_close_passes_the_close_on_late(
+    make_link: Any, upstream: Any, tf: float
+) -> None:
     link = await make_link(delay_ms=1, setup_rtts=0)
     await link.set_faults(Faults(slow_close_ms=300))
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
@@ -228,7 +241,7 @@ async def test_slow_close_passes_the_close_on_late(make_link, upstream, tf):
     writer.close()
 
 
-async def test_close_is_passed_on_after_the_data(make_link, upstream, tf):
+async def test_close_is_passed_on_after_the_data(make_link: Any, upstream: Any, tf: float) -> None:
     link = await make_link(delay_ms=20, setup_rtts=0)
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
     writer.write(b"last words")
@@ -239,7 +252,7 @@ async def test_close_is_passed_on_after_the_data(make_link, upstream, tf):
     writer.close()
 
 
-async def test_unreachable_upstream_closes_the_client_and_is_counted(tf, port):
+async def test_unreachable_upstream_closes_the_client_and_is_counted(tf: float, port: int) -> None:
     link = Link(
         "dead",
         listen_host="127.0.0.1",
@@ -259,7 +272,9 @@ async def test_unreachable_upstream_closes_the_client_and_is_counted(tf, port):
         await link.stop()
 
 
-async def test_connection_made_during_blackhole_works_once_it_is_lifted(make_link, upstream, tf):
+async def test_connection_made_during_blackhole_works_once_it_is_lifted(
+    make_link: Any, upstream: Any, tf: float
+) -> None:
     link = await make_link(delay_ms=1, setup_rtts=0)
     await link.set_faults(Faults(blackhole=True))
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
@@ -275,7 +290,9 @@ async def test_connection_made_during_blackhole_works_once_it_is_lifted(make_lin
     writer.close()
 
 
-async def test_a_peer_that_does_not_read_pushes_back_instead_of_filling_memory(make_link, tf):
+async def test_a_peer_that_does_not_read_pushes_back_instead_of_filling_memory(
+    make_link: Any, tf: float
+) -> None:
     stalled = asyncio.Event()
 
     async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -2,25 +2,33 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from travelagent.link.timer import LoopTimer, ThreadTimer, Timer, TimerfdTimer, mono_ns
 
-KINDS = {"timerfd": TimerfdTimer, "thread": ThreadTimer, "loop": LoopTimer}
+KINDS: dict[str, Callable[[asyncio.AbstractEventLoop], Timer]] = {
+    "timerfd": TimerfdTimer,
+    "thread": ThreadTimer,
+    "loop": LoopTimer,
+}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-async def test_timer_fires_every_callback_in_deadline_order_never_early(kind, tf):
+async def test_timer_fires_every_callback_in_deadline_order_never_early(
+    kind: Any, tf: float
+) -> None:
     loop = asyncio.get_running_loop()
-    timer: Timer = KINDS[kind](loop)
+    timer = KINDS[kind](loop)
     rng = random.Random(5)
     start = mono_ns()
     deadlines = [start + rng.randrange(1, 60) * 1_000_000 for _ in range(200)]
     fired: list[tuple[int, int]] = []  # (deadline, when it ran)
     done = asyncio.Event()
 
-    def make(deadline: int):
+    def make(deadline: int) -> Callable[[], None]:
         def callback() -> None:
             fired.append((deadline, mono_ns()))
             if len(fired) == len(deadlines):
@@ -40,7 +48,7 @@ async def test_timer_fires_every_callback_in_deadline_order_never_early(kind, tf
     assert all(ran >= deadline - slack_ns for deadline, ran in fired)
 
 
-async def test_past_deadline_fires_promptly(tf):
+async def test_past_deadline_fires_promptly(tf: float) -> None:
     loop = asyncio.get_running_loop()
     timer = TimerfdTimer(loop)
     fired = asyncio.Event()

@@ -32,7 +32,9 @@ def gone(pid: int) -> bool:
         return True
 
 
-async def test_loopback_topology_is_healthy_through_its_links_and_answers(tmp_path, tf):
+async def test_loopback_topology_is_healthy_through_its_links_and_answers(
+    tmp_path: Path, tf: float
+) -> None:
     async with Topology("loopback", run_dir=tmp_path / "run", start_timeout_s=30 * tf) as topo:
         async with httpx.AsyncClient(timeout=5 * tf) as http:
             worker = await http.get(topo.urls["worker"] + "/healthz")
@@ -49,7 +51,9 @@ async def test_loopback_topology_is_healthy_through_its_links_and_answers(tmp_pa
     assert all(gone(pid) for pid in pids)
 
 
-async def test_realtime_path_crosses_the_webhook_and_publish_links(tmp_path, tf):
+async def test_realtime_path_crosses_the_webhook_and_publish_links(
+    tmp_path: Path, tf: float
+) -> None:
     data = load_scenario("ci").to_dict()
     data = {k: data[k] for k in ("name", "seed", "llm", "links")}
     data["worker"] = {"publish": "http-new", "stream": False}
@@ -75,7 +79,9 @@ async def test_realtime_path_crosses_the_webhook_and_publish_links(tmp_path, tf)
         assert "worker_agents" not in stats  # agents run inside the worker here
 
 
-async def test_remote_agent_host_is_reached_through_the_worker_agents_link(tmp_path, tf):
+async def test_remote_agent_host_is_reached_through_the_worker_agents_link(
+    tmp_path: Path, tf: float
+) -> None:
     data = load_scenario("ci").to_dict()
     data = {k: data[k] for k in ("name", "seed", "llm", "links")}
     data["worker"] = {"agents": "remote"}
@@ -115,7 +121,9 @@ def start_up(tmp_path: Path, tf: float) -> tuple[subprocess.Popen[str], dict[str
     return proc, {k: v.strip() for k, v in table.items()}
 
 
-def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(tmp_path, tf):
+def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(
+    tmp_path: Path, tf: float
+) -> None:
     proc, table = start_up(tmp_path, tf)
     try:
         assert table["gateway"].startswith("ws://127.0.0.1:")
@@ -133,7 +141,9 @@ def test_travelagent_up_prints_urls_and_stops_everything_on_sigterm(tmp_path, tf
     assert all(gone(pid) for pid in pids.values())
 
 
-def test_travelagent_up_reports_a_crashed_child_and_stops_the_rest(tmp_path, tf):
+def test_travelagent_up_reports_a_crashed_child_and_stops_the_rest(
+    tmp_path: Path, tf: float
+) -> None:
     proc, table = start_up(tmp_path, tf)
     try:
         pids = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in table["processes"].split()}
@@ -148,7 +158,7 @@ def test_travelagent_up_reports_a_crashed_child_and_stops_the_rest(tmp_path, tf)
     assert all(gone(pid) for pid in pids.values())
 
 
-def test_travelagent_up_with_an_unknown_scenario_explains_and_exits_2(tmp_path):
+def test_travelagent_up_with_an_unknown_scenario_explains_and_exits_2(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "travelagent", "up", "no-such-scenario"],
         capture_output=True, text=True, timeout=30,
@@ -157,7 +167,9 @@ def test_travelagent_up_with_an_unknown_scenario_explains_and_exits_2(tmp_path):
     assert "no such scenario file" in res.stderr and "loopback" in res.stderr
 
 
-def test_travelagent_up_interrupted_while_starting_leaves_nothing_behind(tmp_path, tf):
+def test_travelagent_up_interrupted_while_starting_leaves_nothing_behind(
+    tmp_path: Path, tf: float
+) -> None:
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [sys.executable, "-m", "travelagent", "up", "ci", "--run-dir", str(run)],

@@ -6,7 +6,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -65,8 +67,10 @@ def stand_in(tmp_path: Path) -> Path:
     return path
 
 
-def commands(stand_in: Path, **extra: list[str]):
-    def builder(name: str):
+def commands(
+    stand_in: Path, **extra: list[str]
+) -> dict[str, Callable[[ComponentContext], list[str]]]:
+    def builder(name: str) -> Callable[[ComponentContext], list[str]]:
         def build(ctx: ComponentContext) -> list[str]:
             argv = [sys.executable, str(stand_in), "--port", str(ctx.port), "--name", name]
             return argv + extra.get(name, [])
@@ -87,7 +91,9 @@ def gone(pid: int) -> bool:
         return True
 
 
-def test_topology_starts_stand_ins_behind_links_and_stops_them_all(stand_in, tmp_path, tf):
+def test_topology_starts_stand_ins_behind_links_and_stops_them_all(
+    stand_in: Path, tmp_path: Path, tf: float
+) -> None:
     topo = Topology(
         "ci",
         run_dir=tmp_path / "run",
@@ -114,13 +120,15 @@ def test_topology_starts_stand_ins_behind_links_and_stops_them_all(stand_in, tmp
     assert all(gone(pid) for pid in pids), "a process of the topology outlived stop()"
 
 
-def test_each_topology_gets_its_own_secrets(stand_in, tmp_path):
+def test_each_topology_gets_its_own_secrets(stand_in: Path, tmp_path: Path) -> None:
     a = Topology("ci", run_dir=tmp_path / "a", commands=commands(stand_in))
     b = Topology("ci", run_dir=tmp_path / "b", commands=commands(stand_in))
     assert a.secrets != b.secrets
 
 
-def test_child_that_ignores_sigterm_is_killed_after_the_grace_period(stand_in, tmp_path, tf):
+def test_child_that_ignores_sigterm_is_killed_after_the_grace_period(
+    stand_in: Path, tmp_path: Path, tf: float
+) -> None:
     topo = Topology(
         "ci",
         run_dir=tmp_path / "run",
@@ -133,7 +141,9 @@ def test_child_that_ignores_sigterm_is_killed_after_the_grace_period(stand_in, t
     assert all(gone(pid) for pid in pids)
 
 
-def test_child_that_fails_to_start_is_reported_and_the_rest_are_stopped(stand_in, tmp_path, tf):
+def test_child_that_fails_to_start_is_reported_and_the_rest_are_stopped(
+    stand_in: Path, tmp_path: Path, tf: float
+) -> None:
     topo = Topology(
         "ci",
         run_dir=tmp_path / "run",
@@ -149,7 +159,9 @@ def test_child_that_fails_to_start_is_reported_and_the_rest_are_stopped(stand_in
     assert topo.pids and all(gone(pid) for pid in topo.pids.values())
 
 
-def test_child_crashing_while_running_is_reported_with_exit_code_and_stderr(stand_in, tmp_path, tf):
+def test_child_crashing_while_running_is_reported_with_exit_code_and_stderr(
+    stand_in: Path, tmp_path: Path, tf: float
+) -> None:
     crashed = threading.Event()
     reports: list[CrashReport] = []
 
@@ -174,12 +186,14 @@ def test_child_crashing_while_running_is_reported_with_exit_code_and_stderr(stan
     assert reports[0].when == "running"
 
 
-def test_pytest_factory_fixture_starts_a_topology(topology_factory, stand_in, tf):
+def test_pytest_factory_fixture_starts_a_topology(
+    topology_factory: Any, stand_in: Path, tf: float
+) -> None:
     topo = topology_factory("ci", commands=commands(stand_in), start_timeout_s=20 * tf)
     assert httpx.get(topo.urls["control"] + "/healthz", timeout=5 * tf).json()["status"] == "ok"
 
 
-async def test_topology_works_from_async_code(stand_in, tmp_path, tf):
+async def test_topology_works_from_async_code(stand_in: Path, tmp_path: Path, tf: float) -> None:
     async with Topology(
         "ci", run_dir=tmp_path / "run", commands=commands(stand_in), start_timeout_s=20 * tf
     ) as topo:
@@ -190,7 +204,9 @@ async def test_topology_works_from_async_code(stand_in, tmp_path, tf):
     assert all(gone(pid) for pid in pids)
 
 
-def test_scheduled_fault_runs_once_the_topology_is_up(stand_in, tmp_path, tf):
+def test_scheduled_fault_runs_once_the_topology_is_up(
+    stand_in: Path, tmp_path: Path, tf: float
+) -> None:
     from travelagent.topology.scenario import load_scenario, parse_scenario
 
     base = load_scenario("ci").to_dict()
@@ -211,7 +227,9 @@ def test_scheduled_fault_runs_once_the_topology_is_up(stand_in, tmp_path, tf):
         assert httpx.get(topo.urls["worker"] + "/healthz", timeout=5 * tf).status_code == 200
 
 
-def test_relative_run_dir_is_made_absolute(stand_in, tmp_path, monkeypatch, tf):
+def test_relative_run_dir_is_made_absolute(
+    stand_in: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tf: float
+) -> None:
     monkeypatch.chdir(tmp_path)
     with Topology(
         "ci", run_dir="rel/run", commands=commands(stand_in), start_timeout_s=20 * tf
@@ -223,7 +241,9 @@ def test_relative_run_dir_is_made_absolute(stand_in, tmp_path, monkeypatch, tf):
     assert (tmp_path / "rel" / "run" / "logs" / "links.err.log").exists()
 
 
-def test_abort_while_waiting_for_health_stops_what_was_started(stand_in, tmp_path, tf):
+def test_abort_while_waiting_for_health_stops_what_was_started(
+    stand_in: Path, tmp_path: Path, tf: float
+) -> None:
     from travelagent.topology.supervisor import StartInterrupted
 
     cmds = commands(stand_in)

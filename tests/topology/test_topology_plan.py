@@ -1,17 +1,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from travelagent.topology.plan import active_links, build_plan, needed_ports
 from travelagent.topology.scenario import load_scenario, parse_scenario
 
 
-def plan_for(scenario, tmp_path: Path):
+def plan_for(scenario: Any, tmp_path: Path) -> Any:
     ports = {name: 10_000 + i for i, name in enumerate(needed_ports(scenario))}
     return ports, build_plan(scenario, ports, tmp_path, tmp_path / "links.json")
 
 
-def test_every_link_sits_between_the_right_components(tmp_path):
+def test_every_link_sits_between_the_right_components(tmp_path: Path) -> None:
     s = load_scenario("note")
     ports, plan = plan_for(s, tmp_path)
     links = {lk["name"]: lk for lk in plan.links_config["links"]}
@@ -37,7 +38,7 @@ def test_every_link_sits_between_the_right_components(tmp_path):
     assert plan.urls["realtime_api"] == f"http://127.0.0.1:{ports['client_realtime']}/api"
 
 
-def test_remote_agents_get_their_own_process_and_link(tmp_path):
+def test_remote_agents_get_their_own_process_and_link(tmp_path: Path) -> None:
     s = parse_scenario({"name": "r", "worker": {"agents": "remote"}})
     ports, plan = plan_for(s, tmp_path)
     assert [p.name for p in plan.processes] == ["links", "realtime", "agents", "worker"]
@@ -45,7 +46,7 @@ def test_remote_agents_get_their_own_process_and_link(tmp_path):
     assert worker[worker.index("--agents-url") + 1] == f"http://127.0.0.1:{ports['worker_agents']}"
 
 
-def test_direct_link_is_skipped_only_when_the_scenario_says_so(tmp_path):
+def test_direct_link_is_skipped_only_when_the_scenario_says_so(tmp_path: Path) -> None:
     s = parse_scenario(
         {
             "name": "d",
@@ -60,7 +61,7 @@ def test_direct_link_is_skipped_only_when_the_scenario_says_so(tmp_path):
     assert "worker_realtime" in active_links(zero)
 
 
-def test_external_worker_is_not_started_and_its_url_is_used(tmp_path):
+def test_external_worker_is_not_started_and_its_url_is_used(tmp_path: Path) -> None:
     s = parse_scenario(
         {"name": "e", "external": {"worker_url": "wss://agent.example/api/gateway/ws"}}
     )
@@ -70,7 +71,7 @@ def test_external_worker_is_not_started_and_its_url_is_used(tmp_path):
     assert {lk["name"] for lk in plan.links_config["links"]} == {"client_realtime"}
 
 
-def test_fault_schedule_goes_to_the_links_process(tmp_path):
+def test_fault_schedule_goes_to_the_links_process(tmp_path: Path) -> None:
     s = parse_scenario(
         {"name": "f", "faults": [{"at_s": 10, "link": "worker_realtime", "fault": "reset"}]}
     )
@@ -80,7 +81,7 @@ def test_fault_schedule_goes_to_the_links_process(tmp_path):
     ]
 
 
-def test_openai_backend_flags_reach_worker_and_agent_host(tmp_path):
+def test_openai_backend_flags_reach_worker_and_agent_host(tmp_path: Path) -> None:
     s = parse_scenario(
         {
             "name": "o",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_every_preset_loads_and_resolves_fully():
+def test_every_preset_loads_and_resolves_fully() -> None:
     presets = list_presets()
     assert {"loopback", "same-region", "cross-region", "note", "ci"} <= set(presets)
     for name in presets:
@@ -32,7 +33,7 @@ def test_every_preset_loads_and_resolves_fully():
         assert set(d["llm"]) >= {"backend", "profile"}
 
 
-def test_loopback_has_no_shaping_and_note_uses_the_note_profile():
+def test_loopback_has_no_shaping_and_note_uses_the_note_profile() -> None:
     loop = load_scenario("loopback")
     assert all(lk.delay_ms == 0 and lk.setup_rtts == 0 for lk in loop.links.values())
     note = load_scenario("note")
@@ -40,7 +41,7 @@ def test_loopback_has_no_shaping_and_note_uses_the_note_profile():
     assert note.links["client_worker"].delay_ms > note.links["realtime_worker"].delay_ms > 0
 
 
-def test_minimal_file_gets_every_default(tmp_path):
+def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
     s = load_scenario(write(tmp_path, 'name = "tiny"\n'))
     d = s.to_dict()
     assert d["worker"] == {
@@ -54,7 +55,7 @@ def test_minimal_file_gets_every_default(tmp_path):
     assert d["external"] == {"worker_url": "", "realtime_url": "", "realtime_api_url": ""}
 
 
-def test_faults_are_parsed_and_sorted_by_time(tmp_path):
+def test_faults_are_parsed_and_sorted_by_time(tmp_path: Path) -> None:
     s = load_scenario(
         write(
             tmp_path,
@@ -106,7 +107,9 @@ def test_faults_are_parsed_and_sorted_by_time(tmp_path):
         ('name = "x"\nseed = 1.5\n', "seed", "integer"),
     ],
 )
-def test_bad_scenarios_name_the_file_the_key_and_the_valid_values(tmp_path, text, key, hint):
+def test_bad_scenarios_name_the_file_the_key_and_the_valid_values(
+    tmp_path: Path, text: Any, key: Any, hint: Any
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
@@ -114,23 +117,23 @@ def test_bad_scenarios_name_the_file_the_key_and_the_valid_values(tmp_path, text
     assert str(path) in message and key in message and hint in message
 
 
-def test_invalid_toml_is_a_scenario_error_naming_the_file(tmp_path):
+def test_invalid_toml_is_a_scenario_error_naming_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "name = \n")
     with pytest.raises(ScenarioError, match="not valid TOML"):
         load_scenario(path)
 
 
-def test_unknown_preset_lists_the_presets():
+def test_unknown_preset_lists_the_presets() -> None:
     with pytest.raises(ScenarioError, match=r"presets: .*loopback"):
         load_scenario("no-such-preset")
 
 
-def test_parse_from_a_dict_without_a_file():
+def test_parse_from_a_dict_without_a_file() -> None:
     s = parse_scenario({"name": "inline", "worker": {"publish": "ws-persistent"}})
     assert s.worker.publish == "ws-persistent" and s.source == "<scenario>"
 
 
-def test_resolved_dict_parses_back_to_the_same_scenario():
+def test_resolved_dict_parses_back_to_the_same_scenario() -> None:
     for name in list_presets():
         s = load_scenario(name)
         assert parse_scenario(s.to_dict()) == s

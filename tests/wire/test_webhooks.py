@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import standardwebhooks
@@ -62,7 +63,9 @@ def test_header_names_are_case_insensitive() -> None:
         (lambda h, b: (dict(h, **{"webhook-timestamp": "1400"}), b), "future"),
     ],
 )
-def test_tampered_missing_or_stale_webhooks_are_refused_with_a_reason(change, reason) -> None:
+def test_tampered_missing_or_stale_webhooks_are_refused_with_a_reason(
+    change: Any, reason: Any
+) -> None:
     headers, body = change(signed_headers(SECRET, BODY, msg_id="m", now_s=1000), BODY)
     with pytest.raises(WebhookVerificationError) as info:
         verify(SECRET, headers, body, now_s=1000)
