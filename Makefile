@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest report bench clean catalog notebooks
+.PHONY: venv test lint typecheck pytest report reference bench clean catalog notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: lint typecheck pytest
 report: $(STAMP)
 	$(BIN)/travelagent run loadtests/experiments/default.toml
 	$(BIN)/travelagent report
+
+# The newest run and its report become the committed reference (data/reference/).
+reference: $(STAMP)
+	$(BIN)/python -m travelagent.analysis.reference
 
 bench: $(STAMP)
 	$(BIN)/python -m travelagent.link.bench

@@ -23,10 +23,10 @@ from travelagent.analysis.export import (
     trace_events,
     trace_id,
 )
-from travelagent.analysis.load import Run, load_run
+from travelagent.analysis.load import Run, load_run, reference_run
 from travelagent.cli import main
 
-REFERENCE = next(p for p in (Path(__file__).parents[1] / "data" / "reference").iterdir())
+REFERENCE = reference_run()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from travelagent.analysis.synth import SynthCell, standard_cells, write_synthetic_run
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
 
 

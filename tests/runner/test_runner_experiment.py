@@ -16,7 +16,7 @@ from travelagent.runner.experiment import (
 from travelagent.runner.messages import MIXES, load_mix
 from travelagent.runner.run import locust_command
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def minimal(**changes: Any) -> dict[str, Any]:

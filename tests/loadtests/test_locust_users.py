@@ -16,7 +16,7 @@ from travelagent.config import JWT_SECRET_ENV
 from travelagent.topology.launcher import Topology
 from travelagent.wire.trace import GATEWAY_PATH, REALTIME_PATH
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
