@@ -18,7 +18,10 @@ from pathlib import Path
 
 from travelagent.analysis.load import project_root
 
-CELL_FILES = ("links.json", "selfcheck.json", "locust_stats.csv", "locust_failures.csv")
+CELL_FILES = (
+    "links.json", "selfcheck.json", "locust_stats.csv", "locust_failures.csv",
+    "latency-corrected.hlog", "latency-uncorrected.hlog",
+)  # fmt: skip
 REPORT_GLOBS = ("index.html", "0*.html", "claims.csv", "stability.csv")
 
 
@@ -56,12 +59,24 @@ def copy_report(report: Path, dest: Path) -> Path:
 
 
 def publish(run: Path, report: Path, dest: Path | None = None) -> Path:
-    dest = dest or reference_dir()
+    """Replace ``dest`` (data/reference/) with the run and its report. Built beside it first and
+    swapped in at the end, so a run that already lives in ``dest`` is read before it goes, and
+    a failure leaves the old reference whole."""
+    import tempfile
+
+    dest = (dest or reference_dir()).resolve()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".reference-", dir=dest.parent))
+    try:
+        copy_run(run, staging)
+        copy_report(report, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    copy_run(run, dest)
-    return copy_report(report, dest)
+    staging.rename(dest)
+    return dest / "report"
 
 
 def main(argv: list[str]) -> int:
