@@ -137,6 +137,7 @@ def _cells_frame(meta: dict[str, Any], messages: pd.DataFrame) -> pd.DataFrame:
                 "status": c.get("status", ""),
                 "scenario_name": c.get("scenario_name", ""),
                 "repetition": int(c.get("repetition") or 1),
+                "message_seed": c.get("message_seed"),
                 "flags": "; ".join((c.get("selfcheck") or {}).get("flags") or []),
             }
         )
@@ -164,13 +165,14 @@ def _cells_frame(meta: dict[str, Any], messages: pd.DataFrame) -> pd.DataFrame:
                     "status": "",
                     "scenario_name": "",
                     "repetition": 1,
+                    "message_seed": None,
                     "flags": "",
                 }
             )
     cells = pd.DataFrame(
         rows,
         columns=[*FACTORS, "cell", "users", "rate_per_s", "duration_s", "status", "scenario_name",
-                 "repetition", "flags"],
+                 "repetition", "message_seed", "flags"],
     )  # fmt: skip
     cells["config"] = [
         _config_name(c, r) for c, r in zip(cells["cell"], cells["repetition"], strict=True)
@@ -215,8 +217,12 @@ def load_run(path: str | Path) -> Run:
         messages[col] = messages["cell"].map(cells[col]).fillna("")
     messages["config"] = messages["cell"].map(cells["config"]).fillna(messages["cell"])
     messages["repetition"] = messages["cell"].map(cells["repetition"]).fillna(1).astype(int)
+    # Only cells recorded with paired message sequences (a message seed) pair up: in older
+    # runs user k of two cells asked different questions.
+    seeded = messages["cell"].map(cells["message_seed"].notna()).fillna(False).astype(bool)
     if len(messages):
         messages = messages.join(pairing_keys(messages))
+        messages.loc[~seeded.to_numpy(), "user_key"] = pd.NA
     else:
         messages["user_key"] = pd.Series(dtype="Int64")
         messages["seq"] = pd.Series(dtype="Int64")

@@ -245,6 +245,8 @@ def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
         "users": cell.shape.peak_users,
         "duration_s": cell.duration_s,
         "repetition": cell.repetition,
+        # user k of every cell with this seed asks the same questions (paired cells)
+        "message_seed": cell.repetition,
         "load": cell.load.to_dict(),
         "status": "failed",
         "error": "",
