@@ -1,0 +1,22 @@
+"""One tiny real trial: the gateway client against the websockets floor in its own process."""
+
+from __future__ import annotations
+
+from travelagent.bench import clients
+from travelagent.bench.floors import FloorServer, as_reply
+from travelagent.bench.trial import closed_loop
+from travelagent.wire import gateway as gw
+
+
+def test_a_floor_reply_is_the_frame_retyped_as_a_response():
+    frame = gw.message_frame("hi", user_id="u", msg_id="m1")
+    reply = gw.parse_server_frame(as_reply(frame))
+    assert reply.kind is gw.ServerFrameKind.RESPONSE and reply.id == "m1" and reply.text == "hi"
+
+
+async def test_the_gateway_client_drives_a_floor_in_a_quick_trial():
+    with FloorServer("websockets") as floor:
+        res = await closed_loop(clients.gateway(floor.url), case="floor-websockets", clients=2,
+                                round_no=0, duration_s=0.2, warmup=1)  # fmt: skip
+    assert res.failed == 0 and res.ok > 10
+    assert 0 < res.p50_ms <= res.p99_ms and res.rate_per_s > 0
