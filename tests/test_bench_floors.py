@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from travelagent.bench import clients
 from travelagent.bench.floors import FloorServer, as_reply
-from travelagent.bench.trial import closed_loop
+from travelagent.bench.trial import closed_loop, paired_closed_loop
 from travelagent.wire import gateway as gw
 
 
@@ -20,3 +20,14 @@ async def test_the_gateway_client_drives_a_floor_in_a_quick_trial():
                                 round_no=0, duration_s=0.2, warmup=1)  # fmt: skip
     assert res.failed == 0 and res.ok > 10
     assert 0 < res.p50_ms <= res.p99_ms and res.rate_per_s > 0
+
+
+async def test_a_paired_trial_measures_both_sides_in_alternating_slices():
+    with FloorServer("aiohttp") as floor:
+        a, b = await paired_closed_loop(
+            ("a", clients.gateway(floor.url)), ("b", clients.gateway(floor.url, stamps=False)),
+            clients=1, round_no=0, duration_s=0.2, slices=4, warmup=1,
+        )  # fmt: skip
+    assert (a.case, b.case) == ("a", "b")
+    assert a.ok > 5 and b.ok > 5 and a.failed == b.failed == 0
+    assert 0.15 < a.seconds < 0.5 and 0.15 < b.seconds < 0.5

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from travelagent.bench.trial import ClientFactory, TrialResult, closed_loop
+from travelagent.bench import clients as client_factories
+from travelagent.bench.trial import ClientFactory, TrialResult, closed_loop, paired_closed_loop
 
 
 @dataclass(frozen=True)
@@ -51,4 +52,33 @@ async def run_roundtrips(
         results.append(res)
         if progress is not None:
             progress(res)
+    return results
+
+
+async def run_stamping(
+    gateway_url: str,
+    *,
+    counts: tuple[int, ...],
+    rounds: int,
+    duration_s: float,
+    warmup: int,
+    progress: Callable[[TrialResult], None] | None = None,
+) -> list[TrialResult]:
+    """The gateway with the client's trace (``gateway``) and without (``gateway-nostamps``),
+    paired slice by slice; which goes first alternates by round."""
+    traced = ("gateway", client_factories.gateway(gateway_url))
+    untraced = ("gateway-nostamps", client_factories.gateway(gateway_url, stamps=False))
+    results = []
+    for r in range(rounds):
+        for c in counts:
+            a, b = (traced, untraced) if r % 2 == 0 else (untraced, traced)
+            pair = await paired_closed_loop(
+                a, b, clients=c, round_no=r, duration_s=duration_s, warmup=warmup,
+                user_prefix=f"s{r}-{c}",
+            )  # fmt: skip
+            for res in sorted(pair, key=lambda t: t.case):
+                res.case = f"stamping/{res.case}"
+                results.append(res)
+                if progress is not None:
+                    progress(res)
     return results

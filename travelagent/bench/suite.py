@@ -16,7 +16,7 @@ from travelagent.bench.floors import FLOOR_KINDS, FloorServer
 from travelagent.bench.links import run_links
 from travelagent.bench.loadgen import STANDIN, run_loadgen
 from travelagent.bench.memory import run_memory
-from travelagent.bench.roundtrips import Case, run_roundtrips
+from travelagent.bench.roundtrips import Case, run_roundtrips, run_stamping
 from travelagent.bench.trial import TrialResult
 from travelagent.runner.procs import ServedProcess
 from travelagent.topology.launcher import Topology, _free_ports
@@ -27,7 +27,7 @@ SECTIONS: tuple[str, ...] = ("roundtrip", "links", "memory", "loadgen")
 @dataclass(frozen=True)
 class Settings:
     rounds: int = 3
-    duration_s: float = 2.0  # per round-trip trial, after connecting and warming up
+    duration_s: float = 1.5  # per round-trip trial, after connecting and warming up
     warmup: int = 2  # unmeasured messages per client before each trial
     counts: tuple[int, ...] = (1, 20, 50)
     stamp_counts: tuple[int, ...] = (1, 20)  # gateway without stamps at these client counts
@@ -118,14 +118,13 @@ async def run_suite(
 async def _roundtrips(
     settings: Settings, run_dir: Path, gateway: Topology, stack: contextlib.AsyncExitStack
 ) -> list[dict[str, Any]]:
-    counts, stamp_counts = settings.counts, settings.stamp_counts
+    counts = settings.counts
     cases: list[Case] = []
     for kind in FLOOR_KINDS:
         floor = stack.enter_context(FloorServer(kind))
         cases.append(Case(f"floor-{kind}", clients.gateway(floor.url), counts))
     url = gateway.urls["gateway"]
     cases.append(Case("gateway", clients.gateway(url), counts))
-    cases.append(Case("gateway-nostamps", clients.gateway(url, stamps=False), stamp_counts))
     for publish in services.PUBLISH_MODES:
         for stream in (False, True):
             name = services.realtime_case(publish, stream)
@@ -143,6 +142,12 @@ async def _roundtrips(
     trials = await run_roundtrips(
         cases, counts=counts, rounds=settings.rounds, duration_s=settings.duration_s,
         warmup=settings.warmup, progress=_trial_line,
+    )  # fmt: skip
+    log(f"stamping: gateway with and without a client trace, alternating, at "
+        f"{settings.stamp_counts} clients")  # fmt: skip
+    trials += await run_stamping(
+        url, counts=settings.stamp_counts, rounds=settings.rounds,
+        duration_s=settings.duration_s, warmup=settings.warmup, progress=_trial_line,
     )  # fmt: skip
     return [t.to_dict() for t in trials]
 
