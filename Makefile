@@ -32,8 +32,10 @@ report: $(STAMP)
 	$(BIN)/travelagent run loadtests/experiments/default.toml
 	$(BIN)/travelagent report
 
+# The benchmark suite (docs/bench.md): never part of `make test`; ~8 minutes on 2 cores.
+# BENCH_ARGS=--quick for one round of short trials.
 bench: $(STAMP)
-	$(BIN)/python -m travelagent.link.bench
+	$(BIN)/python -m travelagent.bench $(BENCH_ARGS)
 
 catalog: $(STAMP)
 	$(BIN)/python -m travelagent.agent.catalog_gen data/catalog
