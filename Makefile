@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest report bench clean catalog
+.PHONY: venv test lint typecheck pytest report bench bench-profile clean catalog
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ report: $(STAMP)
 # BENCH_ARGS=--quick for one round of short trials.
 bench: $(STAMP)
 	$(BIN)/python -m travelagent.bench $(BENCH_ARGS)
+
+# The worker under py-spy at 20 gateway clients; prints the busiest functions.
+bench-profile: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[profile]'
+	$(BIN)/python -m travelagent.bench.profile $(PROFILE_ARGS)
 
 catalog: $(STAMP)
 	$(BIN)/python -m travelagent.agent.catalog_gen data/catalog
