@@ -13,6 +13,7 @@ import asyncio
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,13 @@ async def run_asyncio(url: str, *, users: int, seconds: float, label: str) -> di
 
 
 async def run_loadgen(
-    targets: dict[str, str], *, rounds: int, users: int, seconds: float, run_dir: Path
+    targets: dict[str, str],
+    *,
+    rounds: int,
+    users: int,
+    seconds: float,
+    run_dir: Path,
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """``targets``: name -> gateway URL. Every (generator, target) once per round, rotated."""
     combos = [(g, t) for t in targets for g in ("locust", "asyncio")]
@@ -70,11 +77,18 @@ async def run_loadgen(
         k = r % len(combos)
         for generator, target in combos[k:] + combos[:k]:
             url = targets[target]
-            if generator == "locust":
-                trial_dir = run_dir / "locust" / f"{target}-{r}"
-                trial_dir.mkdir(parents=True, exist_ok=True)
-                m = await run_locust(url, users=users, seconds=seconds, run_dir=trial_dir)
-            else:
-                m = await run_asyncio(url, users=users, seconds=seconds, label=f"lg{r}-{target}")
+            try:
+                if generator == "locust":
+                    trial_dir = run_dir / "locust" / f"{target}-{r}"
+                    trial_dir.mkdir(parents=True, exist_ok=True)
+                    m = await run_locust(url, users=users, seconds=seconds, run_dir=trial_dir)
+                else:
+                    label = f"lg{r}-{target}"
+                    m = await run_asyncio(url, users=users, seconds=seconds, label=label)
+            except (RuntimeError, ValueError, KeyError, StopIteration) as err:
+                # One failed trial is a gap in the figure (and said in bench.json), not a lost run.
+                m = {"rate_per_s": float("nan"), "error": f"{type(err).__name__}: {err}"}
             out.append({"round": r, "generator": generator, "target": target, "users": users, **m})
+            if progress is not None:
+                progress(out[-1])
     return out

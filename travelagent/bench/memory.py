@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,13 @@ async def measure_server(
     }  # fmt: skip
 
 
-async def run_memory(*, rounds: int, connections: int, run_dir: Path) -> list[dict[str, Any]]:
+async def run_memory(
+    *,
+    rounds: int,
+    connections: int,
+    run_dir: Path,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     out = []
     for r in range(rounds):
         scenario = services.bench_scenario(f"memory-{r}")
@@ -85,4 +92,6 @@ async def run_memory(*, rounds: int, connections: int, run_dir: Path) -> list[di
             for kind, url, pid in servers if r % 2 == 0 else servers[::-1]:
                 m = await measure_server(kind, url, pid, connections, env)
                 out.append({"round": r, **m})
+                if progress is not None:
+                    progress(out[-1])
     return out

@@ -59,11 +59,18 @@ def _trial_line(res: TrialResult) -> None:
         + (f", {res.failed} failed {list(res.errors)}" if res.failed else ""))  # fmt: skip
 
 
+def _entry_line(entry: dict[str, Any]) -> None:
+    shown = {k: (f"{v:,.3f}" if isinstance(v, float) else v) for k, v in entry.items()}
+    log("  " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+
+
 def skipped_peers() -> list[tuple[str, str]]:
     """The optional ``wrangler dev`` peer is not part of this suite yet; say why."""
-    node = shutil.which("node")
-    why = "optional peer not built yet (no Worker/Durable Object of ours for wrangler in the tree)"
-    why += "; Node.js " + ("present" if node else "absent")
+    why = (
+        "optional, not built yet: no Worker/Durable Object of ours for wrangler in the tree, and "
+        "the suite already takes most of its ten minutes here"
+    )
+    why += "; Node.js " + ("present" if shutil.which("node") else "absent")
     why += ", wrangler " + ("present" if shutil.which("wrangler") else "not installed")
     return [("Cloudflare `wrangler dev` gateway peer", why)]
 
@@ -96,20 +103,23 @@ async def run_suite(
                            "gateway": gateway.urls["gateway"]}  # fmt: skip
                 results["loadgen"] = await run_loadgen(
                     targets, rounds=settings.rounds, users=settings.loadgen_users,
-                    seconds=settings.loadgen_seconds, run_dir=run_dir,
+                    seconds=settings.loadgen_seconds, run_dir=run_dir, progress=_entry_line,
                 )  # fmt: skip
             timings["loadgen"] = time.perf_counter() - t0
     if "links" in sections:
         t0 = time.perf_counter()
         log("links: zero delay and 10 ms at 1,000 msg/s")
-        results["links"] = await run_links(rounds=settings.rounds, seconds=settings.link_seconds)
+        results["links"] = await run_links(
+            rounds=settings.rounds, seconds=settings.link_seconds, progress=_entry_line
+        )
         timings["links"] = time.perf_counter() - t0
     if "memory" in sections:
         t0 = time.perf_counter()
         log(f"memory: {settings.memory_connections:,} idle connections, gateway and realtime")
         results["memory"] = await run_memory(
-            rounds=settings.rounds, connections=settings.memory_connections, run_dir=run_dir
-        )
+            rounds=settings.rounds, connections=settings.memory_connections, run_dir=run_dir,
+            progress=_entry_line,
+        )  # fmt: skip
         timings["memory"] = time.perf_counter() - t0
     results["section_seconds"] = timings
     return results
