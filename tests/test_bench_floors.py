@@ -31,3 +31,11 @@ async def test_a_paired_trial_measures_both_sides_in_alternating_slices():
     assert (a.case, b.case) == ("a", "b")
     assert a.ok > 5 and b.ok > 5 and a.failed == b.failed == 0
     assert 0.15 < a.seconds < 0.5 and 0.15 < b.seconds < 0.5
+
+
+def test_rss_is_read_from_proc():
+    import os
+
+    from travelagent.bench.memory import rss_kib
+
+    assert 1_000 < rss_kib(os.getpid()) < 10_000_000

@@ -70,13 +70,14 @@ def test_targets_are_judged_on_pairwise_medians():
 
 
 def test_the_table_puts_every_target_beside_its_figure():
-    text = render(build_rows(results()), rounds=3, skipped=[("peer", "no node")])
+    text = render(build_rows(results()), rounds=3, skipped=[("peer", "no node")],
+                  notes=["memory: 2 of 3 rounds"])  # fmt: skip
     assert "== round trip" in text and "== targets (issue 12)" in text
     target_lines = text.split("== targets (issue 12)")[1].splitlines()
     assert any("gateway @20 rate" in ln and "≥ 1,500 msg/s" in ln and "met" in ln
                for ln in target_lines)  # fmt: skip
     assert any("locust -> standin" in ln and "missed" in ln for ln in target_lines)
-    assert "skipped: peer: no node" in text
+    assert "skipped: peer: no node" in text and "note: memory: 2 of 3 rounds" in text
     assert "2.00× (2.00×-2.00×) ✓" in text
 
 

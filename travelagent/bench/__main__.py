@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": [{"what": w, "why": y} for w, y in skipped],
     }  # fmt: skip
     (run_dir / "bench.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    table = render(rows, rounds=settings.rounds, skipped=skipped)
+    table = render(rows, rounds=settings.rounds, skipped=skipped, notes=results.get("notes", []))
     (run_dir / "table.txt").write_text(table + "\n")
     print(table)
     print(f"\nwall time {wall_s:.0f} s; results in {run_dir / 'bench.json'}")

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,41 +33,55 @@ def rss_kib(pid: int) -> int:
 
 
 class IdleClients:
-    """``async with IdleClients(kind, url, n, env) as info:`` holds n connections in a child."""
+    """The client process: ``warm()`` (connections opened and closed), then ``hold()`` (N
+    connections open until ``close()``)."""
 
-    def __init__(self, kind: str, url: str, count: int, env: dict[str, str]) -> None:
-        self.argv = [sys.executable, "-m", "travelagent.bench.idle", kind, url, str(count)]
+    def __init__(self, kind: str, url: str, count: int, warm: int, env: dict[str, str]) -> None:
+        self.argv = [sys.executable, "-m", "travelagent.bench.idle", kind, url, str(count),
+                     str(warm)]  # fmt: skip
         self.env = {**os.environ, **env}
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def __aenter__(self) -> dict[str, Any]:
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env=self.env,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
+    async def _line(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
         line = await self.proc.stdout.readline()
         if not line:
             await self.proc.wait()
             raise RuntimeError(f"idle clients exited with {self.proc.returncode}")
         return dict(json.loads(line))
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def warm(self) -> dict[str, Any]:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env=self.env,
+        )  # fmt: skip
+        return await self._line()
+
+    async def hold(self) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.close()
-        await self.proc.wait()
+        self.proc.stdin.write(b"go\n")
+        await self.proc.stdin.drain()
+        return await self._line()
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+            await self.proc.wait()
 
 
 async def measure_server(
     kind: str, url: str, pid: int, count: int, env: dict[str, str]
 ) -> dict[str, Any]:
-    async with IdleClients(kind, url, WARM_CONNECTIONS, env):
-        pass
-    await asyncio.sleep(SETTLE_S)
-    before = rss_kib(pid)
-    async with IdleClients(kind, url, count, env) as info:
+    clients = IdleClients(kind, url, count, WARM_CONNECTIONS, env)
+    try:
+        await clients.warm()
+        await asyncio.sleep(SETTLE_S)
+        before = rss_kib(pid)
+        info = await clients.hold()
         await asyncio.sleep(SETTLE_S)
         after = rss_kib(pid)
+    finally:
+        await clients.close()
     opened = int(info["open"])
     return {
         "server": kind, "connections": count, "open": opened, "failed": info["failed"],
@@ -81,9 +96,16 @@ async def run_memory(
     connections: int,
     run_dir: Path,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
-    out = []
+    """Up to ``rounds`` rounds; a further round starts only if one more, as long as the last,
+    still ends before ``deadline`` (``time.perf_counter()`` seconds)."""
+    out: list[dict[str, Any]] = []
+    round_s = 0.0
     for r in range(rounds):
+        if deadline is not None and r and time.perf_counter() + round_s > deadline:
+            break
+        t0 = time.perf_counter()
         scenario = services.bench_scenario(f"memory-{r}")
         async with services.topology(scenario, run_dir) as topo:
             env = topo.client_env()
@@ -94,4 +116,5 @@ async def run_memory(
                 out.append({"round": r, **m})
                 if progress is not None:
                     progress(out[-1])
+        round_s = time.perf_counter() - t0
     return out

@@ -4,6 +4,7 @@ every targeted figure beside its target with met or missed; pure, returns text."
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from travelagent.bench.report import Row
 from travelagent.bench.stats import Figure
@@ -62,7 +63,9 @@ def section_table(rows: list[Row]) -> list[str]:
     return _grid(header, lines)
 
 
-def render(rows: list[Row], *, rounds: int, skipped: list[tuple[str, str]]) -> str:
+def render(
+    rows: list[Row], *, rounds: int, skipped: list[tuple[str, str]], notes: Sequence[str] = ()
+) -> str:
     out = [f"median (min-max) over {rounds} interleaved round(s); ✓ met, ✗ missed target"]
     for section in dict.fromkeys(r.section for r in rows):
         out += ["", f"== {section}", *section_table([r for r in rows if r.section == section])]
@@ -73,5 +76,6 @@ def render(rows: list[Row], *, rounds: int, skipped: list[tuple[str, str]]) -> s
     out += ["", "== targets (issue 12)", *_grid(["figure", "measured", "target", "verdict"], lines)]
     met = sum(r.verdict == "met" for r in targeted)
     out.append(f"{met} of {len(targeted)} measured targets met")
+    out += [f"note: {note}" for note in notes]
     out += [f"skipped: {what}: {why}" for what, why in skipped]
     return "\n".join(out)
