@@ -14,7 +14,6 @@ load lands on both sides instead of deciding the comparison.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -85,17 +84,19 @@ class Fleet:
                 rec = await self._request(i)
                 if rec.status == "ok" and rec.recv_ns is not None:
                     self.latencies_ms.append((rec.recv_ns - rec.send_ns) / 1e6)
-                else:
-                    self.errors.append(f"{rec.status}: {rec.error}")
+                    continue
+                self.errors.append(f"{rec.status}: {rec.error}")
+                if rec.status == "lost" or "connection closed" in rec.error:
+                    return  # this client's socket is gone: stop it, do not spin on errors
 
         t0 = time.perf_counter()
         await asyncio.gather(*(loop(i) for i in range(self.clients)))
         self.seconds += time.perf_counter() - t0
 
     async def close(self) -> None:
-        for c in self.conns:
-            with contextlib.suppress(Exception):
-                await c.close()
+        # All at once: a peer slow to answer the close handshake costs its timeout once, not
+        # once per client.
+        await asyncio.gather(*(c.close() for c in self.conns), return_exceptions=True)
 
     def result(self, case: str, round_no: int) -> TrialResult:
         lat = self.latencies_ms
