@@ -39,3 +39,13 @@ def test_rss_is_read_from_proc():
     from travelagent.bench.memory import rss_kib
 
     assert 1_000 < rss_kib(os.getpid()) < 10_000_000
+
+
+def test_the_wrangler_peer_is_skipped_with_a_reason_without_node(monkeypatch):
+    import pytest
+
+    from travelagent.bench import peer
+
+    monkeypatch.setattr(peer.shutil, "which", lambda name: None)
+    with pytest.raises(peer.PeerUnavailable, match=r"Node\.js or npm not found"):
+        peer.ensure_wrangler()

@@ -8,6 +8,7 @@ host, commit) and ``table.txt`` into ``data/runs/<id>-bench/`` and prints the ta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from travelagent.bench.idle import raise_nofile_limit
 from travelagent.bench.report import build_rows
-from travelagent.bench.suite import FULL, QUICK, SECTIONS, log, run, skipped_peers
+from travelagent.bench.suite import FULL, QUICK, SECTIONS, log, run
 from travelagent.bench.table import render
 from travelagent.client.runinfo import git_commit, host_info, iso_now, new_run_id, package_versions
 
@@ -26,6 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="one round of short trials")
     every = ",".join(SECTIONS)
     p.add_argument("--only", default=every, help=f"comma-separated sections (default {every})")
+    p.add_argument("--no-peer", action="store_true", help="skip the wrangler dev peer")
     p.add_argument("--out", type=Path, default=Path("data/runs"), help="where the run goes")
     return p.parse_args(argv)
 
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     settings = QUICK if args.quick else FULL
+    if args.no_peer:
+        settings = dataclasses.replace(settings, peer=False)
     run_dir = (args.out / f"{new_run_id()}-bench").resolve()
     run_dir.mkdir(parents=True)
     # Children (the servers) inherit the limit: 10,000 sockets need more than the usual 1,024.
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(settings, run_dir, sections)
     wall_s = time.perf_counter() - t0
     rows = build_rows(results)
-    skipped = skipped_peers()
+    skipped = [(str(what), str(why)) for what, why in results.pop("skipped", [])]
     doc = {
         "run_id": run_dir.name, "kind": "bench", "quick": args.quick, "sections": sections,
         "started": started, "ended": iso_now(), "wall_s": wall_s, "settings": asdict(settings),

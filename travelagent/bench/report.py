@@ -19,6 +19,7 @@ FLOOR = "floor-websockets"  # the issue's floor
 FLOORS = ("floor-websockets", "floor-aiohttp")
 GATEWAY = "gateway"
 RT_PERSISTENT = "realtime-ws-persistent-nostream"
+PEER_CASE = "peer-wrangler"  # the gateway on Cloudflare's runtime (wrangler dev), optional
 STAMPS_ON, STAMPS_OFF = "stamping/gateway", "stamping/gateway-nostamps"  # the paired trials
 
 
@@ -107,7 +108,7 @@ def roundtrip_rows(trials: list[dict[str, Any]]) -> list[Row]:
                 )
                 ratio = pairwise_ratio(*_paired(p50[key], p50[(floor, clients)]))
                 rows.append(Row("round trip", label, f"p50 / {floor}", "×", ratio, target))
-        if case.startswith("realtime") and (GATEWAY, clients) in p50:
+        if (case.startswith("realtime") or case == PEER_CASE) and (GATEWAY, clients) in p50:
             target = at_most(2.0, "≤ 2×") if case == RT_PERSISTENT and clients == 1 else None
             ratio = pairwise_ratio(*_paired(p50[key], p50[(GATEWAY, clients)]))
             rows.append(Row("round trip", label, "p50 / gateway", "×", ratio, target))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -16,6 +15,8 @@ from travelagent.bench.floors import FLOOR_KINDS, FloorServer
 from travelagent.bench.links import run_links
 from travelagent.bench.loadgen import STANDIN, run_loadgen
 from travelagent.bench.memory import run_memory
+from travelagent.bench.peer import PeerUnavailable, WranglerPeer
+from travelagent.bench.report import PEER_CASE
 from travelagent.bench.roundtrips import Case, run_roundtrips, run_stamping
 from travelagent.bench.trial import TrialResult
 from travelagent.runner.procs import ServedProcess
@@ -45,6 +46,7 @@ class Settings:
     # The whole run stays under ten minutes: memory rounds (the last section, ~30-70 s each)
     # stop early, said in the table, when another would end after this.
     budget_s: float = 570.0
+    peer: bool = True  # the wrangler dev peer, where Node.js and npm are present
 
 
 FULL = Settings()
@@ -67,21 +69,13 @@ def _entry_line(entry: dict[str, Any]) -> None:
     log("  " + ", ".join(f"{k} {v}" for k, v in shown.items()))
 
 
-def skipped_peers() -> list[tuple[str, str]]:
-    """The optional ``wrangler dev`` peer is not part of this suite yet; say why."""
-    why = (
-        "optional, not built yet: no Worker/Durable Object of ours for wrangler in the tree, and "
-        "the suite already takes most of its ten minutes here"
-    )
-    why += "; Node.js " + ("present" if shutil.which("node") else "absent")
-    why += ", wrangler " + ("present" if shutil.which("wrangler") else "not installed")
-    return [("Cloudflare `wrangler dev` gateway peer", why)]
+PEER_NAME = "Cloudflare `wrangler dev` gateway peer"
 
 
 async def run_suite(
     settings: Settings, run_dir: Path, *, sections: tuple[str, ...] = SECTIONS
 ) -> dict[str, Any]:
-    results: dict[str, Any] = {"settings": asdict(settings), "notes": []}
+    results: dict[str, Any] = {"settings": asdict(settings), "notes": [], "skipped": []}
     timings: dict[str, float] = {}
     deadline = time.perf_counter() + settings.budget_s
     async with contextlib.AsyncExitStack() as stack:
@@ -93,7 +87,7 @@ async def run_suite(
         if "roundtrip" in sections:
             t0 = time.perf_counter()
             assert gateway is not None
-            results["roundtrips"] = await _roundtrips(settings, run_dir, gateway, stack)
+            results["roundtrips"] = await _roundtrips(settings, run_dir, gateway, stack, results)
             timings["roundtrip"] = time.perf_counter() - t0
         if "loadgen" in sections:
             t0 = time.perf_counter()
@@ -136,7 +130,11 @@ async def run_suite(
 
 
 async def _roundtrips(
-    settings: Settings, run_dir: Path, gateway: Topology, stack: contextlib.AsyncExitStack
+    settings: Settings,
+    run_dir: Path,
+    gateway: Topology,
+    stack: contextlib.AsyncExitStack,
+    results: dict[str, Any],
 ) -> list[dict[str, Any]]:
     counts = settings.counts
     cases: list[Case] = []
@@ -145,6 +143,17 @@ async def _roundtrips(
         cases.append(Case(f"floor-{kind}", clients.gateway(floor.url), counts))
     url = gateway.urls["gateway"]
     cases.append(Case("gateway", clients.gateway(url), counts))
+    if not settings.peer:
+        results["skipped"].append((PEER_NAME, "--no-peer"))
+    else:
+        try:
+            peer = WranglerPeer(run_dir / "wrangler")
+            await asyncio.to_thread(peer.__enter__)  # installs wrangler on first use: minutes
+            stack.callback(peer.stop)
+            cases.append(Case(PEER_CASE, clients.gateway(peer.url), counts))
+        except PeerUnavailable as err:
+            results["skipped"].append((PEER_NAME, str(err)))
+            log(f"skipped: {PEER_NAME}: {err}")
     for publish in services.PUBLISH_MODES:
         for stream in (False, True):
             name = services.realtime_case(publish, stream)
