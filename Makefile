@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest report reference bench clean catalog notebooks
+.PHONY: venv test lint typecheck pytest report reference bench bench-profile clean catalog notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,8 +41,15 @@ report: $(STAMP)
 reference: $(STAMP)
 	$(BIN)/python -m travelagent.analysis.reference
 
+# The benchmark suite (docs/bench.md): never part of `make test`; ~8 minutes on 2 cores.
+# BENCH_ARGS=--quick for one round of short trials.
 bench: $(STAMP)
-	$(BIN)/python -m travelagent.link.bench
+	$(BIN)/python -m travelagent.bench $(BENCH_ARGS)
+
+# The worker under py-spy at 20 gateway clients; prints the busiest functions.
+bench-profile: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[profile]'
+	$(BIN)/python -m travelagent.bench.profile $(PROFILE_ARGS)
 
 catalog: $(STAMP)
 	$(BIN)/python -m travelagent.agent.catalog_gen data/catalog

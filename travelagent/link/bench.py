@@ -151,6 +151,23 @@ async def _run(timer: str, args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+async def measure(
+    timer: str = "timerfd",
+    *,
+    delay_ms: float,
+    rate: float,
+    seconds: float,
+    setup_rtts: float = 0.0,
+    trials: int = 5,
+) -> dict[str, float]:
+    """One measurement as ``main`` prints it, for other programs (the benchmark suite):
+    ``p50``/``p99`` one-way through the link, ``direct_p50``/``direct_p99`` without it (ms)."""
+    args = argparse.Namespace(
+        delay_ms=delay_ms, rate=rate, seconds=seconds, setup_rtts=setup_rtts, trials=trials
+    )
+    return await _run(timer, args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m travelagent.link.bench")
     parser.add_argument("--delay-ms", type=float, default=10.0)
