@@ -68,3 +68,18 @@ def test_llm_time_can_be_given_instead_of_measured(tmp_path: Path) -> None:
     mt = model_table(_run(tmp_path), llm_ms={"g": 10.0}).set_index("cell")
     assert mt.loc["g", "predicted_ms"] == pytest.approx(26.0)
     assert mt.loc["g", "llm_source"] == "given"
+
+
+def test_model_csv_has_one_row_per_measured_cell_with_the_contract_columns(
+    tmp_path: Path,
+) -> None:
+    from travelagent.analysis.report import model_csv
+
+    run = load_run(write_synthetic_run(tmp_path, [SynthCell("g", "gateway", n=20),
+                                                  SynthCell("r", "realtime", "http-new", n=20)]))  # fmt: skip
+    out = model_csv(run)
+    assert list(out.columns[:5]) == [
+        "cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct"
+    ]  # fmt: skip
+    assert sorted(out["cell"]) == ["g", "r"] and not out["held_out"].any()
+    assert (out["error_pct"].abs() < 50).all()

@@ -286,6 +286,21 @@ def _cells_html(run: Run) -> str:
     return c.to_html(index=False, border=0, escape=True)
 
 
+def model_csv(run: Run) -> pd.DataFrame:
+    """One row per measured cell: the hop model's predicted median beside the measured one.
+    The model fits nothing (configured link delays and set-up round trips, the cell's own LLM
+    time from the stamps), so no cell is held out of a fit."""
+    from travelagent.analysis.model import model_table
+
+    mt = model_table(run)
+    cols = ["cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct", "arch",
+            "publish", "streaming", "network_ms", "setup_ms", "llm_ms", "llm_source"]  # fmt: skip
+    if mt.empty:
+        return pd.DataFrame(columns=cols)
+    mt = mt.rename(columns={"predicted_ms": "predicted_p50_ms"}).assign(held_out=False)
+    return mt[cols]
+
+
 def _seeds(run: Run) -> str:
     """The seeds behind the run: the scenarios' (the simulated model's) and, for repeated
     experiments, the message seeds (one per repetition)."""
@@ -426,5 +441,9 @@ def build_report(
         stability = _stability_html(stab)
     except Exception as err:
         stability = f'<p class="failed">stability not computed: {html.escape(str(err))}</p>'
+    try:
+        model_csv(run).to_csv(out / "model.csv", index=False)
+    except Exception as err:  # the report stands without it; say why on stderr
+        print(f"travelagent report: model.csv not written: {err}", file=sys.stderr)
     report.index.write_text(_index_html(run, report, claims, stability))
     return report
