@@ -75,8 +75,8 @@ def test_model_csv_has_one_row_per_measured_cell_with_the_contract_columns(
 ) -> None:
     from travelagent.analysis.report import model_csv
 
-    run = load_run(write_synthetic_run(tmp_path, [SynthCell("g", "gateway", n=20),
-                                                  SynthCell("r", "realtime", "http-new", n=20)]))  # fmt: skip
+    cells = [SynthCell("g", "gateway", n=20), SynthCell("r", "realtime", "http-new", n=20)]
+    run = load_run(write_synthetic_run(tmp_path, cells))
     out = model_csv(run)
     assert list(out.columns[:5]) == [
         "cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct"
