@@ -134,6 +134,13 @@ def test_a_failed_stream_ends_with_its_error_and_a_junk_line_is_refused() -> Non
         rpc.parse_stream_line("[]")
 
 
+def test_a_line_or_error_body_nested_too_deeply_for_json_is_refused_not_raised() -> None:
+    # json.loads raises RecursionError here; it once escaped both readers.
+    with pytest.raises(rpc.RpcError):
+        rpc.parse_stream_line("[" * 100_000)
+    assert rpc.error_reason(b"[" * 100_000) == "[" * 200
+
+
 def test_a_whole_reply_and_an_error_body_read_back() -> None:
     assert rpc.parse_reply(rpc.reply_body("hi", None, [])).text == "hi"
     with pytest.raises(rpc.RpcError):
