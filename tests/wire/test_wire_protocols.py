@@ -24,6 +24,14 @@ def test_objects_skip_lines_that_are_not_json_objects() -> None:
     assert [obj for obj, _ in ndjson.objects(text)] == [{"a": 1}, {"b": "é"}]
 
 
+def test_a_line_holding_a_lone_surrogate_is_written_escaped_so_it_encodes_as_utf8() -> None:
+    # A client may publish {"text": "\\ud800"}; the push once failed in the socket write.
+    line = ndjson.dumps({"text": "\ud800", "city": "Zürich"})
+    assert line.encode() == rb'{"text":"\ud800","city":"Z\u00fcrich"}'
+    assert json.loads(line) == {"text": "\ud800", "city": "Zürich"}
+    assert ndjson.dumps({"city": "Zürich"}) == '{"city":"Zürich"}'
+
+
 def test_join_writes_one_compact_line_per_message() -> None:
     assert ndjson.join([{"a": 1}, '{"b":2}']) == '{"a":1}\n{"b":2}'
     assert ndjson.line_bytes({"chunk": "x"}) == b'{"chunk": "x"}\n'
