@@ -61,6 +61,32 @@ def test_an_error_reply_gives_the_servers_code_and_message() -> None:
     assert reply.error == (cf.ERROR_PERMISSION_DENIED, "permission denied")
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"push":1}',
+        '{"push":{"channel":1,"pub":{}}}',
+        '{"push":{"channel":"c","pub":2}}',
+        '{"id":[1]}',
+    ],
+)
+def test_a_malformed_server_line_is_skipped_not_raised(line: str) -> None:
+    # Each of these once raised AttributeError in the client's reader, or gave an unhashable id.
+    assert cf.decode_server_frame(line) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "want"),
+    [("x", (0, "x")), ({"code": "x", "message": "m"}, (0, "m")), ({"code": 7}, (7, ""))],
+)
+def test_a_malformed_error_reply_reads_as_code_0_not_an_exception(error: object, want) -> None:
+    [reply] = cf.decode_server_frame(json.dumps({"id": 1, "error": error}))
+    assert isinstance(reply, cf.ServerReply) and reply.error == want
+    [sock] = api.decode_socket_replies(json.dumps({"id": 1, "error": error}))
+    assert sock.error == want
+    assert api.decode_socket_replies('{"id":"1","result":{}}') == []
+
+
 # --- the server API and its publisher socket -----------------------------------------------
 def test_a_publisher_socket_command_is_read_back_by_the_server() -> None:
     line = api.socket_command(3, "publish", api.publish_params("travel:u1", {"x": 1}))
