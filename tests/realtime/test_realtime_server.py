@@ -297,6 +297,9 @@ async def test_api_without_or_with_wrong_key_is_401(rt) -> None:
         assert r.status_code == 401
         r = await http.get("/api/ws", headers={"X-API-Key": "wrong"})
         assert r.status_code == 401
+        # bytes that are not UTF-8 once made a 500 (UnicodeEncodeError in the key check)
+        r = await http.post("/api/info", json={}, headers={"X-API-Key": b"\xff\xfe"})
+        assert r.status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -122,6 +122,8 @@ def test_the_api_key_is_accepted_in_either_spelling_and_a_wrong_one_refused() ->
     assert api.authorized(api.api_key_headers("k"), "k")
     assert api.authorized({"Authorization": "apikey k"}, "k")
     assert not api.authorized({"X-API-Key": "nope"}, "k") and not api.authorized({}, "k")
+    # undecodable header bytes reach us as lone surrogates: refused, no UnicodeEncodeError (500)
+    assert not api.authorized({"X-API-Key": "\udcff\udcfe"}, "k")
 
 
 def test_the_socket_url_is_derived_from_a_base_url() -> None:

@@ -41,7 +41,10 @@ def authorized(headers: Mapping[str, str], api_key: str) -> bool:
     auth = headers.get("Authorization", "")
     if not key and auth.lower().startswith("apikey "):
         key = auth[7:].strip()  # Centrifugo's older spelling
-    return bool(key) and hmac.compare_digest(key.encode(), api_key.encode())
+    # surrogatepass: aiohttp hands undecodable header bytes over as lone surrogates
+    return bool(key) and hmac.compare_digest(
+        key.encode("utf-8", "surrogatepass"), api_key.encode("utf-8", "surrogatepass")
+    )
 
 
 # --- HTTP ----------------------------------------------------------------------------------------

@@ -51,7 +51,8 @@ def secret_key(secret: str) -> bytes:
 
 def sign(secret: str, msg_id: str, timestamp_s: int, body: bytes) -> str:
     """The ``webhook-signature`` header value for this message."""
-    signed = f"{msg_id}.{timestamp_s}.".encode() + body
+    # surrogatepass: a received webhook-id may hold undecodable header bytes as lone surrogates
+    signed = f"{msg_id}.{timestamp_s}.".encode("utf-8", "surrogatepass") + body
     digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
@@ -111,7 +112,9 @@ def verify(
     expected = sign(secret, msg_id, ts, body).split(",", 1)[1].encode()
     for candidate in sig_text.split(" "):
         version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value.encode(), expected):
+        if version == "v1" and hmac.compare_digest(
+            value.encode("utf-8", "surrogatepass"), expected
+        ):
             return
     raise WebhookVerificationError("no matching webhook signature")
 
