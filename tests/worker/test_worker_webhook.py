@@ -182,6 +182,8 @@ async def test_stale_timestamp_is_refused(worker):
         ("not json", "valid JSON"),
         ([1, 2], "JSON object"),
         ({"type": "gossip", "room": "travel:u1"}, "'type'"),
+        # a list is not hashable: this once raised TypeError in the set lookup, a 500
+        ({"type": ["message"], "room": "travel:u1"}, "'type'"),
         ({"type": "message"}, "'room'"),
         ({"type": "message", "room": "travel:u1", "userId": "u1"}, "'message'"),
         ({"type": "message", "room": "travel:u1", "userId": "u1", "message": {"text": ""}}, "text"),

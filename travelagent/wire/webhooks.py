@@ -133,7 +133,8 @@ def parse_event(body: bytes) -> dict[str, Any]:
         raise ValueError("body is not valid JSON") from None
     if not isinstance(event, dict):
         raise ValueError("body must be a JSON object")
-    if event.get("type") not in EVENT_TYPES:
+    kind = event.get("type")
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:  # a list is not even hashable
         raise ValueError("'type' must be one of message, presence, connection")
     room = event.get("room")
     if not isinstance(room, str) or not room or len(room) > 256:
