@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from travelagent.wire.centrifugo import MAX_CHANNEL_CHARS
 from travelagent.wire.gateway import valid_user_id
 from travelagent.wire.trace import Trace
 
@@ -137,8 +138,9 @@ def parse_event(body: bytes) -> dict[str, Any]:
     if not isinstance(kind, str) or kind not in EVENT_TYPES:  # a list is not even hashable
         raise ValueError("'type' must be one of message, presence, connection")
     room = event.get("room")
-    if not isinstance(room, str) or not room or len(room) > 256:
-        raise ValueError("'room' must be a non-empty string")
+    if not isinstance(room, str) or not room or len(room) > MAX_CHANNEL_CHARS:
+        # the reply is published to this channel: a longer name would fail that publish (502)
+        raise ValueError(f"'room' must be a channel name of 1-{MAX_CHANNEL_CHARS} characters")
     return event
 
 
