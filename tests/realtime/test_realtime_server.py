@@ -70,6 +70,19 @@ async def test_connect_subscribe_publish_delivers_publication_with_offset(rt, tf
     await c.aclose()
 
 
+async def test_a_publication_holding_a_lone_surrogate_reaches_subscribers_and_more_follow(
+    rt, tf
+) -> None:
+    # JSON may spell "\ud800"; the push once killed the subscriber's writer (UnicodeEncodeError)
+    c = await connected(rt, "u1")
+    await c.subscribe("travel:u1")
+    await c.publish("travel:u1", {"text": "\ud800"})
+    assert (await next_push(c, tf)).data == {"text": "\ud800"}
+    await c.publish("travel:u1", {"text": "after"})
+    assert (await next_push(c, tf)).data == {"text": "after"}
+    await c.aclose()
+
+
 async def test_several_commands_in_one_frame_get_all_their_replies(rt, tf) -> None:
     async with websockets.connect(rt.ws_url) as ws:
         token = make_token("u1", JWT_SECRET)
@@ -296,6 +309,9 @@ async def test_api_without_or_with_wrong_key_is_401(rt) -> None:
         r = await http.post("/api/info", json={}, headers={"X-API-Key": "wrong"})
         assert r.status_code == 401
         r = await http.get("/api/ws", headers={"X-API-Key": "wrong"})
+        assert r.status_code == 401
+        # bytes that are not UTF-8 once made a 500 (UnicodeEncodeError in the key check)
+        r = await http.post("/api/info", json={}, headers={"X-API-Key": b"\xff\xfe"})
         assert r.status_code == 401
 
 

@@ -99,6 +99,21 @@ def test_apply_overrides_does_not_touch_the_original() -> None:
         ({"load": {"think": 3}}, "load.think is not a load setting"),
         ({"load": {"timeout_s": "soon"}}, "load.timeout_s"),
         ({"name": "has space"}, "name"),
+        # each of these once escaped as ValueError, OverflowError, IsADirectoryError or
+        # TOMLDecodeError, or was accepted (nan, inf, a fraction of a process)
+        ({"load": {"processes": float("nan")}}, "load.processes"),
+        ({"load": {"processes": float("inf")}}, "load.processes"),
+        ({"load": {"processes": 1.5}}, "load.processes must be a whole number"),
+        ({"load": {"think_ms": float("nan")}}, "load.think_ms"),
+        ({"durations_s": [float("inf")]}, "durations_s"),
+        ({"shapes": [{"users": 1, "spawn_rate": float("nan")}]}, "spawn_rate.*finite"),
+        ({"scenarios": [{"name": "s", "preset": "a\x00b", "arch": "gateway"}]}, "a.x00b"),
+        ({"scenarios": [{"name": "s", "preset": "x" * 5000, "arch": "gateway"}]}, "xxx"),
+        ({"scenarios": [{"name": "s", "preset": str(ROOT), "arch": "gateway"}]}, "cannot read"),
+        (
+            {"scenarios": [{"name": "s", "preset": str(ROOT / "README.md"), "arch": "gateway"}]},
+            "cannot read",
+        ),
     ],
 )
 def test_bad_experiments_are_refused_with_the_key_named(changes: dict, match: str) -> None:

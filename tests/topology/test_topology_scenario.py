@@ -105,6 +105,14 @@ def test_faults_are_parsed_and_sorted_by_time(tmp_path: Path) -> None:
             "zero delay",
         ),
         ('name = "x"\nseed = 1.5\n', "seed", "integer"),
+        # TOML spells nan and inf; both were once accepted as a delay and a fault time
+        ('name = "x"\n[links.client_worker]\ndelay_ms = nan\n', "delay_ms", "finite"),
+        ('name = "x"\n[links.worker_agents]\nbandwidth_kbps = inf\n', "bandwidth_kbps", "finite"),
+        (
+            'name = "x"\n[[faults]]\nat_s = nan\nlink = "client_worker"\nfault = "reset"\n',
+            "faults[0].at_s",
+            "finite",
+        ),
     ],
 )
 def test_bad_scenarios_name_the_file_the_key_and_the_valid_values(

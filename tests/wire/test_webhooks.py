@@ -61,6 +61,10 @@ def test_header_names_are_case_insensitive() -> None:
         (lambda h, b: (dict(h, **{"webhook-timestamp": "soon"}), b), "not an integer"),
         (lambda h, b: (dict(h, **{"webhook-timestamp": "600"}), b), "too old"),
         (lambda h, b: (dict(h, **{"webhook-timestamp": "1400"}), b), "future"),
+        # undecodable header bytes reach us as lone surrogates; they once raised
+        # UnicodeEncodeError (a 500 from the worker) instead of failing verification
+        (lambda h, b: (dict(h, **{"webhook-id": "m\udcff"}), b), "no matching"),
+        (lambda h, b: (dict(h, **{"webhook-signature": "v1,\udcff"}), b), "no matching"),
     ],
 )
 def test_tampered_missing_or_stale_webhooks_are_refused_with_a_reason(

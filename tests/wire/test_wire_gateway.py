@@ -73,6 +73,8 @@ def test_deeply_nested_json_is_refused_not_crashing() -> None:
         (gw.error_frame("boom"), gw.ServerFrameKind.ERROR),
         ('{"type":"cf_agent_state","state":{}}', gw.ServerFrameKind.OTHER),
         ("garbage", gw.ServerFrameKind.OTHER),
+        # json.loads raises RecursionError here, which once escaped the classifier
+        ("[" * 100_000, gw.ServerFrameKind.OTHER),
     ],
 )
 def test_server_frames_are_classified_as_the_original_client_does(frame: Any, kind: Any) -> None:

@@ -24,6 +24,14 @@ def test_objects_skip_lines_that_are_not_json_objects() -> None:
     assert [obj for obj, _ in ndjson.objects(text)] == [{"a": 1}, {"b": "é"}]
 
 
+def test_a_line_holding_a_lone_surrogate_is_written_escaped_so_it_encodes_as_utf8() -> None:
+    # A client may publish {"text": "\\ud800"}; the push once failed in the socket write.
+    line = ndjson.dumps({"text": "\ud800", "city": "Zürich"})
+    assert line.encode() == rb'{"text":"\ud800","city":"Z\u00fcrich"}'
+    assert json.loads(line) == {"text": "\ud800", "city": "Zürich"}
+    assert ndjson.dumps({"city": "Zürich"}) == '{"city":"Zürich"}'
+
+
 def test_join_writes_one_compact_line_per_message() -> None:
     assert ndjson.join([{"a": 1}, '{"b":2}']) == '{"a":1}\n{"b":2}'
     assert ndjson.line_bytes({"chunk": "x"}) == b'{"chunk": "x"}\n'
@@ -51,6 +59,32 @@ def test_an_error_reply_gives_the_servers_code_and_message() -> None:
     [reply] = cf.decode_server_frame(cf.dumps(cf.error_reply(4, cf.ERROR_PERMISSION_DENIED)))
     assert isinstance(reply, cf.ServerReply)
     assert reply.error == (cf.ERROR_PERMISSION_DENIED, "permission denied")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"push":1}',
+        '{"push":{"channel":1,"pub":{}}}',
+        '{"push":{"channel":"c","pub":2}}',
+        '{"id":[1]}',
+    ],
+)
+def test_a_malformed_server_line_is_skipped_not_raised(line: str) -> None:
+    # Each of these once raised AttributeError in the client's reader, or gave an unhashable id.
+    assert cf.decode_server_frame(line) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "want"),
+    [("x", (0, "x")), ({"code": "x", "message": "m"}, (0, "m")), ({"code": 7}, (7, ""))],
+)
+def test_a_malformed_error_reply_reads_as_code_0_not_an_exception(error: object, want) -> None:
+    [reply] = cf.decode_server_frame(json.dumps({"id": 1, "error": error}))
+    assert isinstance(reply, cf.ServerReply) and reply.error == want
+    [sock] = api.decode_socket_replies(json.dumps({"id": 1, "error": error}))
+    assert sock.error == want
+    assert api.decode_socket_replies('{"id":"1","result":{}}') == []
 
 
 # --- the server API and its publisher socket -----------------------------------------------
@@ -88,6 +122,8 @@ def test_the_api_key_is_accepted_in_either_spelling_and_a_wrong_one_refused() ->
     assert api.authorized(api.api_key_headers("k"), "k")
     assert api.authorized({"Authorization": "apikey k"}, "k")
     assert not api.authorized({"X-API-Key": "nope"}, "k") and not api.authorized({}, "k")
+    # undecodable header bytes reach us as lone surrogates: refused, no UnicodeEncodeError (500)
+    assert not api.authorized({"X-API-Key": "\udcff\udcfe"}, "k")
 
 
 def test_the_socket_url_is_derived_from_a_base_url() -> None:
@@ -132,6 +168,13 @@ def test_a_failed_stream_ends_with_its_error_and_a_junk_line_is_refused() -> Non
     assert rpc.parse_stream_line(line) == rpc.Failed("boom", {"error": "boom", "trace": None})
     with pytest.raises(rpc.RpcError):
         rpc.parse_stream_line("[]")
+
+
+def test_a_line_or_error_body_nested_too_deeply_for_json_is_refused_not_raised() -> None:
+    # json.loads raises RecursionError here; it once escaped both readers.
+    with pytest.raises(rpc.RpcError):
+        rpc.parse_stream_line("[" * 100_000)
+    assert rpc.error_reason(b"[" * 100_000) == "[" * 200
 
 
 def test_a_whole_reply_and_an_error_body_read_back() -> None:

@@ -182,7 +182,11 @@ async def test_stale_timestamp_is_refused(worker):
         ("not json", "valid JSON"),
         ([1, 2], "JSON object"),
         ({"type": "gossip", "room": "travel:u1"}, "'type'"),
+        # a list is not hashable: this once raised TypeError in the set lookup, a 500
+        ({"type": ["message"], "room": "travel:u1"}, "'type'"),
         ({"type": "message"}, "'room'"),
+        # 256 characters once passed here and failed the reply's publish with a 502, forever
+        ({"type": "message", "room": "room:" + "r" * 251, "message": {"text": "x"}}, "'room'"),
         ({"type": "message", "room": "travel:u1", "userId": "u1"}, "'message'"),
         ({"type": "message", "room": "travel:u1", "userId": "u1", "message": {"text": ""}}, "text"),
         ({"type": "message", "room": "r", "userId": "a/b", "message": {"text": "x"}}, "userId"),

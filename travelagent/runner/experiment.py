@@ -27,6 +27,7 @@ the file is parsed, so a bad key fails before anything starts.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -153,14 +154,20 @@ def resolve_scenario(preset: str, overrides: dict[str, Any], *, base: Path | Non
     from travelagent.topology.scenario import ScenarioError, parse_scenario, resolve_path
 
     path = Path(preset)
-    if base is not None and not path.is_absolute() and (base / path).exists():
-        path = base / path
-    else:
-        path = resolve_path(preset)
-    if not path.exists():
-        raise ExperimentError(f"scenario {preset!r}: no preset or file {path}")
-    with path.open("rb") as fh:
-        data = tomllib.load(fh)
+    try:
+        if base is not None and not path.is_absolute() and (base / path).exists():
+            path = base / path
+        else:
+            path = resolve_path(preset)
+    except (OSError, ValueError) as err:  # a name too long for the file system, a NUL in it
+        raise ExperimentError(f"scenario {preset!r}: not a preset or file: {err}") from None
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ExperimentError(f"scenario {preset!r}: no preset or file {path}") from None
+    except (OSError, ValueError) as err:  # a directory, a NUL in the name, not TOML, not UTF-8
+        raise ExperimentError(f"scenario {preset!r}: cannot read {path}: {err}") from None
     try:
         return parse_scenario(apply_overrides(data, overrides), source=str(path))
     except ScenarioError as err:
@@ -168,7 +175,12 @@ def resolve_scenario(preset: str, overrides: dict[str, Any], *, base: Path | Non
 
 
 def _number(src: str, key: str, value: Any, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))  # TOML spells nan and inf
+        or value < minimum
+    ):
         raise _fail(src, key, f"must be a number >= {minimum:g}, got {value!r}")
     return float(value)
 
@@ -188,7 +200,10 @@ def parse_load(src: str, table: Any) -> Load:
                 raise _fail(src, f"load.{key}", "must be a string")
             values[key] = value
         elif key == "processes":
-            values[key] = int(_number(src, f"load.{key}", value, minimum=1))
+            count = _number(src, f"load.{key}", value, minimum=1)
+            if not count.is_integer():
+                raise _fail(src, f"load.{key}", f"must be a whole number, got {value!r}")
+            values[key] = int(count)
         else:
             values[key] = _number(src, f"load.{key}", value)
     load = Load(**values)

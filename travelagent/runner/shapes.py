@@ -108,6 +108,8 @@ def parse_shape(obj: dict[str, Any]) -> Shape:
                 raise ShapeError(f"shape field {key!r} must be a string")
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ShapeError(f"shape field {key!r} must be a number, got {value!r}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ShapeError(f"shape field {key!r} must be a finite number, got {value!r}")
         elif isinstance(default, int) and not float(value).is_integer():
             raise ShapeError(f"shape field {key!r} must be a whole number, got {value!r}")
         elif value < 0:

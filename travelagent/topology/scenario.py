@@ -8,6 +8,7 @@ analysis reads, so its key names are a contract: add keys, never rename them.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,6 +168,8 @@ class _Reader:
         value = self.table.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(self.key(name), f"must be a number, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(self.key(name), f"must be a finite number, got {value!r}")
         if value < minimum:
             self.fail(self.key(name), f"must be >= {minimum:g}, got {value!r}")
         return float(value)

@@ -118,7 +118,7 @@ def parse_stream_line(line: str) -> StreamItem:
     """One line of a streamed reply; raise RpcError for a line that is not a JSON object."""
     try:
         item = json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         item = None
     if not isinstance(item, dict):
         raise RpcError("agent host sent a malformed stream line")
@@ -143,7 +143,7 @@ def error_reason(body: bytes) -> str:
     """What an error reply says: its ``error``, else the start of the body."""
     try:
         reason = json.loads(body).get("error") or body[:200].decode(errors="replace")
-    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError, RecursionError):
         reason = body[:200].decode(errors="replace")
     return str(reason)
 

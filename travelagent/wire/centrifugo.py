@@ -379,6 +379,23 @@ def command(cmd_id: int, method: str, params: Mapping[str, Any]) -> str:
     return json.dumps({"id": cmd_id, method: params}, separators=(",", ":"))
 
 
+def reply_error(body: Mapping[str, Any]) -> tuple[int, str] | None:
+    """(code, message) of a reply's ``error``, None without one; a malformed one is code 0."""
+    if "error" not in body:
+        return None
+    err = body["error"]
+    if not isinstance(err, dict):
+        return 0, str(err)
+    code = err.get("code", 0)
+    if not isinstance(code, int) or isinstance(code, bool):
+        code = 0
+    return code, str(err.get("message", ""))
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass
 class ServerReply:
     """The answer to command ``id``: ``body`` holds the result under the method, or ``error``."""
@@ -389,10 +406,7 @@ class ServerReply:
     @property
     def error(self) -> tuple[int, str] | None:
         """(code, message) of an error reply, as the server sent them; None for a result."""
-        if "error" not in self.body:
-            return None
-        err = self.body["error"]
-        return int(err.get("code", 0)), str(err.get("message", ""))
+        return reply_error(self.body)
 
     def result(self, method: str) -> dict[str, Any]:
         result = self.body.get(method, {})
@@ -418,14 +432,15 @@ ServerMessage = ServerReply | ServerPing | ServerPush
 def _classify(msg: dict[str, Any], size: int) -> ServerMessage | None:
     cmd_id = msg.get("id", 0)
     if cmd_id:
-        return ServerReply(cmd_id, msg)
+        return ServerReply(cmd_id, msg) if _is_id(cmd_id) else None
     push = msg.get("push")
     if push is None:
         return ServerPing() if not msg else None
-    channel = push.get("channel", "")
+    if not isinstance(push, dict) or not isinstance(push.get("channel", ""), str):
+        return None
     for kind in PUSH_KINDS:
-        if kind in push:
-            return ServerPush(kind, channel, push[kind], size)
+        if isinstance(push.get(kind), dict):
+            return ServerPush(kind, push.get("channel", ""), push[kind], size)
     return None
 
 

@@ -174,7 +174,7 @@ def parse_server_frame(data: str | bytes) -> ServerFrame:
         return ServerFrame(ServerFrameKind.OTHER)
     try:
         obj = json.loads(data)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return ServerFrame(ServerFrameKind.OTHER)
     if not isinstance(obj, dict) or obj.get("type") != "response":
         return ServerFrame(ServerFrameKind.OTHER)

@@ -35,8 +35,19 @@ def objects(text: str | bytes) -> Iterator[tuple[dict[str, Any], str]]:
 
 
 def dumps(obj: Any) -> str:
-    """One compact line (no newline inside: JSON escapes them)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    """One compact line (no newline inside: JSON escapes them) that encodes as UTF-8.
+
+    Non-ASCII text is written as itself, except that a lone surrogate (which a peer can send
+    as a ``\\ud800`` escape) cannot be: such a line is written escaped, all ASCII, instead of
+    failing later in the socket write with UnicodeEncodeError.
+    """
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return json.dumps(obj, separators=(",", ":"))
+    return text
 
 
 def join(messages: Iterable[Any]) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from travelagent.wire import ndjson
-from travelagent.wire.centrifugo import ERROR_BAD_REQUEST
+from travelagent.wire.centrifugo import ERROR_BAD_REQUEST, reply_error
 
 API_KEY_HEADER = "X-API-Key"
 API_METHODS = ("publish", "broadcast", "presence", "presence_stats", "history", "info")
@@ -41,7 +41,10 @@ def authorized(headers: Mapping[str, str], api_key: str) -> bool:
     auth = headers.get("Authorization", "")
     if not key and auth.lower().startswith("apikey "):
         key = auth[7:].strip()  # Centrifugo's older spelling
-    return bool(key) and hmac.compare_digest(key.encode(), api_key.encode())
+    # surrogatepass: aiohttp hands undecodable header bytes over as lone surrogates
+    return bool(key) and hmac.compare_digest(
+        key.encode("utf-8", "surrogatepass"), api_key.encode("utf-8", "surrogatepass")
+    )
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
@@ -128,10 +131,7 @@ class SocketReply:
 
     @property
     def error(self) -> tuple[int, str] | None:
-        if "error" not in self.body:
-            return None
-        err = self.body["error"]
-        return int(err.get("code", 0)), str(err.get("message", ""))
+        return reply_error(self.body)
 
     @property
     def result(self) -> dict[str, Any]:
@@ -141,4 +141,9 @@ class SocketReply:
 
 def decode_socket_replies(text: str | bytes) -> list[SocketReply]:
     """The replies in one frame from the publisher socket."""
-    return [SocketReply(obj.get("id", 0), obj) for obj, _ in ndjson.objects(text)]
+    replies = []
+    for obj, _ in ndjson.objects(text):
+        cmd_id = obj.get("id", 0)
+        if isinstance(cmd_id, int) and not isinstance(cmd_id, bool):
+            replies.append(SocketReply(cmd_id, obj))  # a reply without an int id matches no call
+    return replies

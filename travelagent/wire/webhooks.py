@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from travelagent.wire.centrifugo import MAX_CHANNEL_CHARS
 from travelagent.wire.gateway import valid_user_id
 from travelagent.wire.trace import Trace
 
@@ -51,7 +52,8 @@ def secret_key(secret: str) -> bytes:
 
 def sign(secret: str, msg_id: str, timestamp_s: int, body: bytes) -> str:
     """The ``webhook-signature`` header value for this message."""
-    signed = f"{msg_id}.{timestamp_s}.".encode() + body
+    # surrogatepass: a received webhook-id may hold undecodable header bytes as lone surrogates
+    signed = f"{msg_id}.{timestamp_s}.".encode("utf-8", "surrogatepass") + body
     digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
@@ -111,7 +113,9 @@ def verify(
     expected = sign(secret, msg_id, ts, body).split(",", 1)[1].encode()
     for candidate in sig_text.split(" "):
         version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value.encode(), expected):
+        if version == "v1" and hmac.compare_digest(
+            value.encode("utf-8", "surrogatepass"), expected
+        ):
             return
     raise WebhookVerificationError("no matching webhook signature")
 
@@ -130,11 +134,13 @@ def parse_event(body: bytes) -> dict[str, Any]:
         raise ValueError("body is not valid JSON") from None
     if not isinstance(event, dict):
         raise ValueError("body must be a JSON object")
-    if event.get("type") not in EVENT_TYPES:
+    kind = event.get("type")
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:  # a list is not even hashable
         raise ValueError("'type' must be one of message, presence, connection")
     room = event.get("room")
-    if not isinstance(room, str) or not room or len(room) > 256:
-        raise ValueError("'room' must be a non-empty string")
+    if not isinstance(room, str) or not room or len(room) > MAX_CHANNEL_CHARS:
+        # the reply is published to this channel: a longer name would fail that publish (502)
+        raise ValueError(f"'room' must be a channel name of 1-{MAX_CHANNEL_CHARS} characters")
     return event
 
 
