@@ -58,7 +58,9 @@ class RealtimeTurn:
     async def _produce(self) -> None:
         if not self.stream:
             try:
-                self.reply = await self.agent.handle_message(self.text, trace=self.trace)
+                self.reply = await self.agent.handle_message(
+                    self.text, trace=self.trace, msg_id=self.msg_id
+                )
             except Exception as err:  # the client hears about it as an isError publication
                 log.warning("agent %s failed: %s", self.agent.name, err)
                 self.reply, self.is_error = f"agent error: {err}", True
@@ -69,7 +71,7 @@ class RealtimeTurn:
         try:
             queue.put_nowait(agent_response(self.user_id, self.msg_id, streaming=True))
             async with contextlib.aclosing(
-                self.agent.stream_message(self.text, trace=self.trace)
+                self.agent.stream_message(self.text, trace=self.trace, msg_id=self.msg_id)
             ) as chunks:
                 async for chunk in chunks:
                     parts.append(chunk)
