@@ -246,3 +246,34 @@ async def test_a_webhook_whose_trace_is_already_full_still_gets_its_reply_publis
     [(_, data)] = pub.published
     assert data["id"] == "m-full" and "Paris" in data["text"]
     assert len(data["trace"]["stamps"]) == MAX_STAMPS
+
+
+async def test_a_webhook_redelivered_to_a_restarted_worker_is_known_and_never_runs_twice(
+    port, tmp_path
+):
+    from test_worker_turns import CountingLLM
+
+    body, headers = _signed(_message(msg_id="m1"))
+    runs = []
+    for _ in range(2):  # the same database, a new process's worth of state each time
+        llm = CountingLLM()
+        pub = RecordingPublisher()
+        cfg = WorkerConfig(port=port, db_path=tmp_path / "w.db")
+        app = create_app(cfg, directory=LocalAgentDirectory(cfg.db_path, llm=llm), publisher=pub)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with httpx.AsyncClient() as client:
+                url = f"http://127.0.0.1:{port}/api/realtime/webhook"
+                resp = await client.post(url, content=body, headers=headers)
+                health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
+        finally:
+            await runner.cleanup()
+        assert resp.status_code == 200
+        runs.append((llm.runs, [f["text"] for f in pub.finals()], health["stats"]))
+    (first_runs, first_finals, first_stats), (again_runs, again_finals, again_stats) = runs
+    assert first_runs == 1 and again_runs == 0
+    assert again_finals == first_finals and len(first_finals) == 1
+    assert first_stats.get("webhook_messages") == 1
+    assert again_stats.get("webhook_redelivered") == 1 and "webhook_messages" not in again_stats

@@ -29,9 +29,11 @@ from travelagent.worker.keys import (
 )
 from travelagent.worker.publish import Publisher, make_publisher
 from travelagent.worker.webhook import handle_realtime_webhook, make_intake
+from travelagent.worker.webhook_log import WebhookLog
 
 _STARTED = web.AppKey("started", float)
 _LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
+_WEBHOOK_LOG = web.AppKey("webhook_log", WebhookLog)
 
 
 def make_directory(config: WorkerConfig, llm: LLMBackend | None) -> AgentDirectory:
@@ -57,10 +59,14 @@ def create_app(
     app[CONFIG] = config
     app[STATS] = Counter()
     app[BACKGROUND] = set()
-    app[INTAKE] = make_intake(config)
-    app[DIRECTORY] = directory or make_directory(config, llm)
-    app[PUBLISHER] = publisher or make_publisher(
-        config.publish, config.realtime_url, timeout_s=config.publish_timeout_s
+    app[_WEBHOOK_LOG] = WebhookLog(config.db_path, ttl_s=config.webhook_dedup_ttl_s)
+    app[INTAKE] = make_intake(config, app[_WEBHOOK_LOG])
+    # "is None", not "or": an empty directory has len() 0 and is falsy.
+    app[DIRECTORY] = directory if directory is not None else make_directory(config, llm)
+    app[PUBLISHER] = (
+        publisher
+        if publisher is not None
+        else make_publisher(config.publish, config.realtime_url, timeout_s=config.publish_timeout_s)
     )
     app[ROOMS] = RoomAnnouncer(app[PUBLISHER])
     app[_STARTED] = time.monotonic()
@@ -104,3 +110,4 @@ async def _drain_background(app: web.Application) -> None:
 async def _close(app: web.Application) -> None:
     await app[PUBLISHER].aclose()
     await app[DIRECTORY].close()
+    app[_WEBHOOK_LOG].close()

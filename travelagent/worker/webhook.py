@@ -30,13 +30,22 @@ from travelagent.worker.intake import (
 from travelagent.worker.keys import BACKGROUND, CONFIG, DIRECTORY, INTAKE, PUBLISHER, STATS
 from travelagent.worker.publish import PublishError
 from travelagent.worker.turn import RealtimeTurn
+from travelagent.worker.webhook_log import WebhookLog
 
 log = logging.getLogger(__name__)
 
 BACKGROUND_PUBLISH_ATTEMPTS = 4
 
 
-def make_intake(cfg: WorkerConfig) -> WebhookIntake[RealtimeTurn]:
+def make_intake(cfg: WorkerConfig, log: WebhookLog | None = None) -> WebhookIntake[RealtimeTurn]:
+    """The intake; with ``log``, de-duplication reads the ids earlier processes received and
+    records every new one."""
+    dedup: Deduplicator[RealtimeTurn] = Deduplicator(
+        max_size=cfg.webhook_dedup_size,
+        ttl_s=cfg.webhook_dedup_ttl_s,
+        earlier=log.recent() if log is not None else None,
+        persist=log.record if log is not None else None,
+    )
     return WebhookIntake(
         webhook_secret=lambda: secret(WEBHOOK_SECRET_ENV),
         api_key=lambda: secret(API_KEY_ENV),
@@ -44,7 +53,7 @@ def make_intake(cfg: WorkerConfig) -> WebhookIntake[RealtimeTurn]:
         ack_first=cfg.webhook_mode == "ack-first",
         default_stream=cfg.stream,
         process=cfg.process,
-        dedup=Deduplicator(max_size=cfg.webhook_dedup_size),
+        dedup=dedup,
     )
 
 
