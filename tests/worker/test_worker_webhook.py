@@ -26,11 +26,15 @@ class RecordingPublisher:
 
     def __init__(self, fail_first: int = 0) -> None:
         self.published: list[tuple[str, dict[str, Any]]] = []
+        self.keys: list[str | None] = []
         self.fail_first = fail_first
         self.calls = 0
 
-    async def publish(self, channel: str, data: Any) -> dict[str, Any]:
+    async def publish(
+        self, channel: str, data: Any, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         self.calls += 1
+        self.keys.append(idempotency_key)
         if self.calls <= self.fail_first:
             raise PublishError("realtime unreachable (test)")
         self.published.append((channel, json.loads(json.dumps(data))))
@@ -103,6 +107,8 @@ async def test_streamed_reply_is_published_as_start_chunks_and_complete_in_order
     assert all(f.get("chunk") for f in frames[1:-1]) and len(frames) > 3
     assert frames[-1]["complete"] is True
     assert "".join(f["text"] for f in frames[1:-1]) == frames[-1]["text"]
+    chunk_keys = [f"m1:chunk:{i}" for i in range(len(frames) - 2)]
+    assert pub.keys == ["m1:start", *chunk_keys, "m1:final"]  # one key per publication
 
 
 async def test_replayed_webhook_never_makes_a_second_reply(worker):
@@ -126,6 +132,7 @@ async def test_retry_after_a_failed_publish_republishes_the_same_reply(worker):
         assert (await c.post(url, content=show, headers=h2)).status_code == 200
     finals = pub.finals()
     assert [f["id"] for f in finals] == ["m1", "m2"]
+    assert pub.keys == ["m1:final", "m1:final", "m2:final"]  # the retry carries the same key
     # the agent added Kyoto once, not twice
     assert finals[1]["text"].count("Kyoto") == 1
 

@@ -45,8 +45,14 @@ def authorized(headers: Mapping[str, str], api_key: str) -> bool:
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
-def publish_params(channel: str, data: Any) -> dict[str, Any]:
-    return {"channel": channel, "data": data}
+def publish_params(
+    channel: str, data: Any, *, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """A publish's params; ``idempotency_key`` (Centrifugo's) makes a retry publish once."""
+    params: dict[str, Any] = {"channel": channel, "data": data}
+    if idempotency_key is not None:
+        params["idempotency_key"] = idempotency_key
+    return params
 
 
 def http_result(result: Mapping[str, Any]) -> dict[str, Any]:

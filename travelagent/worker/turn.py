@@ -31,6 +31,13 @@ def agent_response(user_id: str, msg_id: str, **fields: Any) -> dict[str, Any]:
     return {"type": "agent_response", "userId": user_id, "id": msg_id, **fields}
 
 
+def idempotency_key(msg_id: str, kind: str, seq: int | None = None) -> str:
+    """The publication's key: its message id, its kind (start, chunk, final) and, for chunks,
+    their order; so every retry of one publication (after a lost answer, a redelivered webhook,
+    a restart) carries the same key, and the channel holds it once."""
+    return f"{msg_id}:{kind}" if seq is None else f"{msg_id}:{kind}:{seq}"
+
+
 @dataclass
 class RealtimeTurn:
     agent: Agent
@@ -96,6 +103,7 @@ class RealtimeTurn:
         one round trip instead of one round trip per token."""
         failure: PublishError | None = None
         pending: Any = None
+        chunks = 0
         while True:
             item = pending if pending is not None else await queue.get()
             pending = None
@@ -111,9 +119,14 @@ class RealtimeTurn:
                     texts.append(nxt["text"])
                 if len(texts) > 1:
                     item = {**item, "text": "".join(texts)}
+            if item.get("chunk"):
+                key = idempotency_key(self.msg_id, "chunk", chunks)
+                chunks += 1
+            else:
+                key = idempotency_key(self.msg_id, "start")
             if failure is None:
                 try:
-                    await self.publisher.publish(self.channel, item)
+                    await self.publisher.publish(self.channel, item, idempotency_key=key)
                 except PublishError as err:
                     failure = err  # keep draining so the producer never blocks
         if failure is not None:
@@ -130,7 +143,9 @@ class RealtimeTurn:
             data = agent_response(self.user_id, self.msg_id, text=self.reply)
         data["trace"] = self.trace.to_wire()
         try:
-            await self.publisher.publish(self.channel, data)
+            await self.publisher.publish(
+                self.channel, data, idempotency_key=idempotency_key(self.msg_id, "final")
+            )
         except PublishError:
             # Leave the stamp list as it was so a retry stamps worker.publish afresh.
             self.trace.stamps.pop()
