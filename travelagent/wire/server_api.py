@@ -55,6 +55,14 @@ def publish_params(
     return params
 
 
+def reply_key(msg_id: str, kind: str, seq: int | None = None) -> str:
+    """The idempotency key of one publication of an agent reply: its message id, its kind
+    (``start``, ``chunk``, ``final``) and, for chunks, their order. Every retry of a
+    publication carries the same key; whoever publishes a message's final (the worker's reply,
+    the realtime service's dead-letter error) uses ``final``, so the channel holds one."""
+    return f"{msg_id}:{kind}" if seq is None else f"{msg_id}:{kind}:{seq}"
+
+
 def http_result(result: Mapping[str, Any]) -> dict[str, Any]:
     return {"result": dict(result)}
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from travelagent.agent.base import Agent
+from travelagent.wire.server_api import reply_key
 from travelagent.wire.trace import Trace
 from travelagent.worker.publish import Publisher, PublishError
 
@@ -29,13 +30,6 @@ _END = object()
 
 def agent_response(user_id: str, msg_id: str, **fields: Any) -> dict[str, Any]:
     return {"type": "agent_response", "userId": user_id, "id": msg_id, **fields}
-
-
-def idempotency_key(msg_id: str, kind: str, seq: int | None = None) -> str:
-    """The publication's key: its message id, its kind (start, chunk, final) and, for chunks,
-    their order; so every retry of one publication (after a lost answer, a redelivered webhook,
-    a restart) carries the same key, and the channel holds it once."""
-    return f"{msg_id}:{kind}" if seq is None else f"{msg_id}:{kind}:{seq}"
 
 
 @dataclass
@@ -120,10 +114,10 @@ class RealtimeTurn:
                 if len(texts) > 1:
                     item = {**item, "text": "".join(texts)}
             if item.get("chunk"):
-                key = idempotency_key(self.msg_id, "chunk", chunks)
+                key = reply_key(self.msg_id, "chunk", chunks)
                 chunks += 1
             else:
-                key = idempotency_key(self.msg_id, "start")
+                key = reply_key(self.msg_id, "start")
             if failure is None:
                 try:
                     await self.publisher.publish(self.channel, item, idempotency_key=key)
@@ -144,7 +138,7 @@ class RealtimeTurn:
         data["trace"] = self.trace.to_wire()
         try:
             await self.publisher.publish(
-                self.channel, data, idempotency_key=idempotency_key(self.msg_id, "final")
+                self.channel, data, idempotency_key=reply_key(self.msg_id, "final")
             )
         except PublishError:
             # Leave the stamp list as it was so a retry stamps worker.publish afresh.
