@@ -16,6 +16,7 @@ from conftest import free_port
 
 from travelagent.client.centrifugo import CentrifugoClient, CentrifugoError, make_token
 from travelagent.realtime.config import RealtimeConfig
+from travelagent.realtime.outbox import Outbox
 from travelagent.realtime.testing import running_realtime
 from travelagent.realtime.webhook_sender import STANDARD_RETRY_SCHEDULE_S, next_delay_s, retryable
 from travelagent.wire.trace import Trace
@@ -247,3 +248,67 @@ async def test_the_dead_letter_error_and_a_late_reply_make_one_final_in_the_chan
     service.hub.publish("travel:u1", {"text": "late"}, api_recv_ns=1, idempotency_key="m1:final")
     pubs = service.hub.history_read("travel:u1", limit=10)["publications"]
     assert [p["data"].get("isError") for p in pubs] == [True]
+
+
+def owed_ids(path: str) -> list[str]:
+    box = Outbox(path)
+    try:
+        return [o.event["message"]["id"] for o in box.owed()]
+    finally:
+        box.close()
+
+
+def dead_letters(path: str) -> list[tuple[str, str, int]]:
+    box = Outbox(path)
+    try:
+        return box.dead_letters()
+    finally:
+        box.close()
+
+
+async def test_webhooks_owed_survive_a_restart_through_the_durable_outbox(
+    port, tf, tmp_path
+) -> None:
+    receiver_port = free_port()
+    url = f"http://127.0.0.1:{receiver_port}/hook"
+    outbox = str(tmp_path / "outbox.sqlite")
+    cfg = config(
+        port, url, webhook_presence=False, webhook_outbox_path=outbox,
+        webhook_retry_schedule_s=(0.05,) * 100,
+    )  # fmt: skip
+    async with running_realtime(cfg) as rt:
+        c = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
+        await c.connect()
+        await c.publish("travel:u1", {"text": "anyone?", "id": "m1"})
+        await until(lambda: rt.service.stats()["webhooks_retried"] >= 1, tf)  # the worker is down
+        await c.aclose()
+        await rt.stop()  # a restart: everything in memory is gone
+        assert owed_ids(outbox) == ["m1"]
+        receiver = Receiver()
+        async with receiving(receiver, receiver_port):
+            await rt.start()
+            await asyncio.wait_for(receiver.arrived.wait(), 5 * tf)
+            await until(lambda: rt.service.stats()["webhooks_sent"] == 1, tf)
+        await asyncio.sleep(0.1)  # no second delivery may follow
+    assert [e["message"]["id"] for e in receiver.events()] == ["m1"]
+    assert len(receiver.accepted) == 1
+    assert owed_ids(outbox) == []
+
+
+async def test_dead_letters_are_kept_in_the_outbox_with_their_reason(port, tf, tmp_path) -> None:
+    receiver = Receiver(fail_first=100, status=400)
+    outbox = str(tmp_path / "outbox.sqlite")
+    async with (
+        receiving(receiver, free_port()) as url,
+        running_realtime(
+            config(port, url, webhook_presence=False, webhook_outbox_path=outbox)
+        ) as rt,
+    ):
+        c = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
+        await c.connect()
+        await c.publish("travel:u1", {"text": "Paris?", "id": "m1"})
+        await until(lambda: rt.service.stats()["webhooks_failed"] == 1, tf)
+        await c.aclose()
+    [(_, reason, attempts)] = dead_letters(outbox)
+    assert "HTTP 400" in reason and attempts == 1
+    assert owed_ids(outbox) == []

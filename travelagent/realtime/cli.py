@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated delays before each retry, in seconds (default: Standard "
         "Webhooks' 5,300,1800,7200,18000,36000,36000)",
     )
+    parser.add_argument(
+        "--webhook-outbox",
+        default="",
+        help="SQLite file of the durable webhook outbox: webhooks owed survive a restart "
+        "(default: in memory only)",
+    )
     # warning by default: a log line per webhook request would be work on the measured path
     parser.add_argument(
         "--log-level", default="warning", choices=("debug", "info", "warning", "error")
@@ -90,6 +96,7 @@ def main(args: argparse.Namespace) -> int:
         ping_interval_s=args.ping_interval_s,
         webhook_connection=args.webhook_connection,
         webhook_workers=args.webhook_workers,
+        webhook_outbox_path=args.webhook_outbox,
         **schedule,
     )
     try:

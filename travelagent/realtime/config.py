@@ -28,6 +28,8 @@ class RealtimeConfig:
     webhook_timeout_s: float = 5.0
     # Delays before the 2nd, 3rd, ... attempt: Standard Webhooks' schedule unless shortened.
     webhook_retry_schedule_s: tuple[float, ...] = STANDARD_RETRY_SCHEDULE_S
+    # A SQLite file for the durable outbox ("": webhooks owed are kept in memory only).
+    webhook_outbox_path: str = ""
     history: str = "memory"  # or "sqlite"
     db_path: str = "realtime.sqlite"
     history_policies: dict[str, HistoryPolicy] = field(

@@ -11,6 +11,7 @@ from aiohttp import web
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.history import History
 from travelagent.realtime.hub import Hub
+from travelagent.realtime.outbox import Outbox
 from travelagent.realtime.webhook_sender import DeadLetter, WebhookSender
 from travelagent.wire.server_api import reply_key
 from travelagent.wire.trace import now_ns
@@ -44,6 +45,7 @@ class RealtimeService:
                 timeout_s=config.webhook_timeout_s,
                 retry_schedule_s=config.webhook_retry_schedule_s,
                 on_dead_letter=self._tell_user,
+                outbox=Outbox(config.webhook_outbox_path) if config.webhook_outbox_path else None,
             )
         self.publisher_sockets = 0
         self.sockets: set[web.WebSocketResponse] = set()
@@ -85,6 +87,8 @@ class RealtimeService:
     async def stop(self, app: web.Application) -> None:
         if self.webhooks is not None:
             await self.webhooks.aclose()
+            if self.webhooks.outbox is not None:
+                self.webhooks.outbox.close()
         self.hub.history.close()
 
     async def close_sockets(self, app: web.Application | None = None) -> None:

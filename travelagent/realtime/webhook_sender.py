@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from travelagent.realtime.outbox import Outbox
 from travelagent.wire.trace import Trace
 from travelagent.wire.webhooks import encode_event, new_webhook_id, signed_headers
 
@@ -97,6 +98,7 @@ class WebhookSender:
         timeout_s: float = 5.0,
         retry_schedule_s: Sequence[float] = STANDARD_RETRY_SCHEDULE_S,
         on_dead_letter: Callable[[DeadLetter], None] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         if any(d < 0 for d in retry_schedule_s):
             raise ValueError("retry delays must not be negative")
@@ -107,6 +109,7 @@ class WebhookSender:
         self.timeout_s = timeout_s
         self.retry_schedule_s = tuple(retry_schedule_s)
         self.on_dead_letter = on_dead_letter
+        self.outbox = outbox
         self.dead_letters: deque[DeadLetter] = deque(maxlen=MAX_DEAD_LETTERS)
         self.counters = WebhookCounters()
         self._client: aiohttp.ClientSession | None = None
@@ -121,6 +124,11 @@ class WebhookSender:
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
         )
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        if self.outbox is not None:  # what an earlier process admitted and never finished
+            for owed in self.outbox.owed():
+                trace = Trace.from_wire_or_none(owed.trace) if owed.trace else None
+                job = WebhookJob(owed.event, trace, owed.webhook_id, owed.attempts)
+                self._wait_and_queue(job, 0.0)
 
     def has_room(self, extra: int = 0) -> bool:
         """Whether the queue takes one more event once ``extra`` more are offered first."""
@@ -134,6 +142,10 @@ class WebhookSender:
         except asyncio.QueueFull:
             self.counters.rejected_full += 1
             return False
+        if self.outbox is not None:
+            self.outbox.admitted(
+                job.webhook_id, job.event, job.trace.to_wire() if job.trace else None
+            )
         return True
 
     def stats(self) -> dict[str, int]:
@@ -184,6 +196,8 @@ class WebhookSender:
             async with self._client.post(self.url, data=job.body, headers=headers) as resp:
                 if resp.status < 300:
                     self.counters.sent += 1
+                    if self.outbox is not None:
+                        self.outbox.delivered(job.webhook_id)
                     return
                 reason = f"worker answered HTTP {resp.status}"
                 if not retryable(resp.status):
@@ -198,6 +212,11 @@ class WebhookSender:
             return
         self.counters.retried += 1
         log.info("webhook %s attempt %d failed (%s)", job.webhook_id, job.attempts, reason)
+        if self.outbox is not None:
+            self.outbox.attempted(job.webhook_id, job.attempts)
+        self._wait_and_queue(job, delay_s)
+
+    def _wait_and_queue(self, job: WebhookJob, delay_s: float) -> None:
         task = asyncio.create_task(self._again(job, delay_s))
         self._waiting.add(task)
         task.add_done_callback(self._waiting.discard)
@@ -211,6 +230,8 @@ class WebhookSender:
         self.counters.failed += 1
         letter = DeadLetter(job.webhook_id, job.event, reason, job.attempts, time.time())
         self.dead_letters.append(letter)
+        if self.outbox is not None:
+            self.outbox.dead(job.webhook_id, job.event, reason, job.attempts)
         if self.on_dead_letter is not None:
             try:
                 self.on_dead_letter(letter)
