@@ -18,9 +18,8 @@ from travelagent.client.centrifugo import CentrifugoClient, CentrifugoError, mak
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.outbox import Outbox
 from travelagent.realtime.testing import running_realtime
-from travelagent.realtime.webhook_sender import STANDARD_RETRY_SCHEDULE_S, next_delay_s, retryable
 from travelagent.wire.trace import Trace
-from travelagent.wire.webhooks import verify
+from travelagent.wire.webhooks import STANDARD_RETRY_SCHEDULE_S, next_delay_s, retryable, verify
 
 JWT_SECRET = "webhook-test-jwt-secret-long-enough!!"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"webhook-test-secret-of-some-length").decode()

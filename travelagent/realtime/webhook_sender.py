@@ -30,13 +30,17 @@ import aiohttp
 
 from travelagent.realtime.outbox import Outbox
 from travelagent.wire.trace import Trace
-from travelagent.wire.webhooks import encode_event, new_webhook_id, signed_headers
+from travelagent.wire.webhooks import (
+    STANDARD_RETRY_SCHEDULE_S,
+    encode_event,
+    new_webhook_id,
+    next_delay_s,
+    retryable,
+    signed_headers,
+)
 
 log = logging.getLogger(__name__)
 PROCESS = "realtime"
-# Standard Webhooks' retry schedule: the delays before attempts 2, 3, ... (8 attempts in all).
-STANDARD_RETRY_SCHEDULE_S: Final = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-RETRYABLE_STATUSES: Final = frozenset({408, 425, 429})
 MAX_DEAD_LETTERS: Final = 1000
 
 
@@ -58,15 +62,6 @@ class DeadLetter:
     reason: str
     attempts: int
     t_s: float
-
-
-def next_delay_s(schedule_s: Sequence[float], attempts: int) -> float | None:
-    """The wait before the next attempt after ``attempts`` failed ones; None: give up."""
-    return schedule_s[attempts - 1] if attempts - 1 < len(schedule_s) else None
-
-
-def retryable(status: int) -> bool:
-    return status >= 500 or status in RETRYABLE_STATUSES
 
 
 @dataclass
