@@ -168,3 +168,12 @@ def test_ids_from_an_earlier_process_expire_with_the_ttl() -> None:
         ttl_s=300, clock_s=lambda: NOW_S, earlier={"old": NOW_S - 301, "new": NOW_S - 299}
     )
     assert not dedup.seen_earlier("old") and dedup.seen_earlier("new")
+
+
+def test_a_forgotten_id_starts_its_turn_afresh() -> None:
+    intake = make()
+    request = signed(message())
+    assert isinstance(intake.receive(*request, t_recv_ns=1), StartTurn)
+    intake.dedup.remember("msg_1", "the turn")
+    intake.dedup.forget("msg_1")  # its turn could not be journalled
+    assert isinstance(intake.receive(*request, t_recv_ns=2), StartTurn)

@@ -18,6 +18,7 @@ from travelagent.wire.trace import MAX_STAMPS, Trace
 from travelagent.wire.webhooks import encode_event, signed_headers, webhook_event
 from travelagent.worker.app import create_app
 from travelagent.worker.config import WorkerConfig
+from travelagent.worker.keys import STATS as STATS_KEY
 from travelagent.worker.publish import PublishError
 
 
@@ -284,3 +285,50 @@ async def test_a_webhook_redelivered_to_a_restarted_worker_is_known_and_never_ru
     assert again_finals == first_finals and len(first_finals) == 1
     assert first_stats.get("webhook_messages") == 1
     assert again_stats.get("webhook_redelivered") == 1 and "webhook_messages" not in again_stats
+
+
+async def test_ack_first_keeps_its_promise_across_a_restart_without_running_the_agent_twice(
+    port, tmp_path, monkeypatch, tf
+):
+    from test_worker_turns import CountingLLM
+
+    from travelagent.worker import webhook
+    from travelagent.worker.journal import TurnJournal
+
+    monkeypatch.setattr(webhook, "BACKGROUND_PUBLISH_ATTEMPTS", 1)
+    db = tmp_path / "w.db"
+    body, headers = _signed(_message(msg_id="m1"))
+    llms, pubs = (
+        [CountingLLM(), CountingLLM()],
+        [RecordingPublisher(fail_first=100), RecordingPublisher()],
+    )
+    for llm, pub in zip(llms, pubs, strict=True):
+        cfg = WorkerConfig(port=port, db_path=db, webhook_mode="ack-first")
+        app = create_app(cfg, directory=LocalAgentDirectory(db, llm=llm), publisher=pub)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            if pub is pubs[0]:  # the realtime service is down: "accepted", then nothing
+                async with httpx.AsyncClient() as client:
+                    url = f"http://127.0.0.1:{port}/api/realtime/webhook"
+                    resp = await client.post(url, content=body, headers=headers)
+                assert resp.status_code == 200 and resp.json()["accepted"] == "m1"
+                journal = TurnJournal(db)
+                owed = [o.msg_id for o in journal.owed()]
+                journal.close()
+                assert owed == ["m1"]  # written before the 200
+            for _ in range(int(500 * tf)):
+                if pub.finals() or (pub is pubs[0] and app[STATS_KEY]["publish_failed"]):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await runner.cleanup()
+    assert pubs[0].finals() == [] and [f["id"] for f in pubs[1].finals()] == ["m1"]
+    assert llms[0].runs == 1 and llms[1].runs == 0  # the restart replayed the stored reply
+    assert pubs[1].keys[-1] == "m1:final"
+    journal = TurnJournal(db)
+    try:
+        assert journal.owed() == []
+    finally:
+        journal.close()

@@ -18,17 +18,19 @@ from travelagent.worker.config import WorkerConfig
 from travelagent.worker.gateway import handle_gateway_websocket
 from travelagent.worker.hybrid import RoomAnnouncer
 from travelagent.worker.intake import MAX_WEBHOOK_BYTES
+from travelagent.worker.journal import TurnJournal
 from travelagent.worker.keys import (
     BACKGROUND,
     CONFIG,
     DIRECTORY,
     INTAKE,
+    JOURNAL,
     PUBLISHER,
     ROOMS,
     STATS,
 )
 from travelagent.worker.publish import Publisher, make_publisher
-from travelagent.worker.webhook import handle_realtime_webhook, make_intake
+from travelagent.worker.webhook import handle_realtime_webhook, make_intake, resume_owed_turns
 from travelagent.worker.webhook_log import WebhookLog
 
 _STARTED = web.AppKey("started", float)
@@ -61,6 +63,7 @@ def create_app(
     app[BACKGROUND] = set()
     app[_WEBHOOK_LOG] = WebhookLog(config.db_path, ttl_s=config.webhook_dedup_ttl_s)
     app[INTAKE] = make_intake(config, app[_WEBHOOK_LOG])
+    app[JOURNAL] = TurnJournal(config.db_path)
     # "is None", not "or": an empty directory has len() 0 and is falsy.
     app[DIRECTORY] = directory if directory is not None else make_directory(config, llm)
     app[PUBLISHER] = (
@@ -74,6 +77,7 @@ def create_app(
     app.router.add_get("/api/gateway/ws", handle_gateway_websocket)
     app.router.add_post("/api/realtime/webhook", handle_realtime_webhook)
     app.router.add_get("/healthz", healthz)
+    app.on_startup.append(resume_owed_turns)
     app.on_shutdown.append(_drain_background)
     app.on_cleanup.append(_close)
     return app
@@ -111,3 +115,4 @@ async def _close(app: web.Application) -> None:
     await app[PUBLISHER].aclose()
     await app[DIRECTORY].close()
     app[_WEBHOOK_LOG].close()
+    app[JOURNAL].close()

@@ -83,6 +83,10 @@ class Deduplicator(Generic[T]):
         if first and self.persist is not None:
             self.persist(webhook_id, t_s)
 
+    def forget(self, webhook_id: str) -> None:
+        """Forget an id this process remembered (its turn could not be started)."""
+        self._seen.pop(webhook_id, None)
+
     def _expire(self) -> None:
         cutoff = self.clock_s() - self.ttl_s
         while self._seen:
