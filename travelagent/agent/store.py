@@ -61,9 +61,9 @@ CREATE TABLE IF NOT EXISTS turns (
     t_ns     INTEGER NOT NULL,                  -- when the turn started
     PRIMARY KEY (agent, msg_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS turns_by_time ON turns (t_ns);
 """
-# Expired turn keys are deleted by every PRUNE_EVERY-th commit (in its transaction), so a
+# An agent's expired turn keys are deleted by every PRUNE_EVERY-th commit (in its transaction,
+# through the primary key's agent prefix: no index on time to keep up on every turn), so a
 # commit usually pays nothing for them.
 PRUNE_EVERY = 128
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "OFF")
@@ -197,8 +197,8 @@ class AgentStore:
                 )
             if self._commits % PRUNE_EVERY == 0:
                 conn.execute(
-                    "DELETE FROM turns WHERE t_ns < ?",
-                    (t_ns - int(self.turn_retention_s * 1e9),),
+                    "DELETE FROM turns WHERE agent = ? AND t_ns < ?",
+                    (name, t_ns - int(self.turn_retention_s * 1e9)),
                 )
             conn.execute("COMMIT")
         except BaseException:
