@@ -19,6 +19,8 @@ PURE_MODULES = (
     "travelagent.wire.webhooks",
     "travelagent.realtime.session",
     "travelagent.realtime.hub",
+    "travelagent.realtime.idempotency",
+    "travelagent.agent.turns",
     "travelagent.worker.gateway_session",
     "travelagent.worker.intake",
     "travelagent.link.schedule",

@@ -18,10 +18,10 @@ from travelagent.worker.config import WorkerConfig
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    port: int, db_path: Path, *, profile: str = "instant", **config: Any
+    port: int, db_path: Path, *, profile: str = "instant", llm: Any = None, **config: Any
 ) -> AsyncIterator[web.Application]:
     cfg = WorkerConfig(port=port, db_path=db_path, **config)
-    app = create_app(cfg, llm=make_llm("simulated", profile=profile, seed=1))
+    app = create_app(cfg, llm=llm or make_llm("simulated", profile=profile, seed=1))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)

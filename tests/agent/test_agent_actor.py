@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator
@@ -320,3 +321,182 @@ async def test_one_agent_per_id_when_threads_race_for_it(db: Path) -> None:
         assert len({id(a) for a in agents}) == 1
     finally:
         await d.close()
+
+
+class CountingLLM:
+    """Counts the turns it is asked for; each can be held until ``release`` is set."""
+
+    def __init__(self, *, fail_first: int = 0) -> None:
+        self.runs = 0
+        self.fail_first = fail_first
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def stream(
+        self, messages: list[dict[str, str]], *, trace: Trace | None, process: str
+    ) -> AsyncIterator[str]:
+        self.runs += 1
+        await self.release.wait()
+        if self.runs <= self.fail_first:
+            raise RuntimeError("model exploded")
+        yield f"reply {self.runs} "
+        yield f"to {messages[-1]['content']}"
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_second_delivery_of_an_id_gets_the_stored_reply_without_a_run(db: Path) -> None:
+    llm = CountingLLM()
+    d = LocalAgentDirectory(db, llm=llm)
+    try:
+        agent = d.get("u1")
+        first = await agent.handle_message("hello", msg_id="m1")
+        again = await agent.handle_message("hello", msg_id="m1")
+        streamed = [c async for c in agent.stream_message("hello", msg_id="m1")]
+        sink = RecordingSink()
+        await agent.on_message(sink, "hello", trace=None, stream=True, msg_id="m1")
+    finally:
+        await d.close()
+    assert llm.runs == 1
+    assert again == first == "reply 1 to hello"
+    assert streamed == [first]  # a replay is the whole reply as one chunk
+    assert sink.events == [("start", None), ("chunk", first), ("complete", first)]
+    assert stored(db, "u1") == [("user", "hello"), ("assistant", first)]
+
+
+async def test_the_trace_id_keys_a_turn_when_no_message_id_is_given(db: Path) -> None:
+    llm = CountingLLM()
+    d = LocalAgentDirectory(db, llm=llm)
+    trace = Trace.start()
+    try:
+        agent = d.get("u1")
+        await agent.handle_message("hello", trace=trace)
+        await agent.handle_message("hello", trace=Trace.from_wire(trace.to_wire()))
+        await agent.handle_message("hello")  # no key at all: runs
+    finally:
+        await d.close()
+    assert llm.runs == 2
+
+
+async def test_deliveries_while_the_turn_runs_wait_for_it_and_never_run_again(
+    db: Path, tf: float
+) -> None:
+    llm = CountingLLM()
+    llm.release.clear()
+    d = LocalAgentDirectory(db, llm=llm)
+    try:
+        agent = d.get("u1")
+        first = asyncio.create_task(agent.handle_message("hello", msg_id="m1"))
+        await asyncio.sleep(0.05 * tf)
+        dupes = [asyncio.create_task(agent.handle_message("hello", msg_id="m1")) for _ in range(5)]
+        sink = RecordingSink()
+        dupes.append(
+            asyncio.create_task(
+                agent.on_message(sink, "hello", trace=None, stream=False, msg_id="m1")
+            )
+        )
+        await asyncio.sleep(0.05 * tf)
+        assert not any(t.done() for t in [first, *dupes])
+        llm.release.set()
+        replies = await asyncio.wait_for(asyncio.gather(first, *dupes), 10 * tf)
+    finally:
+        await d.close()
+    assert llm.runs == 1
+    assert set(replies[:-1]) == {"reply 1 to hello"}
+    assert sink.events == [("response", "reply 1 to hello")]
+    assert [r for r, _ in stored(db, "u1")] == ["user", "assistant"]
+
+
+async def test_a_duplicate_queued_behind_its_first_delivery_joins_it(db: Path, tf: float) -> None:
+    llm = CountingLLM()
+    llm.release.clear()
+    d = LocalAgentDirectory(db, llm=llm)
+    try:
+        agent = d.get("u1")
+        busy = asyncio.create_task(agent.handle_message("first", msg_id="m0"))
+        await asyncio.sleep(0.02 * tf)
+        queued = asyncio.create_task(agent.handle_message("hello", msg_id="m1"))
+        dupe = asyncio.create_task(agent.handle_message("hello", msg_id="m1"))
+        await asyncio.sleep(0.02 * tf)
+        llm.release.set()
+        got = await asyncio.wait_for(asyncio.gather(busy, queued, dupe), 10 * tf)
+    finally:
+        await d.close()
+    assert llm.runs == 2 and got[1] == got[2]
+
+
+async def test_a_failed_turn_is_resumed_by_its_next_delivery_without_a_second_user_message(
+    db: Path,
+) -> None:
+    llm = CountingLLM(fail_first=1)
+    d = LocalAgentDirectory(db, llm=llm)
+    try:
+        agent = d.get("u1")
+        with pytest.raises(AgentError, match="model exploded"):
+            await agent.handle_message("hello", msg_id="m1")
+        await agent.handle_message("later", msg_id="m2")
+        reply = await agent.handle_message("hello", msg_id="m1")
+        again = await agent.handle_message("hello", msg_id="m1")
+    finally:
+        await d.close()
+    assert reply == again == "reply 3 to hello"  # the LLM saw the history up to "hello"
+    assert llm.runs == 3
+    assert stored(db, "u1") == [
+        ("user", "hello"), ("user", "later"), ("assistant", "reply 2 to later"),
+        ("assistant", "reply 3 to hello"),
+    ]  # fmt: skip
+
+
+async def test_turn_keys_survive_a_new_directory_on_the_same_file(db: Path) -> None:
+    first = LocalAgentDirectory(db, llm=CountingLLM())
+    try:
+        reply = await first.get("u1").handle_message("hello", msg_id="m1")
+    finally:
+        await first.close()
+    llm = CountingLLM()
+    second = LocalAgentDirectory(db, llm=llm)
+    try:
+        assert await second.get("u1").handle_message("hello", msg_id="m1") == reply
+        assert await second.get("u2").handle_message("hello", msg_id="m1") != ""  # per agent
+    finally:
+        await second.close()
+    assert llm.runs == 1
+
+
+async def test_a_turn_cut_off_by_a_crash_is_resumed_once_after_the_restart(db: Path) -> None:
+    # The crash: the user's message (and its key) committed, then the process died.
+    first = LocalAgentDirectory(db, llm=CountingLLM())
+    try:
+        agent = first.get("u1")
+        async with contextlib.aclosing(agent.stream_message("hello", msg_id="m1")) as chunks:
+            async for _ in chunks:
+                break  # never finished: no reply committed
+    finally:
+        await first.close()
+    assert stored(db, "u1") == [("user", "hello")]
+    llm = CountingLLM()
+    second = LocalAgentDirectory(db, llm=llm)
+    try:
+        replies = [await second.get("u1").handle_message("hello", msg_id="m1") for _ in range(3)]
+    finally:
+        await second.close()
+    assert llm.runs == 1 and len(set(replies)) == 1
+    assert stored(db, "u1") == [("user", "hello"), ("assistant", replies[0])]
+
+
+async def test_expired_turn_keys_are_pruned_from_the_store(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=CountingLLM())
+    d.store.turn_retention_s = 0.0
+    try:
+        agent = d.get("u1")
+        for i in range(70):  # 140 commits: one sweep
+            await agent.handle_message(f"m{i}", msg_id=f"m{i}")
+    finally:
+        await d.close()
+    conn = sqlite3.connect(db)
+    try:
+        (left,) = conn.execute("SELECT COUNT(*) FROM turns").fetchone()
+    finally:
+        conn.close()
+    assert left < 70

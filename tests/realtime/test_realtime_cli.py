@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 
 def test_bad_webhook_url_is_refused_with_a_message() -> None:
@@ -40,3 +41,15 @@ async def test_service_process_starts_and_serves_healthz(port, tf) -> None:
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10 * tf) is not None
+
+
+@pytest.mark.parametrize("schedule", ["-1", "5,soon"])
+def test_a_bad_retry_schedule_is_refused_with_exit_2(schedule: str, capsys) -> None:
+    import argparse
+
+    from travelagent.realtime.cli import add_arguments, main
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert main(parser.parse_args(["--webhook-retry-schedule-s", schedule])) == 2
+    assert "--webhook-retry-schedule-s" in capsys.readouterr().err

@@ -85,9 +85,7 @@ async def test_webhooks_retried_while_the_worker_is_down_each_make_exactly_one_r
     cfg = RealtimeConfig.from_env(
         port=rt_port,
         webhook_url=f"http://127.0.0.1:{w_port}/api/realtime/webhook",
-        webhook_backoff_initial_s=0.05,
-        webhook_backoff_max_s=0.4,
-        webhook_max_attempts=20,
+        webhook_retry_schedule_s=(0.05, 0.1, 0.2) + (0.4,) * 16,
     )
     async with running_realtime(cfg) as rt:
         client = AsyncRealtimeClient(rt.ws_url, "u7", jwt_secret=secret(JWT_SECRET_ENV))

@@ -16,9 +16,10 @@ from conftest import free_port
 
 from travelagent.client.centrifugo import CentrifugoClient, CentrifugoError, make_token
 from travelagent.realtime.config import RealtimeConfig
+from travelagent.realtime.outbox import Outbox
 from travelagent.realtime.testing import running_realtime
 from travelagent.wire.trace import Trace
-from travelagent.wire.webhooks import verify
+from travelagent.wire.webhooks import STANDARD_RETRY_SCHEDULE_S, next_delay_s, retryable, verify
 
 JWT_SECRET = "webhook-test-jwt-secret-long-enough!!"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"webhook-test-secret-of-some-length").decode()
@@ -27,8 +28,8 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"webhook-test-secret-of-some-lengt
 class Receiver:
     """A test worker: fails the first ``fail_first`` requests with 500, then accepts."""
 
-    def __init__(self, fail_first: int = 0) -> None:
-        self.fail_first = fail_first
+    def __init__(self, fail_first: int = 0, *, status: int = 500) -> None:
+        self.fail_first, self.status = fail_first, status
         self.requests = 0
         self.accepted: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.arrived = asyncio.Event()
@@ -41,7 +42,7 @@ class Receiver:
         if self.gate is not None:
             await self.gate.wait()
         if self.requests <= self.fail_first:
-            return web.Response(status=500, text="not yet")
+            return web.Response(status=self.status, text="not yet")
         self.accepted[request.headers["webhook-id"]].append(json.loads(body))
         self.arrived.set()
         return web.json_response({"ok": True})
@@ -70,9 +71,7 @@ def config(port: int, webhook_url: str, **kw: Any) -> RealtimeConfig:
         api_key="k",
         webhook_secret=WEBHOOK_SECRET,
         webhook_url=webhook_url,
-        webhook_backoff_initial_s=0.02,
-        webhook_backoff_max_s=0.1,
-        webhook_max_attempts=20,
+        webhook_retry_schedule_s=(0.02, 0.04, 0.08) + (0.1,) * 16,
     )
     base.update(kw)
     return RealtimeConfig(**base)
@@ -183,3 +182,132 @@ async def test_joining_and_leaving_a_room_send_presence_events(port, tf) -> None
         ]
         conn = receiver.events("connection")
         assert sorted(e["message"]["text"] for e in conn) == ["connect", "disconnect"]
+
+
+def test_the_default_retry_schedule_is_standard_webhooks() -> None:
+    assert RealtimeConfig().webhook_retry_schedule_s == STANDARD_RETRY_SCHEDULE_S
+    # immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+    assert [next_delay_s(STANDARD_RETRY_SCHEDULE_S, n) for n in range(1, 9)] == [
+        5, 300, 1800, 7200, 18000, 36000, 36000, None]  # fmt: skip
+
+
+def test_server_errors_and_throttling_are_retried_other_refusals_are_final() -> None:
+    assert all(retryable(s) for s in (500, 502, 503, 408, 425, 429))
+    assert not any(retryable(s) for s in (400, 401, 404, 413))
+
+
+async def dead_letter_run(port: int, tf: float, receiver: Receiver) -> tuple[Any, Any, Any]:
+    async with (
+        receiving(receiver, free_port()) as url,
+        running_realtime(
+            config(port, url, webhook_presence=False, webhook_retry_schedule_s=(0.01, 0.02))
+        ) as rt,
+    ):
+        c = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
+        await c.connect()
+        await c.subscribe("travel:u1")
+        await c.publish("travel:u1", {"text": "Paris?", "id": "m1"})
+        pushes = []
+        while len(pushes) < 2:  # the user's own publication, then the error
+            pushes.append((await asyncio.wait_for(c.pushes.get(), 5 * tf)).data)
+        stats = rt.service.stats()
+        [letter] = rt.service.webhooks.dead_letters
+        await c.aclose()
+    return pushes[1], letter, stats
+
+
+async def test_a_webhook_that_gives_up_is_dead_lettered_and_the_user_is_told(port, tf) -> None:
+    receiver = Receiver(fail_first=100)
+    error, letter, stats = await dead_letter_run(port, tf, receiver)
+    assert receiver.requests == 3  # the first attempt and the two of the schedule
+    assert letter.attempts == 3 and "gave up after 3 attempts" in letter.reason
+    assert "HTTP 500" in letter.reason and letter.event["message"]["id"] == "m1"
+    assert error["type"] == "agent_response" and error["isError"] is True
+    assert error["id"] == "m1" and error["userId"] == "u1"
+    assert "could not be reached" in error["text"] and "HTTP 500" in error["text"]
+    assert stats["webhooks_failed"] == 1 and stats["webhooks_retried"] == 2
+
+
+async def test_a_webhook_the_worker_refuses_is_dead_lettered_at_once_with_its_answer(
+    port, tf
+) -> None:
+    receiver = Receiver(fail_first=100, status=400)
+    error, letter, _ = await dead_letter_run(port, tf, receiver)
+    assert receiver.requests == 1
+    assert "HTTP 400: not yet" in letter.reason and error["isError"] is True
+
+
+async def test_the_dead_letter_error_and_a_late_reply_make_one_final_in_the_channel(port) -> None:
+    from travelagent.realtime.service import RealtimeService
+    from travelagent.realtime.webhook_sender import DeadLetter
+
+    service = RealtimeService(config(port, "http://127.0.0.1:1/hook"))
+    event = {"type": "message", "room": "travel:u1", "userId": "u1", "message": {"id": "m1"}}
+    service._tell_user(DeadLetter("msg_1", event, "down", 8, 0.0))
+    service.hub.publish("travel:u1", {"text": "late"}, api_recv_ns=1, idempotency_key="m1:final")
+    pubs = service.hub.history_read("travel:u1", limit=10)["publications"]
+    assert [p["data"].get("isError") for p in pubs] == [True]
+
+
+def owed_ids(path: str) -> list[str]:
+    box = Outbox(path)
+    try:
+        return [o.event["message"]["id"] for o in box.owed()]
+    finally:
+        box.close()
+
+
+def dead_letters(path: str) -> list[tuple[str, str, int]]:
+    box = Outbox(path)
+    try:
+        return box.dead_letters()
+    finally:
+        box.close()
+
+
+async def test_webhooks_owed_survive_a_restart_through_the_durable_outbox(
+    port, tf, tmp_path
+) -> None:
+    receiver_port = free_port()
+    url = f"http://127.0.0.1:{receiver_port}/hook"
+    outbox = str(tmp_path / "outbox.sqlite")
+    cfg = config(
+        port, url, webhook_presence=False, webhook_outbox_path=outbox,
+        webhook_retry_schedule_s=(0.05,) * 100,
+    )  # fmt: skip
+    async with running_realtime(cfg) as rt:
+        c = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
+        await c.connect()
+        await c.publish("travel:u1", {"text": "anyone?", "id": "m1"})
+        await until(lambda: rt.service.stats()["webhooks_retried"] >= 1, tf)  # the worker is down
+        await c.aclose()
+        await rt.stop()  # a restart: everything in memory is gone
+        assert owed_ids(outbox) == ["m1"]
+        receiver = Receiver()
+        async with receiving(receiver, receiver_port):
+            await rt.start()
+            await asyncio.wait_for(receiver.arrived.wait(), 5 * tf)
+            await until(lambda: rt.service.stats()["webhooks_sent"] == 1, tf)
+        await asyncio.sleep(0.1)  # no second delivery may follow
+    assert [e["message"]["id"] for e in receiver.events()] == ["m1"]
+    assert len(receiver.accepted) == 1
+    assert owed_ids(outbox) == []
+
+
+async def test_dead_letters_are_kept_in_the_outbox_with_their_reason(port, tf, tmp_path) -> None:
+    receiver = Receiver(fail_first=100, status=400)
+    outbox = str(tmp_path / "outbox.sqlite")
+    async with (
+        receiving(receiver, free_port()) as url,
+        running_realtime(
+            config(port, url, webhook_presence=False, webhook_outbox_path=outbox)
+        ) as rt,
+    ):
+        c = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
+        await c.connect()
+        await c.publish("travel:u1", {"text": "Paris?", "id": "m1"})
+        await until(lambda: rt.service.stats()["webhooks_failed"] == 1, tf)
+        await c.aclose()
+    [(_, reason, attempts)] = dead_letters(outbox)
+    assert "HTTP 400" in reason and attempts == 1
+    assert owed_ids(outbox) == []

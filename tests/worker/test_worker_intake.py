@@ -20,7 +20,9 @@ API_KEY = "test-api-key"
 NOW_S = 1_800_000_000
 
 
-def make(*, ack_first: bool = False, stream: bool = True) -> WebhookIntake[str]:
+def make(
+    *, ack_first: bool = False, stream: bool = True, dedup: Deduplicator[str] | None = None
+) -> WebhookIntake[str]:
     return WebhookIntake(
         webhook_secret=lambda: SECRET,
         api_key=lambda: API_KEY,
@@ -28,7 +30,7 @@ def make(*, ack_first: bool = False, stream: bool = True) -> WebhookIntake[str]:
         ack_first=ack_first,
         default_stream=stream,
         process="worker",
-        dedup=Deduplicator(),
+        dedup=Deduplicator(clock_s=lambda: NOW_S) if dedup is None else dedup,
         now_s=lambda: NOW_S,
     )
 
@@ -130,3 +132,48 @@ def test_the_deduplicator_forgets_ids_older_than_its_ttl() -> None:
     assert dedup.get("a") == (True, "turn")
     now[0] = 11.0
     assert dedup.get("a") == (False, None) and len(dedup) == 0
+
+
+def test_every_id_remembered_is_persisted_once_with_its_time() -> None:
+    written: list[tuple[str, float]] = []
+    dedup: Deduplicator[str] = Deduplicator(
+        clock_s=lambda: 5.0, persist=lambda i, t: written.append((i, t))
+    )
+    dedup.remember("a", None)
+    dedup.remember("a", "the turn")  # what it started, learned later: not a second write
+    dedup.remember("b", "turn")
+    assert written == [("a", 5.0), ("b", 5.0)]
+
+
+def test_a_message_an_earlier_process_received_is_started_again_and_counted_as_redelivered() -> (
+    None
+):
+    dedup: Deduplicator[str] = Deduplicator(clock_s=lambda: NOW_S, earlier={"msg_1": NOW_S - 60})
+    d = make(dedup=dedup).receive(*signed(message(msg_id="m1")), t_recv_ns=1)
+    # Started again under its message id, whose key in the agents' store replays the reply.
+    assert isinstance(d, StartTurn) and d.order.msg_id == "m1"
+    assert d.stat == "webhook_redelivered"
+
+
+def test_a_presence_event_an_earlier_process_received_is_a_duplicate() -> None:
+    dedup: Deduplicator[str] = Deduplicator(clock_s=lambda: NOW_S, earlier={"msg_1": NOW_S - 60})
+    event = webhook_event("presence", room="room:lobby", user_id="u1", text="join")
+    d = make(dedup=dedup).receive(*signed(event), t_recv_ns=1)
+    assert isinstance(d, Respond) and d.body.get("duplicate") is True
+    assert d.stat == "webhook_duplicates"
+
+
+def test_ids_from_an_earlier_process_expire_with_the_ttl() -> None:
+    dedup: Deduplicator[str] = Deduplicator(
+        ttl_s=300, clock_s=lambda: NOW_S, earlier={"old": NOW_S - 301, "new": NOW_S - 299}
+    )
+    assert not dedup.seen_earlier("old") and dedup.seen_earlier("new")
+
+
+def test_a_forgotten_id_starts_its_turn_afresh() -> None:
+    intake = make()
+    request = signed(message())
+    assert isinstance(intake.receive(*request, t_recv_ns=1), StartTurn)
+    intake.dedup.remember("msg_1", "the turn")
+    intake.dedup.forget("msg_1")  # its turn could not be journalled
+    assert isinstance(intake.receive(*request, t_recv_ns=2), StartTurn)

@@ -18,6 +18,7 @@ from travelagent.wire.trace import MAX_STAMPS, Trace
 from travelagent.wire.webhooks import encode_event, signed_headers, webhook_event
 from travelagent.worker.app import create_app
 from travelagent.worker.config import WorkerConfig
+from travelagent.worker.keys import STATS as STATS_KEY
 from travelagent.worker.publish import PublishError
 
 
@@ -26,11 +27,15 @@ class RecordingPublisher:
 
     def __init__(self, fail_first: int = 0) -> None:
         self.published: list[tuple[str, dict[str, Any]]] = []
+        self.keys: list[str | None] = []
         self.fail_first = fail_first
         self.calls = 0
 
-    async def publish(self, channel: str, data: Any) -> dict[str, Any]:
+    async def publish(
+        self, channel: str, data: Any, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         self.calls += 1
+        self.keys.append(idempotency_key)
         if self.calls <= self.fail_first:
             raise PublishError("realtime unreachable (test)")
         self.published.append((channel, json.loads(json.dumps(data))))
@@ -103,6 +108,8 @@ async def test_streamed_reply_is_published_as_start_chunks_and_complete_in_order
     assert all(f.get("chunk") for f in frames[1:-1]) and len(frames) > 3
     assert frames[-1]["complete"] is True
     assert "".join(f["text"] for f in frames[1:-1]) == frames[-1]["text"]
+    chunk_keys = [f"m1:chunk:{i}" for i in range(len(frames) - 2)]
+    assert pub.keys == ["m1:start", *chunk_keys, "m1:final"]  # one key per publication
 
 
 async def test_replayed_webhook_never_makes_a_second_reply(worker):
@@ -126,6 +133,7 @@ async def test_retry_after_a_failed_publish_republishes_the_same_reply(worker):
         assert (await c.post(url, content=show, headers=h2)).status_code == 200
     finals = pub.finals()
     assert [f["id"] for f in finals] == ["m1", "m2"]
+    assert pub.keys == ["m1:final", "m1:final", "m2:final"]  # the retry carries the same key
     # the agent added Kyoto once, not twice
     assert finals[1]["text"].count("Kyoto") == 1
 
@@ -250,3 +258,81 @@ async def test_a_webhook_whose_trace_is_already_full_still_gets_its_reply_publis
     [(_, data)] = pub.published
     assert data["id"] == "m-full" and "Paris" in data["text"]
     assert len(data["trace"]["stamps"]) == MAX_STAMPS
+
+
+async def test_a_webhook_redelivered_to_a_restarted_worker_is_known_and_never_runs_twice(
+    port, tmp_path
+):
+    from test_worker_turns import CountingLLM
+
+    body, headers = _signed(_message(msg_id="m1"))
+    runs = []
+    for _ in range(2):  # the same database, a new process's worth of state each time
+        llm = CountingLLM()
+        pub = RecordingPublisher()
+        cfg = WorkerConfig(port=port, db_path=tmp_path / "w.db")
+        app = create_app(cfg, directory=LocalAgentDirectory(cfg.db_path, llm=llm), publisher=pub)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with httpx.AsyncClient() as client:
+                url = f"http://127.0.0.1:{port}/api/realtime/webhook"
+                resp = await client.post(url, content=body, headers=headers)
+                health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
+        finally:
+            await runner.cleanup()
+        assert resp.status_code == 200
+        runs.append((llm.runs, [f["text"] for f in pub.finals()], health["stats"]))
+    (first_runs, first_finals, first_stats), (again_runs, again_finals, again_stats) = runs
+    assert first_runs == 1 and again_runs == 0
+    assert again_finals == first_finals and len(first_finals) == 1
+    assert first_stats.get("webhook_messages") == 1
+    assert again_stats.get("webhook_redelivered") == 1 and "webhook_messages" not in again_stats
+
+
+async def test_ack_first_keeps_its_promise_across_a_restart_without_running_the_agent_twice(
+    port, tmp_path, monkeypatch, tf
+):
+    from test_worker_turns import CountingLLM
+
+    from travelagent.worker import webhook
+    from travelagent.worker.journal import TurnJournal
+
+    monkeypatch.setattr(webhook, "BACKGROUND_PUBLISH_ATTEMPTS", 1)
+    db = tmp_path / "w.db"
+    body, headers = _signed(_message(msg_id="m1"))
+    llms, pubs = (
+        [CountingLLM(), CountingLLM()],
+        [RecordingPublisher(fail_first=100), RecordingPublisher()],
+    )
+    for llm, pub in zip(llms, pubs, strict=True):
+        cfg = WorkerConfig(port=port, db_path=db, webhook_mode="ack-first")
+        app = create_app(cfg, directory=LocalAgentDirectory(db, llm=llm), publisher=pub)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            if pub is pubs[0]:  # the realtime service is down: "accepted", then nothing
+                async with httpx.AsyncClient() as client:
+                    url = f"http://127.0.0.1:{port}/api/realtime/webhook"
+                    resp = await client.post(url, content=body, headers=headers)
+                assert resp.status_code == 200 and resp.json()["accepted"] == "m1"
+                journal = TurnJournal(db)
+                owed = [o.msg_id for o in journal.owed()]
+                journal.close()
+                assert owed == ["m1"]  # written before the 200
+            for _ in range(int(500 * tf)):
+                if pub.finals() or (pub is pubs[0] and app[STATS_KEY]["publish_failed"]):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await runner.cleanup()
+    assert pubs[0].finals() == [] and [f["id"] for f in pubs[1].finals()] == ["m1"]
+    assert llms[0].runs == 1 and llms[1].runs == 0  # the restart replayed the stored reply
+    assert pubs[1].keys[-1] == "m1:final"
+    journal = TurnJournal(db)
+    try:
+        assert journal.owed() == []
+    finally:
+        journal.close()

@@ -36,19 +36,33 @@ class Agent(Protocol):
     name: str
 
     async def on_message(
-        self, sink: ReplySink, text: str, *, trace: Trace | None, stream: bool
+        self,
+        sink: ReplySink,
+        text: str,
+        *,
+        trace: Trace | None,
+        stream: bool,
+        msg_id: str | None = None,
     ) -> None:
         """Handle one gateway message; the whole reply goes to ``sink``. Never raises for a
         failure the client should hear about: that becomes ``sink.error``."""
         ...
 
-    async def handle_message(self, text: str, *, trace: Trace | None = None) -> str:
+    async def handle_message(
+        self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
+    ) -> str:
         """RPC: text in, whole reply out (after the state it depends on is committed)."""
         ...
 
-    def stream_message(self, text: str, *, trace: Trace | None = None) -> AsyncGenerator[str, None]:
+    def stream_message(
+        self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
+    ) -> AsyncGenerator[str, None]:
         """Yield reply chunks as the LLM produces them; when the iterator ends, the state is
-        committed. Holds the agent's input gate until exhausted or closed."""
+        committed. Holds the agent's input gate until exhausted or closed.
+
+        Every entry point keys the turn by ``msg_id`` (the trace's id if None): a second
+        delivery of the same id never runs the agent again; it gets the stored reply (one
+        chunk, when streamed), or waits for the run under way (see ``agent/turns.py``)."""
         ...
 
     def add_listener(self, listener: AgentListener) -> None: ...

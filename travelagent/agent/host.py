@@ -143,7 +143,7 @@ async def agent_websocket(request: web.Request) -> web.WebSocketResponse:
         # One task per message: each queues at the agent's input gate in arrival order (the
         # task's first step is the gate), and this loop keeps reading the socket meanwhile.
         task = asyncio.create_task(
-            agent.on_message(sink, parsed.text, trace=parsed.trace, stream=stream)
+            agent.on_message(sink, parsed.text, trace=parsed.trace, stream=stream, msg_id=parsed.id)
         )
         pending.add(task)
         task.add_done_callback(pending.discard)
@@ -170,7 +170,7 @@ async def agent_rpc(request: web.Request) -> web.StreamResponse:
     if not req.stream:
         received = trace.copy() if trace else None  # a failure returns the trace as it came
         try:
-            reply = await agent.handle_message(text, trace=trace)
+            reply = await agent.handle_message(text, trace=trace, msg_id=req.msg_id)
         except AgentError as err:
             return web.json_response(rpc.failure_body(str(err), received), status=500)
         return web.json_response(rpc.reply_body(reply, trace, await mailbox.take(agent)))
@@ -179,7 +179,7 @@ async def agent_rpc(request: web.Request) -> web.StreamResponse:
     parts: list[str] = []
     error: str | None = None
     try:
-        async with aclosing(agent.stream_message(text, trace=trace)) as chunks:
+        async with aclosing(agent.stream_message(text, trace=trace, msg_id=req.msg_id)) as chunks:
             async for chunk in chunks:
                 parts.append(chunk)
                 await resp.write(rpc.chunk_line(chunk))

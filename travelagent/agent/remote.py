@@ -64,16 +64,21 @@ class RemoteAgent:
         self._listeners: list[AgentListener] = []
         self._announcing: asyncio.Task[None] | None = None
 
-    def _body(self, text: str, trace: Trace | None, stream: bool) -> dict[str, Any]:
-        return rpc.request_body(text, trace, stream)
+    def _body(
+        self, text: str, trace: Trace | None, stream: bool, msg_id: str | None
+    ) -> dict[str, Any]:
+        return rpc.request_body(text, trace, stream, msg_id)
 
     def _error(self, resp_status: int, body: bytes) -> AgentError:
         return AgentError(f"agent host: HTTP {resp_status}: {rpc.error_reason(body)}")
 
-    async def handle_message(self, text: str, *, trace: Trace | None = None) -> str:
+    async def handle_message(
+        self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
+    ) -> str:
         async with self._order:
             try:
-                resp = await self._client.post(self.url, json=self._body(text, trace, False))
+                body = self._body(text, trace, False, msg_id)
+                resp = await self._client.post(self.url, json=body)
             except httpx.HTTPError as err:
                 raise AgentError(f"agent host unreachable: {err!r}") from err
             if resp.status_code != 200:
@@ -87,12 +92,12 @@ class RemoteAgent:
             return done.text
 
     async def stream_message(
-        self, text: str, *, trace: Trace | None = None
+        self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
     ) -> AsyncGenerator[str, None]:
         async with self._order:
             try:
                 async with self._client.stream(
-                    "POST", self.url, json=self._body(text, trace, True)
+                    "POST", self.url, json=self._body(text, trace, True, msg_id)
                 ) as resp:
                     if resp.status_code != 200:
                         raise self._error(resp.status_code, await resp.aread())
@@ -117,15 +122,21 @@ class RemoteAgent:
             raise AgentError("agent host ended the stream without a final line")
 
     async def on_message(
-        self, sink: ReplySink, text: str, *, trace: Trace | None, stream: bool
+        self,
+        sink: ReplySink,
+        text: str,
+        *,
+        trace: Trace | None,
+        stream: bool,
+        msg_id: str | None = None,
     ) -> None:
         try:
             if not stream:
-                reply = await self.handle_message(text, trace=trace)
+                reply = await self.handle_message(text, trace=trace, msg_id=msg_id)
             else:
                 parts: list[str] = []
                 started = False
-                async for chunk in self.stream_message(text, trace=trace):
+                async for chunk in self.stream_message(text, trace=trace, msg_id=msg_id):
                     if not started:
                         await sink.start()
                         started = True

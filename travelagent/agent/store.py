@@ -20,15 +20,17 @@ import json
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from travelagent.agent.state import MAX_RECENT_MESSAGES, TripState
+from travelagent.agent.turns import DEFAULT_RETENTION_S, TurnRecord
 from travelagent.wire.trace import now_ns
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
     name          TEXT PRIMARY KEY,
@@ -49,12 +51,46 @@ CREATE TABLE IF NOT EXISTS messages (
     t_ns    INTEGER NOT NULL,
     PRIMARY KEY (agent, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS turns (
+    agent    TEXT NOT NULL,
+    msg_id   TEXT NOT NULL,                     -- the message id: a turn's idempotency key
+    state    TEXT NOT NULL CHECK (state IN ('started', 'done')),
+    user_seq INTEGER NOT NULL,                  -- the user's message in messages
+    message  TEXT NOT NULL,                     -- the user's text
+    reply    TEXT,                              -- the assistant's, once done
+    t_ns     INTEGER NOT NULL,                  -- when the turn started
+    PRIMARY KEY (agent, msg_id)
+) WITHOUT ROWID;
 """
+# An agent's expired turn keys are deleted by every PRUNE_EVERY-th commit (in its transaction,
+# through the primary key's agent prefix: no index on time to keep up on every turn), so a
+# commit usually pays nothing for them.
+PRUNE_EVERY = 128
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "OFF")
 
 
 class StoreError(RuntimeError):
     """The store failed; ``str(err)`` says which operation and why."""
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    """Write with the user's message: the turn ``msg_id`` is started."""
+
+    msg_id: str
+    user_seq: int
+    message: str
+
+
+@dataclass(frozen=True)
+class TurnDone:
+    """Write with the reply: the turn ``msg_id`` is done and ``reply`` is its answer."""
+
+    msg_id: str
+    reply: str
+
+
+TurnWrite = TurnStart | TurnDone
 
 
 class AgentStore:
@@ -64,12 +100,15 @@ class AgentStore:
         *,
         synchronous: str = "FULL",
         max_recent: int = MAX_RECENT_MESSAGES,
+        turn_retention_s: float = DEFAULT_RETENTION_S,
     ) -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
         self.path = str(path)
         self.synchronous = synchronous.upper()
         self.max_recent = max_recent
+        self.turn_retention_s = turn_retention_s
+        self._commits = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-store")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
@@ -114,10 +153,15 @@ class AgentStore:
         )
 
     def _commit(
-        self, name: str, row: tuple[Any, ...], appended: list[tuple[int, str, str]]
+        self,
+        name: str,
+        row: tuple[Any, ...],
+        appended: list[tuple[int, str, str]],
+        turn: TurnWrite | None,
     ) -> None:
         conn = self._connection()
         t_ns = now_ns()
+        self._commits += 1
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
@@ -139,10 +183,49 @@ class AgentStore:
                 "DELETE FROM messages WHERE agent = ? AND seq < ?",
                 (name, row[-1] - self.max_recent),
             )
+            # The turn's key rides in the same transaction: no extra write, no extra fsync.
+            if isinstance(turn, TurnStart):
+                conn.execute(
+                    "INSERT OR REPLACE INTO turns (agent, msg_id, state, user_seq, message, reply,"
+                    " t_ns) VALUES (?, ?, 'started', ?, ?, NULL, ?)",
+                    (name, turn.msg_id, turn.user_seq, turn.message, t_ns),
+                )
+            elif isinstance(turn, TurnDone):
+                conn.execute(
+                    "UPDATE turns SET state = 'done', reply = ? WHERE agent = ? AND msg_id = ?",
+                    (turn.reply, name, turn.msg_id),
+                )
+            if self._commits % PRUNE_EVERY == 0:
+                conn.execute(
+                    "DELETE FROM turns WHERE agent = ? AND t_ns < ?",
+                    (name, t_ns - int(self.turn_retention_s * 1e9)),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _turns(self, name: str) -> dict[str, TurnRecord]:
+        cutoff = now_ns() - int(self.turn_retention_s * 1e9)
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT msg_id, state, user_seq, t_ns FROM turns WHERE agent = ? AND t_ns >= ?",
+                (name, cutoff),
+            )
+            .fetchall()
+        )
+        return {str(m): TurnRecord(s, int(q), int(t)) for m, s, q, t in rows}
+
+    def _turn_texts(self, name: str, msg_id: str) -> tuple[str, str | None] | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT message, reply FROM turns WHERE agent = ? AND msg_id = ?", (name, msg_id)
+            )
+            .fetchone()
+        )
+        return None if row is None else (str(row[0]), row[1])
 
     def _messages(self, name: str) -> list[tuple[int, str, str]]:
         rows = (
@@ -174,10 +257,24 @@ class AgentStore:
         """The agent's committed state (a fresh TripState if it has none)."""
         return await self._run("load", self._load, name)
 
+    async def turns(self, name: str) -> dict[str, TurnRecord]:
+        """The agent's turn keys younger than the retention, by message id."""
+        return await self._run("load turns", self._turns, name)
+
+    async def turn_texts(self, name: str, msg_id: str) -> tuple[str, str | None] | None:
+        """The stored (user message, reply or None) of one turn, or None if it has no key."""
+        return await self._run("read turn", self._turn_texts, name, msg_id)
+
     async def commit(
-        self, name: str, state: TripState, appended: list[tuple[int, str, str]]
+        self,
+        name: str,
+        state: TripState,
+        appended: list[tuple[int, str, str]],
+        *,
+        turn: TurnWrite | None = None,
     ) -> None:
-        """Durably write ``state`` and the new ``(seq, role, content)`` messages, atomically."""
+        """Durably write ``state``, the new ``(seq, role, content)`` messages and the turn's
+        key (``turn``), atomically."""
         # Serialise here, on the loop, so the store thread never reads a state being mutated.
         row = (
             state.destination,
@@ -188,7 +285,7 @@ class AgentStore:
             json.dumps(state.itinerary),
             state.message_count,
         )
-        await self._run("commit", self._commit, name, row, list(appended))
+        await self._run("commit", self._commit, name, row, list(appended), turn)
 
     async def messages(self, name: str) -> list[tuple[int, str, str]]:
         """Stored ``(seq, role, content)`` of an agent, oldest first."""

@@ -22,15 +22,17 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
+from travelagent.agent import turns
 from travelagent.agent.base import AgentEvent, AgentListener, LLMBackend, ReplySink
 from travelagent.agent.catalog import Catalog
 from travelagent.agent.state import TripState, apply_user_message, llm_messages
-from travelagent.agent.store import AgentStore, StoreError
+from travelagent.agent.store import AgentStore, StoreError, TurnDone, TurnStart, TurnWrite
 from travelagent.vocab import StampName
-from travelagent.wire.trace import Trace, TraceError
+from travelagent.wire.trace import Trace, TraceError, now_ns
 
 log = logging.getLogger(__name__)
 LLM_STAMPS = 2  # llm.first, llm.done
+PRUNE_EVERY = 128  # turns between sweeps of expired keys held in memory
 
 
 class AgentError(RuntimeError):
@@ -56,42 +58,53 @@ class TravelAgent:
         self._state: TripState | None = None
         self._listeners: list[AgentListener] = []
         self._announcing: asyncio.Task[None] | None = None
+        # Turn keys (turns.py): durable records, loaded with the state and kept current by
+        # every commit, so a delivery looks its key up without a round trip to the store.
+        self._turns: dict[str, turns.TurnRecord] = {}
+        self._kept = 0
+        self._live: dict[str, asyncio.Future[str]] = {}  # runs under way, by key
 
     # -- entry points --------------------------------------------------------------------------
 
     async def on_message(
-        self, sink: ReplySink, text: str, *, trace: Trace | None, stream: bool
+        self,
+        sink: ReplySink,
+        text: str,
+        *,
+        trace: Trace | None,
+        stream: bool,
+        msg_id: str | None = None,
     ) -> None:
-        async with self._gate:
-            try:
-                parts: list[str] = []
-                begin = sink.start if stream else None
-                async with aclosing(self._turn(text, trace, on_begin=begin)) as chunks:
-                    async for chunk in chunks:
-                        parts.append(chunk)
-                        if stream:
-                            await sink.chunk(chunk)
-            except AgentError as err:
-                await sink.error(str(err), trace)
-                return
-            # The turn has committed the reply: only now may it leave.
-            if stream:
-                await sink.complete("".join(parts), trace)
-            else:
-                await sink.response("".join(parts), trace)
-
-    async def handle_message(self, text: str, *, trace: Trace | None = None) -> str:
-        async with self._gate:
-            parts = []
-            async with aclosing(self._turn(text, trace)) as chunks:
+        try:
+            parts: list[str] = []
+            begin = sink.start if stream else None
+            async with aclosing(self._deliver(text, trace, msg_id, on_begin=begin)) as chunks:
                 async for chunk in chunks:
                     parts.append(chunk)
-            return "".join(parts)
+                    if stream:
+                        await sink.chunk(chunk)
+        except AgentError as err:
+            await sink.error(str(err), trace)
+            return
+        # The turn has committed the reply: only now may it leave.
+        if stream:
+            await sink.complete("".join(parts), trace)
+        else:
+            await sink.response("".join(parts), trace)
+
+    async def handle_message(
+        self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
+    ) -> str:
+        parts = []
+        async with aclosing(self._deliver(text, trace, msg_id)) as chunks:
+            async for chunk in chunks:
+                parts.append(chunk)
+        return "".join(parts)
 
     async def stream_message(
-        self, text: str, *, trace: Trace | None = None
+        self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
     ) -> AsyncGenerator[str, None]:
-        async with self._gate, aclosing(self._turn(text, trace)) as chunks:
+        async with aclosing(self._deliver(text, trace, msg_id)) as chunks:
             async for chunk in chunks:
                 yield chunk
 
@@ -111,34 +124,128 @@ class TravelAgent:
     async def aclose(self) -> None:
         await self.flush_listeners()
 
+    async def _commit(
+        self, state: TripState, appended: list[tuple[int, str, str]], turn: TurnWrite | None
+    ) -> None:
+        try:
+            await self._store.commit(self.name, state, appended, turn=turn)
+        except StoreError as err:
+            raise AgentError(str(err)) from err
+        self._state = state
+
+    # -- one delivery: the turn's key decides (turns.py) --------------------------------------
+
+    async def _deliver(
+        self,
+        text: str,
+        trace: Trace | None,
+        msg_id: str | None,
+        *,
+        on_begin: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncGenerator[str, None]:
+        """Yield the reply's chunks for one delivery of ``msg_id`` (the trace's id if None):
+        the LLM's as they come when the turn runs, the whole reply as one chunk when the
+        delivery joins a live run or replays a stored reply."""
+        key = msg_id or (trace.id if trace is not None else None)
+        if key is None:  # nothing to key the turn by
+            async with self._gate, aclosing(self._turn(text, trace, None, on_begin)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
+        live = self._live.get(key)
+        if live is not None:  # decide(..., live=True) is always "join"
+            reply = await asyncio.shield(live)
+            if on_begin is not None:
+                await on_begin()
+            yield reply
+            return
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._live[key] = done
+        parts: list[str] = []
+        try:
+            async with self._gate:
+                await self._loaded()
+                record = self._turns.get(key)
+                action = turns.decide(record, live=False)
+                if action == "replay":
+                    reply = await self._stored_reply(key)
+                    if on_begin is not None:
+                        await on_begin()
+                    parts.append(reply)
+                    yield reply
+                else:
+                    resume = record if action == "resume" else None
+                    async with aclosing(self._turn(text, trace, key, on_begin, resume)) as chunks:
+                        async for chunk in chunks:
+                            parts.append(chunk)
+                            yield chunk
+            done.set_result("".join(parts))
+        except BaseException as err:
+            failure = err if isinstance(err, AgentError) else AgentError("turn cut off")
+            done.set_exception(failure)
+            done.exception()  # retrieved: joiners may be none
+            raise
+        finally:
+            del self._live[key]
+
+    async def _stored_reply(self, key: str) -> str:
+        try:
+            texts = await self._store.turn_texts(self.name, key)
+        except StoreError as err:
+            raise AgentError(str(err)) from err
+        if texts is None or texts[1] is None:
+            raise AgentError(f"the stored reply to {key!r} is gone")
+        return texts[1]
+
+    def _keep(self, key: str, record: turns.TurnRecord) -> None:
+        self._turns[key] = record
+        self._kept += 1
+        if self._kept % PRUNE_EVERY == 0:
+            now = now_ns()
+            retention_s = self._store.turn_retention_s
+            for k in [
+                k
+                for k, r in self._turns.items()
+                if turns.expired(r, now_ns=now, retention_s=retention_s)
+            ]:
+                del self._turns[k]
+
     # -- one turn (the caller holds the gate) -------------------------------------------------
 
     async def _loaded(self) -> TripState:
         if self._state is None:
             try:
-                self._state = await self._store.load(self.name)
+                state = await self._store.load(self.name)
+                self._turns = await self._store.turns(self.name)
             except StoreError as err:
                 raise AgentError(str(err)) from err
+            self._state = state
         return self._state
-
-    async def _commit(self, state: TripState, appended: list[tuple[int, str, str]]) -> None:
-        try:
-            await self._store.commit(self.name, state, appended)
-        except StoreError as err:
-            raise AgentError(str(err)) from err
-        self._state = state
 
     async def _turn(
         self,
         text: str,
         trace: Trace | None,
-        *,
+        key: str | None,
         on_begin: Callable[[], Awaitable[None]] | None = None,
+        resume: turns.TurnRecord | None = None,
     ) -> AsyncGenerator[str, None]:
         state = copy.deepcopy(await self._loaded())
-        change = apply_user_message(state, text, self._catalog)
-        seq = self._append(state, "user", text)
-        await self._commit(state, [(seq, "user", text)])
+        itinerary_changed = False
+        if resume is None:
+            change = apply_user_message(state, text, self._catalog)
+            itinerary_changed = bool(change.itinerary)
+            seq = self._append(state, "user", text)
+            start = TurnStart(key, seq, text) if key is not None else None
+            await self._commit(state, [(seq, "user", text)], start)
+            if key is not None:
+                self._keep(key, turns.TurnRecord(turns.STARTED, seq, now_ns()))
+            history = state
+        else:
+            # The user's message is committed already (its first run died): not appended again.
+            assert key is not None
+            stored = await self._stored_message(key, text)
+            history = turns.history_until(state, resume.user_seq, stored)
         # Stamped once the input is committed, right before the LLM is asked: so the
         # agent.start→llm.done span is the model's alone, and the gate wait, loading and the
         # commit count as processing (worker.recv→agent.start), not as LLM time.
@@ -151,7 +258,7 @@ class TravelAgent:
         llm_trace = trace if trace is not None and trace.room >= LLM_STAMPS else None
         try:
             async for chunk in self._llm.stream(
-                llm_messages(self.name, state), trace=llm_trace, process=self.process
+                llm_messages(self.name, history), trace=llm_trace, process=self.process
             ):
                 parts.append(chunk)
                 yield chunk
@@ -160,12 +267,25 @@ class TravelAgent:
         reply = "".join(parts)
         state = copy.deepcopy(state)
         seq = self._append(state, "assistant", reply)
-        await self._commit(state, [(seq, "assistant", reply)])
+        await self._commit(
+            state, [(seq, "assistant", reply)], TurnDone(key, reply) if key is not None else None
+        )
+        if key is not None:
+            started = self._turns.get(key) or resume
+            assert started is not None
+            self._keep(key, turns.TurnRecord(turns.DONE, started.user_seq, started.t_ns))
         self._stamp(trace, "agent.done")
-        if change.itinerary:
+        if itinerary_changed:
             self._announce(
                 {"type": "itinerary", "agent": self.name, "itinerary": list(state.itinerary)}
             )
+
+    async def _stored_message(self, key: str, text: str) -> str:
+        try:
+            texts = await self._store.turn_texts(self.name, key)
+        except StoreError as err:
+            raise AgentError(str(err)) from err
+        return text if texts is None else texts[0]
 
     def _stamp(self, trace: Trace | None, name: StampName) -> None:
         if trace is None:

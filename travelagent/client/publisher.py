@@ -157,8 +157,11 @@ class PublisherClient:
             raise PublisherError(*reply.error)
         return reply.result
 
-    async def publish(self, channel: str, data: Any) -> dict[str, Any]:
-        return await self.call("publish", api.publish_params(channel, data))
+    async def publish(
+        self, channel: str, data: Any, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        params = api.publish_params(channel, data, idempotency_key=idempotency_key)
+        return await self.call("publish", params)
 
     async def aclose(self) -> None:
         self._closing = True

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from travelagent.realtime.idempotency import MAX_KEY_CHARS
 from travelagent.realtime.service import SERVICE, RealtimeService
 from travelagent.wire import centrifugo as cf
 from travelagent.wire import server_api as api
@@ -29,9 +30,23 @@ def _data(params: dict[str, Any]) -> Any:
     return params["data"]
 
 
+def _idempotency_key(params: dict[str, Any]) -> str | None:
+    key = params.get("idempotency_key")
+    if key is None or key == "":
+        return None
+    if not isinstance(key, str) or len(key) > MAX_KEY_CHARS:
+        raise cf.ReplyError(
+            cf.ERROR_BAD_REQUEST,
+            f"bad request: idempotency_key must be a string of at most {MAX_KEY_CHARS} characters",
+        )
+    return key
+
+
 def _publish(service: RealtimeService, params: dict[str, Any], recv_ns: int) -> dict[str, Any]:
     channel = cf.channel_param(params)
-    offset, epoch = service.hub.publish(channel, _data(params), api_recv_ns=recv_ns)
+    offset, epoch = service.hub.publish(
+        channel, _data(params), api_recv_ns=recv_ns, idempotency_key=_idempotency_key(params)
+    )
     return {"offset": offset, "epoch": epoch} if offset else {}
 
 
@@ -49,7 +64,8 @@ def _broadcast(service: RealtimeService, params: dict[str, Any], recv_ns: int) -
     for channel in channels:
         # Each channel gets its own copy: stamps are per delivery path.
         body = json.loads(json.dumps(data)) if isinstance(data, dict | list) else data
-        responses.append({"result": _publish(service, {"channel": channel, "data": body}, recv_ns)})
+        one = {"channel": channel, "data": body, "idempotency_key": params.get("idempotency_key")}
+        responses.append({"result": _publish(service, one, recv_ns)})
     return {"responses": responses}
 
 

@@ -35,6 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=64,
         help="webhooks in flight at once (each waits for the worker's answer; default 64)",
     )
+    parser.add_argument(
+        "--webhook-retry-schedule-s",
+        default=None,
+        help="comma-separated delays before each retry, in seconds (default: Standard "
+        "Webhooks' 5,300,1800,7200,18000,36000,36000)",
+    )
+    parser.add_argument(
+        "--webhook-outbox",
+        default="",
+        help="SQLite file of the durable webhook outbox: webhooks owed survive a restart "
+        "(default: in memory only)",
+    )
     # warning by default: a log line per webhook request would be work on the measured path
     parser.add_argument(
         "--log-level", default="warning", choices=("debug", "info", "warning", "error")
@@ -59,6 +71,20 @@ def main(args: argparse.Namespace) -> int:
     if args.webhook_workers < 1:
         print("travelagent serve realtime: --webhook-workers must be at least 1", file=sys.stderr)
         return 2
+    schedule: dict[str, tuple[float, ...]] = {}
+    if args.webhook_retry_schedule_s is not None:
+        try:
+            delays = tuple(float(d) for d in args.webhook_retry_schedule_s.split(",") if d.strip())
+        except ValueError:
+            delays = (-1.0,)
+        if any(d < 0 for d in delays):
+            print(
+                "travelagent serve realtime: --webhook-retry-schedule-s takes delays >= 0, "
+                "comma-separated",
+                file=sys.stderr,
+            )
+            return 2
+        schedule["webhook_retry_schedule_s"] = delays
     config = RealtimeConfig.from_env(
         host=args.host,
         port=args.port,
@@ -70,6 +96,8 @@ def main(args: argparse.Namespace) -> int:
         ping_interval_s=args.ping_interval_s,
         webhook_connection=args.webhook_connection,
         webhook_workers=args.webhook_workers,
+        webhook_outbox_path=args.webhook_outbox,
+        **schedule,
     )
     try:
         app = create_app(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from travelagent.realtime.history import DEFAULT_POLICIES, HistoryPolicy
+from travelagent.wire.webhooks import STANDARD_RETRY_SCHEDULE_S
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8787/api/realtime/webhook"
 
@@ -25,9 +26,10 @@ class RealtimeConfig:
     # a small pool queues messages at the realtime service; managed services fan out widely.
     webhook_workers: int = 64
     webhook_timeout_s: float = 5.0
-    webhook_max_attempts: int = 6
-    webhook_backoff_initial_s: float = 0.05
-    webhook_backoff_max_s: float = 2.0
+    # Delays before the 2nd, 3rd, ... attempt: Standard Webhooks' schedule unless shortened.
+    webhook_retry_schedule_s: tuple[float, ...] = STANDARD_RETRY_SCHEDULE_S
+    # A SQLite file for the durable outbox ("": webhooks owed are kept in memory only).
+    webhook_outbox_path: str = ""
     history: str = "memory"  # or "sqlite"
     db_path: str = "realtime.sqlite"
     history_policies: dict[str, HistoryPolicy] = field(

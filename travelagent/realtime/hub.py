@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from travelagent.realtime.history import History, StoredPub
+from travelagent.realtime.idempotency import IdempotencyCache
 from travelagent.vocab import StampName
 from travelagent.wire import centrifugo as cf
 from travelagent.wire.trace import Trace, TraceError
@@ -45,6 +46,7 @@ class Counters:
     api_publications: int = 0
     deliveries: int = 0
     slow_disconnects: int = 0
+    duplicate_publications: int = 0  # dropped by their idempotency key
 
 
 def trace_of(data: Any) -> Trace | None:
@@ -73,6 +75,7 @@ class Hub:
     channels: dict[str, dict[str, Membership]] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
     started_s: float = field(default_factory=time.time)
+    idempotency: IdempotencyCache = field(default_factory=IdempotencyCache)
 
     # --- subscriptions and presence ---------------------------------------------------------
     def is_subscribed(self, channel: str, client_id: str) -> bool:
@@ -115,13 +118,27 @@ class Hub:
         info: dict[str, Any] | None = None,
         api_recv_ns: int | None = None,
         trace: Trace | None = None,
+        idempotency_key: str | None = None,
     ) -> tuple[int, str]:
         """Store and fan out one publication; return its (offset, epoch).
 
         ``api_recv_ns`` is set for server-API publications: a trace in the data then gets
         ``realtime.publish`` at that time and ``realtime.deliver`` just before fan-out. A client
         publication arrives with ``trace`` already stamped ``realtime.recv`` by its session.
+        A publication whose ``idempotency_key`` this channel has seen (``idempotency.py``) is
+        neither stored nor delivered: the first one's (offset, epoch) is returned.
         """
+        if idempotency_key is not None:
+            now_s = time.time()
+            first = self.idempotency.get(channel, idempotency_key, now_s=now_s)
+            if first is not None:
+                self.counters.duplicate_publications += 1
+                return first
+            offset, epoch = self.publish(
+                channel, data, info=info, api_recv_ns=api_recv_ns, trace=trace
+            )
+            self.idempotency.put(channel, idempotency_key, offset, epoch, now_s=now_s)
+            return offset, epoch
         if api_recv_ns is not None:
             trace = trace_of(data)
             if trace is not None:

@@ -11,7 +11,10 @@ from aiohttp import web
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.history import History
 from travelagent.realtime.hub import Hub
-from travelagent.realtime.webhook_sender import WebhookSender
+from travelagent.realtime.outbox import Outbox
+from travelagent.realtime.webhook_sender import DeadLetter, WebhookSender
+from travelagent.wire.server_api import reply_key
+from travelagent.wire.trace import now_ns
 from travelagent.wire.webhooks import secret_key
 
 
@@ -40,12 +43,35 @@ class RealtimeService:
                 queue_size=config.webhook_queue_size,
                 workers=config.webhook_workers,
                 timeout_s=config.webhook_timeout_s,
-                max_attempts=config.webhook_max_attempts,
-                backoff_initial_s=config.webhook_backoff_initial_s,
-                backoff_max_s=config.webhook_backoff_max_s,
+                retry_schedule_s=config.webhook_retry_schedule_s,
+                on_dead_letter=self._tell_user,
+                outbox=Outbox(config.webhook_outbox_path) if config.webhook_outbox_path else None,
             )
         self.publisher_sockets = 0
         self.sockets: set[web.WebSocketResponse] = set()
+
+    def _tell_user(self, letter: DeadLetter) -> None:
+        """A message's webhook was given up on: its reply will never come, so the channel gets
+        an ``isError`` ``agent_response`` saying why, keyed as the reply's final publication
+        (``<msg id>:final``), so the channel holds one final for the message either way."""
+        event = letter.event
+        message = event.get("message")
+        if event.get("type") != "message" or not isinstance(message, dict):
+            return
+        msg_id = message.get("id")
+        data: dict[str, Any] = {
+            "type": "agent_response",
+            "userId": event.get("userId"),
+            "text": f"the agent could not be reached: {letter.reason}",
+            "isError": True,
+        }
+        key = None
+        if isinstance(msg_id, str):
+            data["id"] = msg_id
+            key = reply_key(msg_id, "final")
+        if isinstance(message.get("trace"), dict):
+            data["trace"] = message["trace"]
+        self.hub.publish(str(event.get("room")), data, api_recv_ns=now_ns(), idempotency_key=key)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = self.hub.info()
@@ -61,6 +87,8 @@ class RealtimeService:
     async def stop(self, app: web.Application) -> None:
         if self.webhooks is not None:
             await self.webhooks.aclose()
+            if self.webhooks.outbox is not None:
+                self.webhooks.outbox.close()
         self.hub.history.close()
 
     async def close_sockets(self, app: web.Application | None = None) -> None:

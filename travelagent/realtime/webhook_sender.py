@@ -4,8 +4,14 @@ Delivery rules:
 - ``offer`` never blocks: if the queue is full it returns False and counts a rejection, so the
   caller can refuse the client's publish with an error (nothing is dropped silently).
 - Each event gets one ``webhook-id`` and one body, signed fresh per attempt (the timestamp
-  moves), and is retried with exponential backoff on a transport error, a timeout or a 5xx/429.
-  The worker de-duplicates by ``webhook-id``. A 4xx other than 429 is final.
+  moves), and is retried on a transport error, a timeout or a retryable status (5xx, 408, 425,
+  429) after the delays of ``retry_schedule_s``: by default the Standard Webhooks schedule
+  (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the first attempt); tests and experiments
+  shorten it. A job waiting for its next attempt holds no worker. The worker de-duplicates by
+  ``webhook-id``.
+- A webhook that gives up (the schedule is spent, or the worker refused it with another 4xx)
+  is dead-lettered with its reason: kept in ``dead_letters`` and handed to ``on_dead_letter``,
+  which tells the user (the service publishes an ``isError`` ``agent_response``).
 - The body is built (and a trace stamped ``realtime.webhook``) just before the first POST.
 """
 
@@ -15,16 +21,27 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
+from travelagent.realtime.outbox import Outbox
 from travelagent.wire.trace import Trace
-from travelagent.wire.webhooks import encode_event, new_webhook_id, signed_headers
+from travelagent.wire.webhooks import (
+    STANDARD_RETRY_SCHEDULE_S,
+    encode_event,
+    new_webhook_id,
+    next_delay_s,
+    retryable,
+    signed_headers,
+)
 
 log = logging.getLogger(__name__)
 PROCESS = "realtime"
+MAX_DEAD_LETTERS: Final = 1000
 
 
 @dataclass
@@ -32,22 +49,36 @@ class WebhookJob:
     event: dict[str, Any]
     trace: Trace | None = None  # stamped realtime.webhook, then placed in event.message.trace
     webhook_id: str = field(default_factory=new_webhook_id)
+    attempts: int = 0
+    body: bytes | None = None  # built once, before the first attempt
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A webhook that was given up on, and why."""
+
+    webhook_id: str
+    event: dict[str, Any]
+    reason: str
+    attempts: int
+    t_s: float
 
 
 @dataclass
 class WebhookCounters:
     sent: int = 0
-    failed: int = 0
+    failed: int = 0  # dead-lettered
     retried: int = 0
     rejected_full: int = 0
 
-    def as_dict(self, queued: int) -> dict[str, int]:
+    def as_dict(self, queued: int, waiting: int) -> dict[str, int]:
         return {
             "webhooks_sent": self.sent,
             "webhooks_failed": self.failed,
             "webhooks_retried": self.retried,
             "webhooks_rejected_full": self.rejected_full,
             "webhooks_queued": queued,
+            "webhooks_waiting": waiting,  # failed at least once, waiting for the next attempt
         }
 
 
@@ -60,21 +91,25 @@ class WebhookSender:
         queue_size: int = 1000,
         workers: int = 8,
         timeout_s: float = 5.0,
-        max_attempts: int = 6,
-        backoff_initial_s: float = 0.05,
-        backoff_max_s: float = 2.0,
+        retry_schedule_s: Sequence[float] = STANDARD_RETRY_SCHEDULE_S,
+        on_dead_letter: Callable[[DeadLetter], None] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
+        if any(d < 0 for d in retry_schedule_s):
+            raise ValueError("retry delays must not be negative")
         self.url = url
         self.secret = secret
         self.queue: asyncio.Queue[WebhookJob] = asyncio.Queue(maxsize=queue_size)
         self.workers = workers
         self.timeout_s = timeout_s
-        self.max_attempts = max_attempts
-        self.backoff_initial_s = backoff_initial_s
-        self.backoff_max_s = backoff_max_s
+        self.retry_schedule_s = tuple(retry_schedule_s)
+        self.on_dead_letter = on_dead_letter
+        self.outbox = outbox
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=MAX_DEAD_LETTERS)
         self.counters = WebhookCounters()
         self._client: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._waiting: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         # aiohttp, not httpx: under tens of concurrent requests httpx's pool costs milliseconds
@@ -84,6 +119,11 @@ class WebhookSender:
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
         )
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        if self.outbox is not None:  # what an earlier process admitted and never finished
+            for owed in self.outbox.owed():
+                trace = Trace.from_wire_or_none(owed.trace) if owed.trace else None
+                job = WebhookJob(owed.event, trace, owed.webhook_id, owed.attempts)
+                self._wait_and_queue(job, 0.0)
 
     def has_room(self, extra: int = 0) -> bool:
         """Whether the queue takes one more event once ``extra`` more are offered first."""
@@ -97,22 +137,27 @@ class WebhookSender:
         except asyncio.QueueFull:
             self.counters.rejected_full += 1
             return False
+        if self.outbox is not None:
+            self.outbox.admitted(
+                job.webhook_id, job.event, job.trace.to_wire() if job.trace else None
+            )
         return True
 
     def stats(self) -> dict[str, int]:
-        return self.counters.as_dict(self.queue.qsize())
+        return self.counters.as_dict(self.queue.qsize(), len(self._waiting))
 
     async def aclose(self, *, drain_timeout_s: float = 2.0) -> None:
         """Give queued events a moment to go out, then stop."""
         if self._tasks:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.queue.join(), drain_timeout_s)
-        for t in self._tasks:
+        for t in [*self._tasks, *self._waiting]:
             t.cancel()
-        for t in self._tasks:
+        for t in [*self._tasks, *self._waiting]:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks = []
+        self._waiting.clear()
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -135,33 +180,58 @@ class WebhookSender:
         return encode_event(job.event)
 
     async def _deliver(self, job: WebhookJob) -> None:
+        """One attempt; on a retryable failure the job waits (holding no worker) and queues
+        again, or is dead-lettered when the schedule is spent."""
         assert self._client is not None
-        body = self._body(job)
-        delay_s = self.backoff_initial_s
-        for attempt in range(1, self.max_attempts + 1):
-            headers = signed_headers(self.secret, body, msg_id=job.webhook_id)
-            reason = ""
-            try:
-                async with self._client.post(self.url, data=body, headers=headers) as resp:
-                    if resp.status < 300:
-                        self.counters.sent += 1
-                        return
-                    reason = f"HTTP {resp.status}"
-                    if resp.status < 500 and resp.status != 429:
-                        text = await resp.text()
-                        log.warning("webhook %s refused: %s %s", job.webhook_id, reason, text)
-                        self.counters.failed += 1
-                        return
-            except (aiohttp.ClientError, TimeoutError) as err:
-                reason = f"{type(err).__name__}: {err}"
-            if attempt == self.max_attempts:
-                break
-            self.counters.retried += 1
-            log.info("webhook %s attempt %d failed (%s)", job.webhook_id, attempt, reason)
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, self.backoff_max_s)
-        log.warning("webhook %s failed after %d attempts", job.webhook_id, self.max_attempts)
+        if job.body is None:
+            job.body = self._body(job)
+        job.attempts += 1
+        headers = signed_headers(self.secret, job.body, msg_id=job.webhook_id)
+        try:
+            async with self._client.post(self.url, data=job.body, headers=headers) as resp:
+                if resp.status < 300:
+                    self.counters.sent += 1
+                    if self.outbox is not None:
+                        self.outbox.delivered(job.webhook_id)
+                    return
+                reason = f"worker answered HTTP {resp.status}"
+                if not retryable(resp.status):
+                    text = (await resp.text())[:200]
+                    self._dead(job, f"{reason}: {text}" if text else reason)
+                    return
+        except (aiohttp.ClientError, TimeoutError) as err:
+            reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        delay_s = next_delay_s(self.retry_schedule_s, job.attempts)
+        if delay_s is None:
+            self._dead(job, f"gave up after {job.attempts} attempts; last: {reason}")
+            return
+        self.counters.retried += 1
+        log.info("webhook %s attempt %d failed (%s)", job.webhook_id, job.attempts, reason)
+        if self.outbox is not None:
+            self.outbox.attempted(job.webhook_id, job.attempts)
+        self._wait_and_queue(job, delay_s)
+
+    def _wait_and_queue(self, job: WebhookJob, delay_s: float) -> None:
+        task = asyncio.create_task(self._again(job, delay_s))
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def _again(self, job: WebhookJob, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await self.queue.put(job)  # admitted once already: waits for room, never refused
+
+    def _dead(self, job: WebhookJob, reason: str) -> None:
+        log.warning("webhook %s dead-lettered: %s", job.webhook_id, reason)
         self.counters.failed += 1
+        letter = DeadLetter(job.webhook_id, job.event, reason, job.attempts, time.time())
+        self.dead_letters.append(letter)
+        if self.outbox is not None:
+            self.outbox.dead(job.webhook_id, job.event, reason, job.attempts)
+        if self.on_dead_letter is not None:
+            try:
+                self.on_dead_letter(letter)
+            except Exception:
+                log.exception("webhook %s: dead-letter handler failed", job.webhook_id)
 
 
 def now_ms() -> int:

@@ -1,6 +1,7 @@
 """The agent host's RPC, both ends; pure code, no I/O.
 
-``POST /agents/TravelAgent/{name}/rpc`` with ``{"text", "trace"?, "stream"?}``:
+``POST /agents/TravelAgent/{name}/rpc`` with ``{"text", "trace"?, "stream"?, "id"?}`` (``id``:
+the message id the turn is keyed by; the trace's id when absent):
 
 - not streamed: ``{"text", "trace"}`` (plus ``"events"`` when the agent announced itinerary
   changes since its last reply); bad input is a 400 with ``{"error": reason}`` and a failed turn
@@ -36,10 +37,16 @@ class RpcRequest:
     text: str
     stream: bool
     trace: Trace | None
+    msg_id: str | None = None
 
 
-def request_body(text: str, trace: Trace | None, stream: bool) -> dict[str, Any]:
-    return {"text": text, "stream": stream, "trace": trace.to_wire() if trace else None}
+def request_body(
+    text: str, trace: Trace | None, stream: bool, msg_id: str | None = None
+) -> dict[str, Any]:
+    body = {"text": text, "stream": stream, "trace": trace.to_wire() if trace else None}
+    if msg_id is not None:
+        body["id"] = msg_id
+    return body
 
 
 def parse_request(body: Any) -> RpcRequest:
@@ -56,7 +63,10 @@ def parse_request(body: Any) -> RpcRequest:
         trace = Trace.from_wire_or_none(body.get("trace"))
     except TraceError as err:
         raise RpcError(f"bad trace: {err}") from None
-    return RpcRequest(text, stream, trace)
+    msg_id = body.get("id")
+    if msg_id is not None and (not isinstance(msg_id, str) or not msg_id):
+        raise RpcError("'id' must be a non-empty string")
+    return RpcRequest(text, stream, trace, msg_id)
 
 
 def _wire(trace: Trace | None) -> dict[str, Any] | None:

@@ -48,8 +48,22 @@ def authorized(headers: Mapping[str, str], api_key: str) -> bool:
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
-def publish_params(channel: str, data: Any) -> dict[str, Any]:
-    return {"channel": channel, "data": data}
+def publish_params(
+    channel: str, data: Any, *, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """A publish's params; ``idempotency_key`` (Centrifugo's) makes a retry publish once."""
+    params: dict[str, Any] = {"channel": channel, "data": data}
+    if idempotency_key is not None:
+        params["idempotency_key"] = idempotency_key
+    return params
+
+
+def reply_key(msg_id: str, kind: str, seq: int | None = None) -> str:
+    """The idempotency key of one publication of an agent reply: its message id, its kind
+    (``start``, ``chunk``, ``final``) and, for chunks, their order. Every retry of a
+    publication carries the same key; whoever publishes a message's final (the worker's reply,
+    the realtime service's dead-letter error) uses ``final``, so the channel holds one."""
+    return f"{msg_id}:{kind}" if seq is None else f"{msg_id}:{kind}:{seq}"
 
 
 def http_result(result: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 from travelagent.wire.centrifugo import MAX_CHANNEL_CHARS
 from travelagent.wire.gateway import valid_user_id
@@ -187,3 +187,18 @@ def webhook_event(
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode()
+
+
+# --- delivery: the retry schedule -------------------------------------------------------------
+# Standard Webhooks' retry schedule: the delays before attempts 2, 3, ... (8 attempts in all).
+STANDARD_RETRY_SCHEDULE_S: Final = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+RETRYABLE_STATUSES: Final[frozenset[int]] = frozenset({408, 425, 429})
+
+
+def next_delay_s(schedule_s: Sequence[float], attempts: int) -> float | None:
+    """The wait before the next attempt after ``attempts`` failed ones; None: give up."""
+    return schedule_s[attempts - 1] if attempts - 1 < len(schedule_s) else None
+
+
+def retryable(status: int) -> bool:
+    return status >= 500 or status in RETRYABLE_STATUSES

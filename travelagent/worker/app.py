@@ -18,20 +18,24 @@ from travelagent.worker.config import WorkerConfig
 from travelagent.worker.gateway import handle_gateway_websocket
 from travelagent.worker.hybrid import RoomAnnouncer
 from travelagent.worker.intake import MAX_WEBHOOK_BYTES
+from travelagent.worker.journal import TurnJournal
 from travelagent.worker.keys import (
     BACKGROUND,
     CONFIG,
     DIRECTORY,
     INTAKE,
+    JOURNAL,
     PUBLISHER,
     ROOMS,
     STATS,
 )
 from travelagent.worker.publish import Publisher, make_publisher
-from travelagent.worker.webhook import handle_realtime_webhook, make_intake
+from travelagent.worker.webhook import handle_realtime_webhook, make_intake, resume_owed_turns
+from travelagent.worker.webhook_log import WebhookLog
 
 _STARTED = web.AppKey("started", float)
 _LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
+_WEBHOOK_LOG = web.AppKey("webhook_log", WebhookLog)
 
 
 def make_directory(config: WorkerConfig, llm: LLMBackend | None) -> AgentDirectory:
@@ -57,10 +61,15 @@ def create_app(
     app[CONFIG] = config
     app[STATS] = Counter()
     app[BACKGROUND] = set()
-    app[INTAKE] = make_intake(config)
-    app[DIRECTORY] = directory or make_directory(config, llm)
-    app[PUBLISHER] = publisher or make_publisher(
-        config.publish, config.realtime_url, timeout_s=config.publish_timeout_s
+    app[_WEBHOOK_LOG] = WebhookLog(config.db_path, ttl_s=config.webhook_dedup_ttl_s)
+    app[INTAKE] = make_intake(config, app[_WEBHOOK_LOG])
+    app[JOURNAL] = TurnJournal(config.db_path)
+    # "is None", not "or": an empty directory has len() 0 and is falsy.
+    app[DIRECTORY] = directory if directory is not None else make_directory(config, llm)
+    app[PUBLISHER] = (
+        publisher
+        if publisher is not None
+        else make_publisher(config.publish, config.realtime_url, timeout_s=config.publish_timeout_s)
     )
     app[ROOMS] = RoomAnnouncer(app[PUBLISHER])
     app[_STARTED] = time.monotonic()
@@ -68,6 +77,7 @@ def create_app(
     app.router.add_get("/api/gateway/ws", handle_gateway_websocket)
     app.router.add_post("/api/realtime/webhook", handle_realtime_webhook)
     app.router.add_get("/healthz", healthz)
+    app.on_startup.append(resume_owed_turns)
     app.on_shutdown.append(_drain_background)
     app.on_cleanup.append(_close)
     return app
@@ -104,3 +114,5 @@ async def _drain_background(app: web.Application) -> None:
 async def _close(app: web.Application) -> None:
     await app[PUBLISHER].aclose()
     await app[DIRECTORY].close()
+    app[_WEBHOOK_LOG].close()
+    app[JOURNAL].close()

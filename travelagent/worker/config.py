@@ -26,6 +26,9 @@ class WorkerConfig:
     webhook_mode: WebhookMode = "after-publish"
     webhook_tolerance_s: int = 300
     webhook_dedup_size: int = 100_000
+    # Webhook ids are kept (in memory and in the database) this long; at least the timestamp
+    # tolerance, so no redelivery the worker still accepts can outlive its id.
+    webhook_dedup_ttl_s: float = 900.0
     publish_timeout_s: float = 10.0
     # Agents: None = in this process; a URL = a separate agent host
     agents_url: str | None = None
@@ -38,4 +41,6 @@ class WorkerConfig:
             raise ValueError(f"webhook_mode must be one of {', '.join(WEBHOOK_MODES)}")
         if self.max_frame_bytes <= 0:
             raise ValueError("max_frame_bytes must be positive")
+        if self.webhook_dedup_ttl_s < self.webhook_tolerance_s:
+            raise ValueError("webhook_dedup_ttl_s must be at least webhook_tolerance_s")
         self.db_path = Path(self.db_path)

@@ -132,7 +132,13 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
             )
             agent = directory.get(decision.user_id)
             task = asyncio.create_task(
-                agent.on_message(sink, decision.text, trace=decision.trace, stream=decision.stream)
+                agent.on_message(
+                    sink,
+                    decision.text,
+                    trace=decision.trace,
+                    stream=decision.stream,
+                    msg_id=decision.msg_id,
+                )
             )
             stats["gateway_messages"] += 1
             inflight.add(task)

@@ -2,7 +2,9 @@
 
 Every rule that decides what a request to ``POST /api/realtime/webhook`` becomes lives here,
 in this order: a Standard Webhook is verified (401), its event read (400), de-duplicated by
-``webhook-id`` (a retry is handed back with the turn remembered for it), and then either
+``webhook-id`` (a retry is handed back with the turn remembered for it; an id an earlier
+process received, known from the durable log, is answered as a duplicate or, for a message,
+started again under its message-id key, which replays the stored reply), and then either
 acknowledged (presence, connection) or turned into a ``TurnOrder``. A request without
 Standard Webhooks headers is Centrifugo's publish proxy, authenticated by ``X-API-Key``.
 The handler in ``webhook.py`` reads the body, asks ``WebhookIntake.receive`` and does what the
@@ -36,28 +38,54 @@ T = TypeVar("T")
 
 
 class Deduplicator(Generic[T]):
-    """Remembers recent webhook ids (bounded by count and age) and what each one started."""
+    """Remembers recent webhook ids (bounded by count and age) and what each one started.
+
+    ``earlier`` holds the ids an earlier process received (from the durable log, with their
+    wall-clock times); ``persist(webhook_id, t_s)`` is called for every id remembered, so the
+    next process knows it too. ``clock_s`` is the wall clock: ages must compare across
+    processes.
+    """
 
     def __init__(
         self,
         *,
         max_size: int = 100_000,
         ttl_s: float = 600.0,
-        clock_s: Callable[[], float] = time.monotonic,
+        clock_s: Callable[[], float] = time.time,
+        earlier: Mapping[str, float] | None = None,
+        persist: Callable[[str, float], None] | None = None,
     ) -> None:
         self.max_size, self.ttl_s, self.clock_s = max_size, ttl_s, clock_s
+        self.persist = persist
         self._seen: OrderedDict[str, tuple[float, T | None]] = OrderedDict()
+        self._earlier: OrderedDict[str, float] = OrderedDict(
+            sorted((earlier or {}).items(), key=lambda kv: kv[1])
+        )
 
     def get(self, webhook_id: str) -> tuple[bool, T | None]:
+        """(seen in this process, what it started)."""
         self._expire()
         entry = self._seen.get(webhook_id)
         return (entry is not None, entry[1] if entry else None)
 
+    def seen_earlier(self, webhook_id: str) -> bool:
+        """Whether an earlier process received ``webhook_id`` (within the ttl)."""
+        self._expire()
+        return webhook_id in self._earlier
+
     def remember(self, webhook_id: str, turn: T | None) -> None:
-        self._seen[webhook_id] = (self.clock_s(), turn)
+        t_s = self.clock_s()
+        first = webhook_id not in self._seen and webhook_id not in self._earlier
+        self._seen[webhook_id] = (t_s, turn)
         self._seen.move_to_end(webhook_id)
         while len(self._seen) > self.max_size:
             self._seen.popitem(last=False)
+        if first and self.persist is not None:
+            self.persist(webhook_id, t_s)
+
+    def forget(self, webhook_id: str) -> None:
+        """Forget an id this process remembered (its turn could not be started)."""
+        self._seen.pop(webhook_id, None)
 
     def _expire(self) -> None:
         cutoff = self.clock_s() - self.ttl_s
@@ -66,6 +94,8 @@ class Deduplicator(Generic[T]):
             if t >= cutoff:
                 break
             self._seen.popitem(last=False)
+        while self._earlier and next(iter(self._earlier.values())) < cutoff:
+            self._earlier.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -167,9 +197,16 @@ class WebhookIntake(Generic[T]):
         seen, prior = self.dedup.get(webhook_id)
         if seen:
             return Redeliver(prior)
+        # Received by an earlier process (the durable log): a presence or connection event is
+        # answered as a duplicate; a message is started again, and its turn's message-id key
+        # makes that a replay of the stored reply, never a second run of the agent.
+        earlier = self.dedup.seen_earlier(webhook_id)
         if event["type"] != "message":
             self.dedup.remember(webhook_id, None)
-            return Respond(200, {"ok": True, "type": event["type"]}, f"webhook_{event['type']}")
+            answer = {"ok": True, "type": event["type"]}
+            if earlier:
+                return Respond(200, {**answer, "duplicate": True}, "webhook_duplicates")
+            return Respond(200, answer, f"webhook_{event['type']}")
         message = event.get("message")
         if not isinstance(message, dict):
             return _bad("'message' must be an object with 'text'")
@@ -188,7 +225,8 @@ class WebhookIntake(Generic[T]):
         stream = raw_stream if isinstance(raw_stream, bool) else self.default_stream
         order = TurnOrder(str(event["room"]), user, msg_id, text, trace, stream)
         ack = {"ok": True, "accepted": msg_id} if self.ack_first else None
-        return StartTurn(order, webhook_id, ack, "webhook_messages")
+        stat = "webhook_redelivered" if earlier else "webhook_messages"
+        return StartTurn(order, webhook_id, ack, stat)
 
     def _publish_proxy(
         self, headers: Mapping[str, str], body: bytes, t_recv_ns: int

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from travelagent.worker.config import WorkerConfig
     from travelagent.worker.hybrid import RoomAnnouncer
     from travelagent.worker.intake import WebhookIntake
+    from travelagent.worker.journal import TurnJournal
     from travelagent.worker.publish import Publisher
     from travelagent.worker.turn import RealtimeTurn
 
@@ -22,4 +23,5 @@ STATS: web.AppKey[Counter[str]] = web.AppKey("stats")
 PUBLISHER: web.AppKey[Publisher] = web.AppKey("publisher")
 INTAKE: web.AppKey[WebhookIntake[RealtimeTurn]] = web.AppKey("intake")
 ROOMS: web.AppKey[RoomAnnouncer] = web.AppKey("rooms")
+JOURNAL: web.AppKey[TurnJournal] = web.AppKey("journal")
 BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")

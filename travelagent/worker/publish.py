@@ -32,7 +32,9 @@ class PublishError(RuntimeError):
 class Publisher(Protocol):
     mode: str
 
-    async def publish(self, channel: str, data: Any) -> dict[str, Any]: ...
+    async def publish(
+        self, channel: str, data: Any, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
 
@@ -55,7 +57,15 @@ def _check_reply(resp: httpx.Response) -> dict[str, Any]:
 class HttpPublisher:
     """``http-new`` (keep-alive off) or ``http-pooled`` (keep-alive on), one httpx client."""
 
-    def __init__(self, base_url: str, api_key: str, *, pooled: bool, timeout_s: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        pooled: bool,
+        timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.mode = "http-pooled" if pooled else "http-new"
         limits = (
             httpx.Limits(max_connections=200, max_keepalive_connections=100)
@@ -66,12 +76,19 @@ class HttpPublisher:
         if not pooled:
             headers["Connection"] = "close"
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, limits=limits, timeout=timeout_s
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            limits=limits,
+            timeout=timeout_s,
+            transport=transport,  # a seam for tests (e.g. one that loses answers)
         )
 
-    async def publish(self, channel: str, data: Any) -> dict[str, Any]:
+    async def publish(
+        self, channel: str, data: Any, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        params = api.publish_params(channel, data, idempotency_key=idempotency_key)
         try:
-            resp = await self._client.post("/api/publish", json=api.publish_params(channel, data))
+            resp = await self._client.post("/api/publish", json=params)
         except httpx.HTTPError as err:
             raise PublishError(f"publish to realtime failed: {err!r}") from err
         return _check_reply(resp)
@@ -94,14 +111,19 @@ class WsPublisher:
         self._connected = False
         self._connect_lock = asyncio.Lock()
 
-    async def publish(self, channel: str, data: Any) -> dict[str, Any]:
+    async def publish(
+        self, channel: str, data: Any, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         if not self._connected:
             async with self._connect_lock:
                 if not self._connected:
                     await self._client.connect()
                     self._connected = True
         try:
-            return await asyncio.wait_for(self._client.publish(channel, data), self._timeout_s)
+            return await asyncio.wait_for(
+                self._client.publish(channel, data, idempotency_key=idempotency_key),
+                self._timeout_s,
+            )
         except TimeoutError:
             raise PublishError(f"publish over the publisher socket timed out ({channel})") from None
         except Exception as err:
@@ -126,6 +148,9 @@ def make_publisher(
     raise ValueError(f"unknown publish mode {mode!r}")
 
 
-async def publish_to_realtime(publisher: Publisher, channel: str, data: Any) -> dict[str, Any]:
-    """Publish one agent_response (or any data) to ``channel``; raise PublishError on failure."""
-    return await publisher.publish(channel, data)
+async def publish_to_realtime(
+    publisher: Publisher, channel: str, data: Any, *, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Publish one agent_response (or any data) to ``channel``; raise PublishError on failure.
+    With ``idempotency_key``, a retry of a publish whose answer was lost publishes once."""
+    return await publisher.publish(channel, data, idempotency_key=idempotency_key)

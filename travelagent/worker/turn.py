@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from travelagent.agent.base import Agent
+from travelagent.wire.server_api import reply_key
 from travelagent.wire.trace import Trace
 from travelagent.worker.publish import Publisher, PublishError
 
@@ -58,7 +59,9 @@ class RealtimeTurn:
     async def _produce(self) -> None:
         if not self.stream:
             try:
-                self.reply = await self.agent.handle_message(self.text, trace=self.trace)
+                self.reply = await self.agent.handle_message(
+                    self.text, trace=self.trace, msg_id=self.msg_id
+                )
             except Exception as err:  # the client hears about it as an isError publication
                 log.warning("agent %s failed: %s", self.agent.name, err)
                 self.reply, self.is_error = f"agent error: {err}", True
@@ -69,7 +72,7 @@ class RealtimeTurn:
         try:
             queue.put_nowait(agent_response(self.user_id, self.msg_id, streaming=True))
             async with contextlib.aclosing(
-                self.agent.stream_message(self.text, trace=self.trace)
+                self.agent.stream_message(self.text, trace=self.trace, msg_id=self.msg_id)
             ) as chunks:
                 async for chunk in chunks:
                     parts.append(chunk)
@@ -94,6 +97,7 @@ class RealtimeTurn:
         one round trip instead of one round trip per token."""
         failure: PublishError | None = None
         pending: Any = None
+        chunks = 0
         while True:
             item = pending if pending is not None else await queue.get()
             pending = None
@@ -109,9 +113,14 @@ class RealtimeTurn:
                     texts.append(nxt["text"])
                 if len(texts) > 1:
                     item = {**item, "text": "".join(texts)}
+            if item.get("chunk"):
+                key = reply_key(self.msg_id, "chunk", chunks)
+                chunks += 1
+            else:
+                key = reply_key(self.msg_id, "start")
             if failure is None:
                 try:
-                    await self.publisher.publish(self.channel, item)
+                    await self.publisher.publish(self.channel, item, idempotency_key=key)
                 except PublishError as err:
                     failure = err  # keep draining so the producer never blocks
         if failure is not None:
@@ -128,7 +137,9 @@ class RealtimeTurn:
             data = agent_response(self.user_id, self.msg_id, text=self.reply)
         data["trace"] = self.trace.to_wire()
         try:
-            await self.publisher.publish(self.channel, data)
+            await self.publisher.publish(
+                self.channel, data, idempotency_key=reply_key(self.msg_id, "final")
+            )
         except PublishError:
             # Leave the stamp list as it was so a retry stamps worker.publish afresh.
             self.trace.stamps.pop()

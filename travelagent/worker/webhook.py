@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 
 from aiohttp import web
 
@@ -27,16 +28,33 @@ from travelagent.worker.intake import (
     TurnOrder,
     WebhookIntake,
 )
-from travelagent.worker.keys import BACKGROUND, CONFIG, DIRECTORY, INTAKE, PUBLISHER, STATS
+from travelagent.worker.keys import (
+    BACKGROUND,
+    CONFIG,
+    DIRECTORY,
+    INTAKE,
+    JOURNAL,
+    PUBLISHER,
+    STATS,
+)
 from travelagent.worker.publish import PublishError
 from travelagent.worker.turn import RealtimeTurn
+from travelagent.worker.webhook_log import WebhookLog
 
 log = logging.getLogger(__name__)
 
 BACKGROUND_PUBLISH_ATTEMPTS = 4
 
 
-def make_intake(cfg: WorkerConfig) -> WebhookIntake[RealtimeTurn]:
+def make_intake(cfg: WorkerConfig, log: WebhookLog | None = None) -> WebhookIntake[RealtimeTurn]:
+    """The intake; with ``log``, de-duplication reads the ids earlier processes received and
+    records every new one."""
+    dedup: Deduplicator[RealtimeTurn] = Deduplicator(
+        max_size=cfg.webhook_dedup_size,
+        ttl_s=cfg.webhook_dedup_ttl_s,
+        earlier=log.recent() if log is not None else None,
+        persist=log.record if log is not None else None,
+    )
     return WebhookIntake(
         webhook_secret=lambda: secret(WEBHOOK_SECRET_ENV),
         api_key=lambda: secret(API_KEY_ENV),
@@ -44,7 +62,7 @@ def make_intake(cfg: WorkerConfig) -> WebhookIntake[RealtimeTurn]:
         ack_first=cfg.webhook_mode == "ack-first",
         default_stream=cfg.stream,
         process=cfg.process,
-        dedup=Deduplicator(max_size=cfg.webhook_dedup_size),
+        dedup=dedup,
     )
 
 
@@ -83,7 +101,15 @@ async def handle_realtime_webhook(request: web.Request) -> web.Response:
         intake.dedup.remember(decision.webhook_id, turn)
     stats[decision.stat] += 1
     if decision.ack is not None:
-        _background(request.app, turn)
+        # "Accepted" is a promise nobody will check: keep it on disk before making it.
+        try:
+            await request.app[JOURNAL].owe(decision.order)
+        except sqlite3.Error as err:
+            log.error("could not journal turn %s: %s", decision.order.msg_id, err)
+            if decision.webhook_id is not None:
+                intake.dedup.forget(decision.webhook_id)  # so the retry starts it afresh
+            return web.json_response({"error": f"turn not stored: {err}"}, status=503)
+        _background(request.app, turn, decision.order)
         return web.json_response(decision.ack)
     turn.task = asyncio.create_task(turn.run())
     return await _await_turn(turn)
@@ -110,12 +136,16 @@ async def _retry(request: web.Request, turn: RealtimeTurn | None) -> web.Respons
     return await _await_turn(turn)
 
 
-def _background(app: web.Application, turn: RealtimeTurn) -> None:
+def _background(app: web.Application, turn: RealtimeTurn, order: TurnOrder) -> None:
+    """Run a promised turn; once its final is published, the journal forgets it. If every
+    attempt fails it stays owed, and the next start of the worker runs it again."""
+
     async def run() -> None:
         delay_s = 0.05
         for attempt in range(BACKGROUND_PUBLISH_ATTEMPTS):
             try:
                 await turn.run()
+                app[JOURNAL].settled(order)
                 return
             except PublishError as err:
                 log.warning("publish attempt %d for %s failed: %s", attempt + 1, turn.msg_id, err)
@@ -127,3 +157,12 @@ def _background(app: web.Application, turn: RealtimeTurn) -> None:
     turn.task = task
     app[BACKGROUND].add(task)
     task.add_done_callback(app[BACKGROUND].discard)
+
+
+async def resume_owed_turns(app: web.Application) -> None:
+    """At start: run in the background every turn an earlier process promised and did not
+    publish (``journal.py``). Each replays or resumes under its message-id key."""
+    for order in app[JOURNAL].owed():
+        turn = _turn(app, order)
+        app[STATS]["turns_resumed"] += 1
+        _background(app, turn, order)

@@ -1,0 +1,143 @@
+"""Idempotent publishing (``idempotency_key``): on the pure cache and hub, and over real
+sockets with a worker whose publish answer is lost and retried."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from travelagent.agent.directory import LocalAgentDirectory
+from travelagent.agent.llm import make_llm
+from travelagent.client.publisher import PublisherClient
+from travelagent.realtime.config import RealtimeConfig
+from travelagent.realtime.history import DEFAULT_POLICIES, History
+from travelagent.realtime.hub import Hub
+from travelagent.realtime.idempotency import IdempotencyCache
+from travelagent.realtime.testing import running_realtime
+from travelagent.wire.trace import Trace
+from travelagent.worker.publish import HttpPublisher, PublishError
+from travelagent.worker.turn import RealtimeTurn
+
+API_KEY = "idempotency-test-api-key"
+JWT_SECRET = "idempotency-test-jwt-secret-long-enough!"
+
+
+class Sink:
+    client_id, user = "c1", "u1"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, text: str) -> None:
+        self.sent.append(text)
+
+
+def test_the_cache_answers_a_key_it_has_seen_in_that_channel_until_the_ttl() -> None:
+    cache = IdempotencyCache(ttl_s=300)
+    cache.put("travel:u1", "m1:final", 7, "e", now_s=0)
+    assert cache.get("travel:u1", "m1:final", now_s=299) == (7, "e")
+    assert cache.get("travel:u2", "m1:final", now_s=299) is None  # keys are per channel
+    assert cache.get("travel:u1", "m1:final", now_s=301) is None and len(cache) == 0
+
+
+def test_the_cache_is_bounded_by_count() -> None:
+    cache = IdempotencyCache(max_size=2)
+    for i in range(3):
+        cache.put("c", f"k{i}", i, "e", now_s=0)
+    assert cache.get("c", "k0", now_s=0) is None and cache.get("c", "k2", now_s=0) == (2, "e")
+
+
+def test_a_repeated_key_is_neither_stored_nor_delivered_and_answers_the_first_result() -> None:
+    hub = Hub(History(DEFAULT_POLICIES))
+    sink = Sink()
+    hub.subscribe(sink, "travel:u1", join_leave=False)
+    first = hub.publish("travel:u1", {"text": "a"}, api_recv_ns=1, idempotency_key="m1:final")
+    again = hub.publish("travel:u1", {"text": "a"}, api_recv_ns=2, idempotency_key="m1:final")
+    other = hub.publish("travel:u1", {"text": "b"}, api_recv_ns=3, idempotency_key="m2:final")
+    assert again == first and other[0] == first[0] + 1
+    assert len(sink.sent) == 2
+    assert [p["data"]["text"] for p in hub.history_read("travel:u1", limit=10)["publications"]] == [
+        "a",
+        "b",
+    ]
+    assert hub.counters.duplicate_publications == 1
+
+
+class LosingTransport(httpx.AsyncBaseTransport):
+    """Delivers every request, but loses the answer to the first ``lose`` publishes whose key
+    ends with ``suffix``: the realtime service published, the worker never heard."""
+
+    def __init__(self, lose: int, suffix: str = ":final") -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.lose, self.suffix = lose, suffix
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        resp = await self.inner.handle_async_request(request)
+        if self.lose and request.content.rstrip(b"}").endswith(f'{self.suffix}"'.encode()):
+            self.lose -= 1
+            await resp.aclose()
+            raise httpx.ReadError("connection reset before the answer (test)", request=request)
+        return resp
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def history(base_url: str, channel: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as c:
+        resp = await c.post(
+            f"{base_url}/api/history",
+            json={"channel": channel, "limit": 100},
+            headers={"X-API-Key": API_KEY},
+        )
+    return [p["data"] for p in resp.json()["result"]["publications"]]
+
+
+async def test_a_publish_whose_answer_was_lost_and_retried_is_one_publication_in_history(
+    port: int, tmp_path: Path
+) -> None:
+    config = RealtimeConfig(port=port, jwt_secret=JWT_SECRET, api_key=API_KEY, webhook_url="")
+    async with running_realtime(config) as rt:
+        publisher = HttpPublisher(
+            rt.base_url, API_KEY, pooled=True, timeout_s=5, transport=LosingTransport(lose=2)
+        )
+        directory = LocalAgentDirectory(
+            tmp_path / "a.db", llm=make_llm("simulated", profile="instant")
+        )
+        turn = RealtimeTurn(
+            agent=directory.get("u1"), publisher=publisher, channel="travel:u1", user_id="u1",
+            msg_id="m1", text="hotels in Paris", trace=Trace.start("m1"), stream=True,
+        )  # fmt: skip
+        try:
+            for _ in range(2):  # the answer is lost twice: each a PublishError, as the worker saw
+                try:
+                    await turn.run()
+                except PublishError:
+                    continue
+                raise AssertionError("the lost answer was not noticed")
+            await turn.run()  # the third try hears the answer
+        finally:
+            await publisher.aclose()
+            await directory.close()
+        pubs = await history(rt.base_url, "travel:u1")
+        assert rt.service.hub.counters.duplicate_publications == 2
+    finals = [p for p in pubs if p.get("complete")]
+    assert len(finals) == 1 and "Paris" in finals[0]["text"]
+    assert sum(1 for p in pubs if p.get("streaming")) == 1
+
+
+async def test_the_publisher_socket_carries_the_key_too(port: int) -> None:
+    config = RealtimeConfig(port=port, jwt_secret=JWT_SECRET, api_key=API_KEY, webhook_url="")
+    async with running_realtime(config) as rt:
+        pub = PublisherClient(rt.publisher_url, API_KEY)
+        await pub.connect()
+        try:
+            results = [
+                await pub.publish("travel:u1", {"text": "a"}, idempotency_key="k") for _ in range(3)
+            ]
+        finally:
+            await pub.aclose()
+        assert len({r["offset"] for r in results}) == 1
+        assert len(await history(rt.base_url, "travel:u1")) == 1
