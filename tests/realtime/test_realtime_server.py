@@ -391,3 +391,49 @@ async def test_client_publication_is_stamped_on_receipt_and_a_full_trace_passes_
     await c.publish("travel:u1", {"text": "y", "trace": full.to_wire()})
     assert len((await next_push(c, tf)).data["trace"]["stamps"]) == 256
     await c.aclose()
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 32503680000},  # the year 3000
+        {"rooms": "paris"},  # not a list: must not open every room
+        {"rooms": [1, 2]},
+        {"sub": "a/b"},
+    ],
+    ids=["exp-year-3000", "rooms-string", "rooms-numbers", "sub-with-slash"],
+)
+async def test_tokens_that_break_the_rules_are_disconnected_and_counted(rt, claims) -> None:
+    import jwt
+
+    body = {"sub": "u1", "exp": int(time.time()) + 60, **claims}
+    c = CentrifugoClient(rt.ws_url, jwt.encode(body, JWT_SECRET, algorithm="HS256"))
+    with pytest.raises(ConnectionLost) as info:
+        await c.connect()
+    assert info.value.code == 3500
+    await c.aclose()
+    async with httpx.AsyncClient() as http:
+        health = (await http.get(f"{rt.base_url}/healthz")).json()
+    assert health["refused_tokens"] >= 1
+
+
+async def test_a_token_without_exp_is_disconnected(rt) -> None:
+    import jwt
+
+    c = CentrifugoClient(rt.ws_url, jwt.encode({"sub": "u1"}, JWT_SECRET, algorithm="HS256"))
+    with pytest.raises(ConnectionLost) as info:
+        await c.connect()
+    assert info.value.code == 3500
+    await c.aclose()
+
+
+async def test_a_foreign_issuer_is_refused_when_an_issuer_is_configured(port) -> None:
+    async with running_realtime(config(port, jwt_issuer="travelagent")) as rt:
+        bad = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET, iss="evil"))
+        with pytest.raises(ConnectionLost) as info:
+            await bad.connect()
+        assert info.value.code == 3500
+        await bad.aclose()
+        good = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET, iss="travelagent"))
+        await good.connect()
+        await good.aclose()

@@ -23,6 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated room names clients may enter (default: every room)",
     )
     parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024)
+    parser.add_argument(
+        "--jwt-max-lifetime-s",
+        type=float,
+        default=24 * 3600.0,
+        help="refuse connection tokens whose exp is further ahead than this (default 1 day)",
+    )
+    parser.add_argument("--jwt-audience", default=None, help="require this aud in tokens")
+    parser.add_argument("--jwt-issuer", default=None, help="require this iss in tokens")
     parser.add_argument("--ping-interval-s", type=float, default=25.0)
     parser.add_argument(
         "--webhook-connection",
@@ -67,6 +75,9 @@ def main(args: argparse.Namespace) -> int:
         db_path=args.db,
         allowed_rooms=rooms,
         max_frame_bytes=args.max_frame_bytes,
+        jwt_max_lifetime_s=args.jwt_max_lifetime_s,
+        jwt_audience=args.jwt_audience,
+        jwt_issuer=args.jwt_issuer,
         ping_interval_s=args.ping_interval_s,
         webhook_connection=args.webhook_connection,
         webhook_workers=args.webhook_workers,

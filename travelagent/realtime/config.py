@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from travelagent.realtime.history import DEFAULT_POLICIES, HistoryPolicy
+from travelagent.wire.tokens import DEFAULT_MAX_LIFETIME_S, TokenPolicy
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8787/api/realtime/webhook"
 
@@ -14,6 +15,10 @@ class RealtimeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     jwt_secret: str = ""
+    # Connection tokens: exp is required and at most this far ahead; aud/iss checked if set.
+    jwt_max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
     api_key: str = ""
     webhook_secret: str = ""
     # Empty string: no outbound webhooks at all.
@@ -39,6 +44,14 @@ class RealtimeConfig:
     ping_interval_s: float = 25.0
     # A session whose unsent queue grows past this is too slow and is disconnected.
     max_queued_messages: int = 10_000
+
+    def token_policy(self) -> TokenPolicy:
+        return TokenPolicy(
+            secret=self.jwt_secret,
+            max_lifetime_s=self.jwt_max_lifetime_s,
+            audience=self.jwt_audience,
+            issuer=self.jwt_issuer,
+        )
 
     @classmethod
     def from_env(cls, **overrides: object) -> RealtimeConfig:

@@ -45,6 +45,7 @@ class Counters:
     api_publications: int = 0
     deliveries: int = 0
     slow_disconnects: int = 0
+    refused_tokens: int = 0
 
 
 def trace_of(data: Any) -> Trace | None:

@@ -335,15 +335,20 @@ class Grants:
 
     @classmethod
     def build(
-        cls, user: str, *, config_rooms: Iterable[str] | None, token_rooms: Any = None
+        cls,
+        user: str,
+        *,
+        config_rooms: Iterable[str] | None,
+        token_rooms: Iterable[str] | None = None,
     ) -> Grants:
-        """Combine the service's allow-list with the token's ``rooms`` claim.
+        """Combine the service's allow-list with the token's ``rooms`` claim (already verified
+        by ``travelagent.wire.tokens``: a malformed claim never gets here).
 
         Both restrict: a token signed by the application may narrow a user to some rooms, and
         the service's allow-list bounds every user. Neither set means every room is allowed.
         """
         rooms = None if config_rooms is None else frozenset(config_rooms)
-        if isinstance(token_rooms, list) and all(isinstance(r, str) for r in token_rooms):
+        if token_rooms is not None:
             claim = frozenset(token_rooms)
             rooms = claim if rooms is None else rooms & claim
         return cls(user=user, rooms=rooms)
