@@ -15,11 +15,14 @@ from travelagent.agent.llm import make_llm
 from travelagent.worker.app import create_app
 from travelagent.worker.config import WorkerConfig
 
+JWT_SECRET = "test-jwt-secret-that-is-long-enough-32"
+
 
 @contextlib.asynccontextmanager
 async def running_worker(
     port: int, db_path: Path, *, profile: str = "instant", **config: Any
 ) -> AsyncIterator[web.Application]:
+    config.setdefault("jwt_secret", JWT_SECRET)
     cfg = WorkerConfig(port=port, db_path=db_path, **config)
     app = create_app(cfg, llm=make_llm("simulated", profile=profile, seed=1))
     runner = web.AppRunner(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import sys
 
@@ -28,6 +29,17 @@ def secret(name: str, *, warn: bool = True) -> str:
         _warned.add(name)
         print(f"travelagent: {name} not set; using the development default", file=sys.stderr)
     return _DEV_DEFAULTS[name]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps a server on this machine (127.0.0.0/8, ::1, localhost).
+    An empty host or 0.0.0.0 binds every interface: not loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def timeout_factor() -> float:

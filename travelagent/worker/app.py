@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 
@@ -30,6 +31,7 @@ from travelagent.worker.keys import (
 from travelagent.worker.publish import Publisher, make_publisher
 from travelagent.worker.webhook import handle_realtime_webhook, make_intake
 
+log = logging.getLogger(__name__)
 _STARTED = web.AppKey("started", float)
 _LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
 
@@ -65,6 +67,13 @@ def create_app(
     app[ROOMS] = RoomAnnouncer(app[PUBLISHER])
     app[_STARTED] = time.monotonic()
     app[_LOOP_LAG] = attach_loop_lag(app)
+    if config.gateway_open:
+        # Said once, at start: anyone who can reach this address may act as any user.
+        log.warning(
+            "gateway open: sockets without a token are admitted on %s (%s)",
+            config.host,
+            "loopback" if config.gateway_access == "auto" else "--insecure-open-gateway",
+        )
     app.router.add_get("/api/gateway/ws", handle_gateway_websocket)
     app.router.add_post("/api/realtime/webhook", handle_realtime_webhook)
     app.router.add_get("/healthz", healthz)
@@ -86,6 +95,8 @@ async def healthz(request: web.Request) -> web.Response:
             "webhook_mode": cfg.webhook_mode,
             "stream": cfg.stream,
             "agents": cfg.agents_url or "local",
+            "gateway_open": cfg.gateway_open,
+            "room_bindings": app[ROOMS].bindings(),
             "stats": dict(stats),
             "loop_lag": app[_LOOP_LAG].summary(),
         }

@@ -22,6 +22,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--webhook-mode", choices=WEBHOOK_MODES, default="after-publish")
     p.add_argument("--agents-url", default=None, help="separate agent host (default: in-process)")
     p.add_argument("--max-frame-bytes", type=int, default=1 << 20)
+    access = p.add_mutually_exclusive_group()
+    access.add_argument(
+        "--insecure-open-gateway",
+        dest="gateway_access",
+        action="store_const",
+        const="insecure-open",
+        help="admit gateway sockets without a token on any address (anyone may act as anyone)",
+    )
+    access.add_argument(
+        "--gateway-token-required",
+        dest="gateway_access",
+        action="store_const",
+        const="token",
+        help="require a token on the gateway even on loopback",
+    )
+    p.set_defaults(gateway_access="auto")
+    p.add_argument("--jwt-max-lifetime-s", type=float, default=24 * 3600.0)
+    p.add_argument("--jwt-audience", default=None, help="require this aud in tokens")
+    p.add_argument("--jwt-issuer", default=None, help="require this iss in tokens")
     p.add_argument("--log-level", default="warning")
 
 
@@ -29,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from travelagent.agent.cli import llm_from_args
+    from travelagent.config import JWT_SECRET_ENV, secret
     from travelagent.worker.app import create_app
     from travelagent.worker.config import WorkerConfig
 
@@ -44,6 +64,11 @@ def main(args: argparse.Namespace) -> int:
             webhook_mode=args.webhook_mode,
             agents_url=args.agents_url,
             max_frame_bytes=args.max_frame_bytes,
+            gateway_access=args.gateway_access,
+            jwt_secret=secret(JWT_SECRET_ENV),
+            jwt_max_lifetime_s=args.jwt_max_lifetime_s,
+            jwt_audience=args.jwt_audience,
+            jwt_issuer=args.jwt_issuer,
         )
         llm = None if args.agents_url else llm_from_args(args)
     except ValueError as err:

@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from travelagent.config import is_loopback
 from travelagent.vocab import PUBLISH_MODES, WEBHOOK_MODES, PublishMode, WebhookMode
 from travelagent.wire.gateway import DEFAULT_MAX_FRAME_BYTES
+from travelagent.wire.tokens import DEFAULT_MAX_LIFETIME_S, TokenPolicy
 
-__all__ = ["PUBLISH_MODES", "WEBHOOK_MODES", "WorkerConfig"]
+__all__ = ["GATEWAY_ACCESS", "PUBLISH_MODES", "WEBHOOK_MODES", "WorkerConfig"]
+
+# "auto": tokens optional on a loopback address (the original Worker's clients send none) and
+# required on any other; "token": always required; "insecure-open": optional on any address.
+GATEWAY_ACCESS = ("auto", "token", "insecure-open")
 
 
 @dataclass
@@ -20,6 +26,12 @@ class WorkerConfig:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_inflight_per_socket: int = 64
     stream: bool = True  # default for messages that do not say
+    gateway_access: str = "auto"
+    # Connection tokens (the realtime service's HS256 JWT) and what they must satisfy
+    jwt_secret: str = ""
+    jwt_max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
     # Realtime path
     realtime_url: str = "http://127.0.0.1:8000"
     publish: PublishMode = "http-pooled"
@@ -36,6 +48,25 @@ class WorkerConfig:
             raise ValueError(f"publish must be one of {', '.join(PUBLISH_MODES)}")
         if self.webhook_mode not in WEBHOOK_MODES:
             raise ValueError(f"webhook_mode must be one of {', '.join(WEBHOOK_MODES)}")
+        if self.gateway_access not in GATEWAY_ACCESS:
+            raise ValueError(f"gateway_access must be one of {', '.join(GATEWAY_ACCESS)}")
+        if not self.gateway_open and not self.jwt_secret:
+            raise ValueError("the gateway requires tokens but no JWT secret is set")
         if self.max_frame_bytes <= 0:
             raise ValueError("max_frame_bytes must be positive")
         self.db_path = Path(self.db_path)
+
+    @property
+    def gateway_open(self) -> bool:
+        """Whether a gateway socket without a token is admitted."""
+        if self.gateway_access == "auto":
+            return is_loopback(self.host)
+        return self.gateway_access == "insecure-open"
+
+    def token_policy(self) -> TokenPolicy:
+        return TokenPolicy(
+            secret=self.jwt_secret,
+            max_lifetime_s=self.jwt_max_lifetime_s,
+            audience=self.jwt_audience,
+            issuer=self.jwt_issuer,
+        )

@@ -1,15 +1,16 @@
 """The hybrid: the agent, reached through the gateway, announces itinerary changes to a room.
 
 A gateway socket opened with ``?room=<name>`` binds its agent to ``room:<name>`` on the realtime
-service; when that agent's itinerary changes, the worker publishes
-``{"type":"itinerary","agent":...,"itinerary":[...]}`` there, so every member of the room (who
-also sees presence) hears it. Both paths reach the same agent instance.
+service for as long as the socket is open (``bind`` on admission, ``unbind`` when it closes;
+several sockets of one user to one room are counted); when that agent's itinerary changes,
+the worker publishes ``{"type":"itinerary","agent":...,"itinerary":[...]}`` there, so every
+member of the room (who also sees presence) hears it. Both paths reach the same agent instance.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from travelagent.agent.base import Agent, AgentEvent
 from travelagent.worker.publish import Publisher, PublishError
@@ -20,19 +21,19 @@ log = logging.getLogger(__name__)
 class RoomAnnouncer:
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
-        self.rooms: defaultdict[str, set[str]] = defaultdict(set)
+        self.rooms: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._listening: set[str] = set()
         self.announced = 0
         self.failed = 0
 
     def bind(self, user_id: str, room: str, agent: Agent) -> None:
-        self.rooms[user_id].add(room)
+        self.rooms[user_id][room] += 1
         if user_id in self._listening:
             return
         self._listening.add(user_id)
 
         async def announce(event: AgentEvent) -> None:
-            for name in sorted(self.rooms[user_id]):
+            for name in sorted(self.rooms.get(user_id, ())):
                 try:
                     await self.publisher.publish(f"room:{name}", event)
                     self.announced += 1
@@ -41,3 +42,17 @@ class RoomAnnouncer:
                     log.warning("announcing to room:%s failed: %s", name, err)
 
         agent.add_listener(announce)
+
+    def unbind(self, user_id: str, room: str) -> None:
+        """Undo one ``bind``: the room hears nothing more once no socket binds it."""
+        rooms = self.rooms.get(user_id)
+        if rooms is None or rooms[room] <= 0:
+            return
+        rooms[room] -= 1
+        if rooms[room] <= 0:
+            del rooms[room]
+        if not rooms:
+            del self.rooms[user_id]
+
+    def bindings(self) -> int:
+        return sum(len(r) for r in self.rooms.values())
