@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stream replies on the WebSocket route unless a message says otherwise",
     )
     add_llm_arguments(parser)
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="allow the public development secrets on a non-loopback address",
+    )
     parser.add_argument("--log-level", default="warning")
 
 
@@ -74,6 +79,14 @@ def main(args: argparse.Namespace) -> int:
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s agents %(message)s")
         llm = llm_from_args(args)
     except ValueError as err:  # a bad flag fails fast, before the server imports
+        print(f"travelagent serve agents: {err}", file=sys.stderr)
+        return 2
+
+    from travelagent.config import SecretError, check_server_secrets
+
+    try:
+        check_server_secrets("agents", host=args.host, dev=args.dev)
+    except SecretError as err:
         print(f"travelagent serve agents: {err}", file=sys.stderr)
         return 2
 

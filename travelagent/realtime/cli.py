@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=64,
         help="webhooks in flight at once (each waits for the worker's answer; default 64)",
     )
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="allow the public development secrets on a non-loopback address",
+    )
     # warning by default: a log line per webhook request would be work on the measured path
     parser.add_argument(
         "--log-level", default="warning", choices=("debug", "info", "warning", "error")
@@ -61,6 +66,13 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from travelagent.config import SecretError, check_server_secrets
+
+    try:
+        check_server_secrets("realtime", host=args.host, dev=args.dev)
+    except SecretError as err:
+        print(f"travelagent serve realtime: {err}", file=sys.stderr)
+        return 2
     rooms = None
     if args.rooms is not None:
         rooms = frozenset(r.strip() for r in args.rooms.split(",") if r.strip())

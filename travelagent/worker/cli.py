@@ -41,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jwt-max-lifetime-s", type=float, default=24 * 3600.0)
     p.add_argument("--jwt-audience", default=None, help="require this aud in tokens")
     p.add_argument("--jwt-issuer", default=None, help="require this iss in tokens")
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        help="allow the public development secrets on a non-loopback address",
+    )
     p.add_argument("--log-level", default="warning")
 
 
@@ -48,12 +53,13 @@ def main(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from travelagent.agent.cli import llm_from_args
-    from travelagent.config import JWT_SECRET_ENV, secret
+    from travelagent.config import JWT_SECRET_ENV, SecretError, check_server_secrets, secret
     from travelagent.worker.app import create_app
     from travelagent.worker.config import WorkerConfig
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s worker %(message)s")
     try:
+        check_server_secrets("worker", host=args.host, dev=args.dev)
         config = WorkerConfig(
             host=args.host,
             port=args.port,
@@ -71,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
             jwt_issuer=args.jwt_issuer,
         )
         llm = None if args.agents_url else llm_from_args(args)
-    except ValueError as err:
+    except (ValueError, SecretError) as err:
         print(f"travelagent serve worker: {err}", file=sys.stderr)
         return 2
     config.db_path.parent.mkdir(parents=True, exist_ok=True)
