@@ -437,3 +437,37 @@ async def test_a_foreign_issuer_is_refused_when_an_issuer_is_configured(port) ->
         good = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET, iss="travelagent"))
         await good.connect()
         await good.aclose()
+
+
+async def test_sockets_that_never_connect_are_closed_at_the_deadline_and_counted(port, tf) -> None:
+    async with running_realtime(config(port, connect_timeout_s=0.3)) as rt:
+        idle = [await websockets.connect(rt.ws_url) for _ in range(5)]
+        for ws in idle:
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 5 * tf)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 3502
+        # A client that connects in time is not touched by the deadline.
+        c = await connected(rt, "u1")
+        await asyncio.sleep(0.5)
+        assert await c.subscribe("travel:u1") is not None
+        await c.aclose()
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"{rt.base_url}/healthz")).json()
+    assert health["connect_timeouts"] == 5
+
+
+async def test_connections_per_address_are_capped_and_each_refusal_counted(port) -> None:
+    async with running_realtime(config(port, max_connections_per_address=3)) as rt:
+        held = [await websockets.connect(rt.ws_url) for _ in range(3)]
+        for _ in range(2):
+            with pytest.raises(websockets.InvalidStatus) as info:
+                await websockets.connect(rt.ws_url)
+            assert info.value.response.status_code == 429
+        await held[0].close()
+        await asyncio.sleep(0.1)
+        again = await websockets.connect(rt.ws_url)  # a slot freed is a slot again
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"{rt.base_url}/healthz")).json()
+        for ws in (*held[1:], again):
+            await ws.close()
+    assert health["refused_per_address"] == 2

@@ -247,3 +247,24 @@ def test_token_expiry_asks_to_close_3005() -> None:
 
 def test_the_command_table_covers_every_supported_method_but_connect() -> None:
     assert set(ClientSession.COMMANDS) == cf.SUPPORTED_METHODS - {"connect"}
+
+
+def test_a_session_not_connected_by_the_deadline_is_closed_as_stale() -> None:
+    s = make()
+    s.connect_deadline_passed()
+    [close] = closes(s)
+    assert close.code == cf.DISCONNECT_STALE and s.hub.counters.connect_timeouts == 1
+
+
+def test_the_connect_deadline_does_nothing_to_a_connected_session() -> None:
+    s = connected()
+    s.connect_deadline_passed()
+    assert closes(s) == [] and not s.closing
+
+
+def test_a_queue_over_its_byte_bound_is_closed_as_slow() -> None:
+    s = connected(max_queued_bytes=1000)
+    s.send("x" * 600)
+    s.send("y" * 600)
+    [close] = closes(s)
+    assert close.code == cf.DISCONNECT_SLOW and s.hub.counters.slow_disconnects == 1

@@ -149,3 +149,14 @@ class _NoAgents:
 
     async def close(self) -> None:
         pass
+
+
+async def test_gateway_connections_per_address_are_capped_and_counted(port, tmp_path) -> None:
+    async with running_worker(port, tmp_path / "a.db", max_connections_per_address=2):
+        held = [await connect(port) for _ in range(2)]
+        assert await refused_status(port, "userId=u1") == 429
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+        for ws in held:
+            await ws.close()
+    assert health["stats"]["gateway_refused_per_address"] == 1

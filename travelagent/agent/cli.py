@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=False,
         help="stream replies on the WebSocket route unless a message says otherwise",
     )
+    parser.add_argument(
+        "--max-agents", type=int, default=10_000, help="live agents; idle ones past it released"
+    )
     add_llm_arguments(parser)
     parser.add_argument(
         "--dev",
@@ -96,7 +99,11 @@ def main(args: argparse.Namespace) -> int:
     from travelagent.agent.host import create_app
 
     directory = LocalAgentDirectory(
-        args.db, llm=llm, process="agents", synchronous=args.synchronous
+        args.db,
+        llm=llm,
+        process="agents",
+        synchronous=args.synchronous,
+        max_agents=args.max_agents,
     )
     app = create_app(directory, stream_default=args.stream)
     print(f"agent host listening on http://{args.host}:{args.port}", flush=True)

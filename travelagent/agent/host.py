@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from contextlib import aclosing
 
 from aiohttp import WSMsgType, web
@@ -86,11 +87,14 @@ class EventMailbox:
 
     def __init__(self) -> None:
         self._events: dict[str, list[AgentEvent]] = {}
+        # By instance: an agent released by the directory's cap and made again is listened to.
+        self._listening: weakref.WeakSet[TravelAgent] = weakref.WeakSet()
 
     def agent(self, directory: LocalAgentDirectory, name: str) -> TravelAgent:
         agent = directory.get(name)
-        if name not in self._events:
-            box = self._events[name] = []
+        if agent not in self._listening:
+            self._listening.add(agent)
+            box = self._events.setdefault(name, [])
 
             async def collect(event: AgentEvent) -> None:
                 box.append(event)
@@ -126,6 +130,7 @@ async def healthz(request: web.Request) -> web.Response:
             "service": "agents",
             "agents": len(request.app[DIRECTORY]),
             "refused_unauthorized": request.app[REFUSED][0],
+            "agents_released": request.app[DIRECTORY].released,
         }
     )
 

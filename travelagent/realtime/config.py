@@ -38,12 +38,20 @@ class RealtimeConfig:
     history_policies: dict[str, HistoryPolicy] = field(
         default_factory=lambda: dict(DEFAULT_POLICIES)
     )
+    # Streams: one unused this long is evicted, and past the cap the least recently used.
+    history_stream_ttl_s: float = 3600.0
+    history_max_streams: int = 100_000
     # None: every room may be entered; otherwise only these room names (room:<name>).
     allowed_rooms: frozenset[str] | None = None
     max_frame_bytes: int = 64 * 1024
     ping_interval_s: float = 25.0
     # A session whose unsent queue grows past this is too slow and is disconnected.
     max_queued_messages: int = 10_000
+    max_queued_bytes: int = 16 * 1024 * 1024
+    # A socket that sends no connect command within this is closed (0: never).
+    connect_timeout_s: float = 10.0
+    # WebSocket connections one remote address may hold at once (0: no limit).
+    max_connections_per_address: int = 1000
 
     def token_policy(self) -> TokenPolicy:
         return TokenPolicy(

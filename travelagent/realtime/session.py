@@ -10,7 +10,10 @@ Design rules (every rule that changes a session's state lives here):
 - Before a successful connect only ``connect`` is served; any other command ends the session,
   as Centrifugo does. Once closing, nothing more is queued or served.
 - Commands are dispatched through ``COMMANDS``, an explicit table of method to handler.
-- A client whose queue is over ``max_queued_messages`` is disconnected as a slow consumer.
+- A client whose queue is over ``max_queued_messages`` or ``max_queued_bytes`` is disconnected
+  as a slow consumer.
+- A socket that has not connected when ``connect_deadline_passed()`` is called (the adapter
+  calls it ``connect_timeout_s`` after the upgrade) is closed as stale (3502).
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ class ClientSession:
         self.awaiting_pong = False
         self._wake = wake
         self._out: list[str] = []
+        self._out_bytes = 0
         self._actions: list[Action] = []
 
     # --- output ---------------------------------------------------------------------------
@@ -111,11 +115,16 @@ class ClientSession:
         """Queue one message for the client (the hub calls this to fan out pushes)."""
         if self.closing:
             return
-        if len(self._out) >= self.config.max_queued_messages:
+        size = len(text)  # characters: bytes for the ASCII JSON we send, close enough else
+        if (
+            len(self._out) >= self.config.max_queued_messages
+            or self._out_bytes + size > self.config.max_queued_bytes
+        ):
             self.hub.counters.slow_disconnects += 1
             self.close(cf.DISCONNECT_SLOW)
             return
         self._out.append(text)
+        self._out_bytes += size
         self._wake()
 
     def send_obj(self, obj: dict[str, Any]) -> None:
@@ -124,6 +133,7 @@ class ClientSession:
     def data_to_send(self) -> list[str]:
         """The messages queued since the last call, oldest first (one frame's worth)."""
         out, self._out = self._out, []
+        self._out_bytes = 0
         return out
 
     def actions_to_do(self) -> list[Action]:
@@ -170,6 +180,12 @@ class ClientSession:
             return
         self.awaiting_pong = True
         self.send(cf.PING)
+
+    def connect_deadline_passed(self) -> None:
+        """The connect deadline passed: a socket that never connected is closed as stale."""
+        if self.grants is None and not self.closing:
+            self.hub.counters.connect_timeouts += 1
+            self.close(cf.DISCONNECT_STALE, "stale: no connect in time")
 
     def token_expired(self) -> None:
         self.close(cf.DISCONNECT_EXPIRED)
@@ -264,7 +280,7 @@ class ClientSession:
                 if rec.publications:
                     result["publications"] = [p.to_wire() for p in rec.publications]
             else:
-                offset, epoch = hub.history.position(req.channel)
+                offset, epoch = hub.history.position(req.channel, now_s=self.clock_s())
             result.update(recoverable=True, positioned=True, offset=offset, epoch=epoch)
         # Reading the position and joining happen in one step: nothing can slip in between.
         hub.subscribe(self, req.channel, join_leave=req.join_leave)

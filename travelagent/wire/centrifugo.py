@@ -63,6 +63,8 @@ DISCONNECT_SLOW = 3008
 DISCONNECT_NO_PONG = 3012
 DISCONNECT_INVALID_TOKEN = 3500
 DISCONNECT_BAD_REQUEST = 3501
+DISCONNECT_STALE = 3502  # no connect command in time
+DISCONNECT_CONNECTION_LIMIT = 3504
 DISCONNECT_EXPIRED = 3005  # connection token expired: reconnect with a new one
 DISCONNECT_PERMISSION_DENIED = 3507
 DISCONNECT_MESSAGE_SIZE_LIMIT = 1009  # WebSocket "message too big", mapped by the SDKs
@@ -73,6 +75,8 @@ DISCONNECT_REASONS: dict[int, str] = {
     DISCONNECT_NO_PONG: "no pong",
     DISCONNECT_INVALID_TOKEN: "invalid token",
     DISCONNECT_BAD_REQUEST: "bad request",
+    DISCONNECT_STALE: "stale",
+    DISCONNECT_CONNECTION_LIMIT: "connection limit",
     DISCONNECT_EXPIRED: "expired",
     DISCONNECT_PERMISSION_DENIED: "permission denied",
     DISCONNECT_MESSAGE_SIZE_LIMIT: "message size limit",

@@ -14,6 +14,7 @@ from collections import Counter
 from aiohttp import web
 
 from travelagent.agent.base import AgentDirectory, LLMBackend
+from travelagent.limits import ConnectionLimiter
 from travelagent.monitor import LoopLagMonitor, attach_loop_lag
 from travelagent.worker.config import WorkerConfig
 from travelagent.worker.gateway import handle_gateway_websocket
@@ -24,6 +25,7 @@ from travelagent.worker.keys import (
     CONFIG,
     DIRECTORY,
     INTAKE,
+    PER_ADDRESS,
     PUBLISHER,
     ROOMS,
     STATS,
@@ -43,7 +45,9 @@ def make_directory(config: WorkerConfig, llm: LLMBackend | None) -> AgentDirecto
         return RemoteAgentDirectory(config.agents_url, process=config.process)
     from travelagent.agent.directory import LocalAgentDirectory
 
-    return LocalAgentDirectory(config.db_path, llm=llm, process=config.process)
+    return LocalAgentDirectory(
+        config.db_path, llm=llm, process=config.process, max_agents=config.max_live_agents
+    )
 
 
 def create_app(
@@ -64,7 +68,8 @@ def create_app(
     app[PUBLISHER] = publisher or make_publisher(
         config.publish, config.realtime_url, timeout_s=config.publish_timeout_s
     )
-    app[ROOMS] = RoomAnnouncer(app[PUBLISHER])
+    app[ROOMS] = RoomAnnouncer(app[PUBLISHER], max_bindings=config.max_room_bindings)
+    app[PER_ADDRESS] = ConnectionLimiter(config.max_connections_per_address)
     app[_STARTED] = time.monotonic()
     app[_LOOP_LAG] = attach_loop_lag(app)
     if config.gateway_open:
@@ -97,6 +102,8 @@ async def healthz(request: web.Request) -> web.Response:
             "agents": cfg.agents_url or "local",
             "gateway_open": cfg.gateway_open,
             "room_bindings": app[ROOMS].bindings(),
+            "room_bindings_released": app[ROOMS].released,
+            "agents_released": getattr(app[DIRECTORY], "released", 0),
             "stats": dict(stats),
             "loop_lag": app[_LOOP_LAG].summary(),
         }

@@ -38,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="require a token on the gateway even on loopback",
     )
     p.set_defaults(gateway_access="auto")
+    p.add_argument("--max-connections-per-address", type=int, default=1000, help="0: no limit")
+    p.add_argument("--max-room-bindings", type=int, default=100_000, help="0: no limit")
+    p.add_argument("--max-live-agents", type=int, default=10_000, help="0: no limit")
+    p.add_argument("--keepalive-timeout-s", type=float, default=75.0)
     p.add_argument("--jwt-max-lifetime-s", type=float, default=24 * 3600.0)
     p.add_argument("--jwt-audience", default=None, help="require this aud in tokens")
     p.add_argument("--jwt-issuer", default=None, help="require this iss in tokens")
@@ -71,6 +75,9 @@ def main(args: argparse.Namespace) -> int:
             agents_url=args.agents_url,
             max_frame_bytes=args.max_frame_bytes,
             gateway_access=args.gateway_access,
+            max_connections_per_address=args.max_connections_per_address,
+            max_room_bindings=args.max_room_bindings,
+            max_live_agents=args.max_live_agents,
             jwt_secret=secret(JWT_SECRET_ENV),
             jwt_max_lifetime_s=args.jwt_max_lifetime_s,
             jwt_audience=args.jwt_audience,
@@ -83,5 +90,12 @@ def main(args: argparse.Namespace) -> int:
     config.db_path.parent.mkdir(parents=True, exist_ok=True)
     app = create_app(config, llm=llm)
     print(f"worker listening on http://{config.host}:{config.port}", flush=True)
-    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        print=None,
+        access_log=None,
+        keepalive_timeout=args.keepalive_timeout_s,
+    )
     return 0

@@ -25,6 +25,12 @@ class WorkerConfig:
     # Gateway
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_inflight_per_socket: int = 64
+    # Gateway sockets one remote address may hold at once (0: no limit)
+    max_connections_per_address: int = 1000
+    # Room bindings (user, room) held at once; past it the least recently bound is released
+    max_room_bindings: int = 100_000
+    # Agents live in this process at once; past it idle ones are released (least recent first)
+    max_live_agents: int = 10_000
     stream: bool = True  # default for messages that do not say
     gateway_access: str = "auto"
     # Connection tokens (the realtime service's HS256 JWT) and what they must satisfy

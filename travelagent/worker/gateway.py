@@ -26,13 +26,12 @@ from travelagent.worker.gateway_session import (
     QueryError,
     Refuse,
 )
-from travelagent.worker.keys import CONFIG, DIRECTORY, ROOMS, STATS
+from travelagent.worker.keys import CONFIG, DIRECTORY, PER_ADDRESS, ROOMS, STATS
 
 log = logging.getLogger(__name__)
 
-# aiohttp closes the socket (1009) above this; between the configured limit and this one the
-# client gets an error frame and the socket stays open.
-HARD_FRAME_CAP_FACTOR = 8
+# aiohttp closes the socket (1009) above ``max_frame_bytes``: the hard cap is the limit, so a
+# frame too big for the codec is never read into memory first.
 
 
 class SocketSink:
@@ -88,6 +87,18 @@ class SocketSink:
 
 
 async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
+    per_address = request.app[PER_ADDRESS]
+    address = request.remote or ""
+    if not per_address.acquire(address):
+        request.app[STATS]["gateway_refused_per_address"] += 1
+        raise web.HTTPTooManyRequests(text="too many connections from this address")
+    try:
+        return await _serve_gateway_socket(request)
+    finally:
+        per_address.release(address)
+
+
+async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
     cfg: WorkerConfig = request.app[CONFIG]
     directory: AgentDirectory = request.app[DIRECTORY]
     stats = request.app[STATS]
@@ -119,9 +130,7 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
     if (binding := session.initial_room_binding()) is not None:
         rooms.bind(binding[0], binding[1], directory.get(binding[0]))
         bound.append(binding)
-    ws = web.WebSocketResponse(
-        max_msg_size=cfg.max_frame_bytes * HARD_FRAME_CAP_FACTOR, heartbeat=30.0
-    )
+    ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes, heartbeat=30.0)
     send_lock = asyncio.Lock()
     inflight: set[asyncio.Task[None]] = set()
     try:

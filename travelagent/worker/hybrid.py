@@ -10,7 +10,8 @@ member of the room (who also sees presence) hears it. Both paths reach the same 
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+import weakref
+from collections import Counter, OrderedDict, defaultdict
 
 from travelagent.agent.base import Agent, AgentEvent
 from travelagent.worker.publish import Publisher, PublishError
@@ -19,18 +20,30 @@ log = logging.getLogger(__name__)
 
 
 class RoomAnnouncer:
-    def __init__(self, publisher: Publisher) -> None:
+    def __init__(self, publisher: Publisher, *, max_bindings: int = 100_000) -> None:
         self.publisher = publisher
         self.rooms: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self._listening: set[str] = set()
+        # (user, room) pairs, least recently bound first: past ``max_bindings`` (0: no cap) the
+        # oldest binding is released, whatever its count, and counted in ``released``.
+        self._order: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.max_bindings = max_bindings
+        self.released = 0
+        # By instance: an agent released by the directory's cap and made again is listened to.
+        self._listening: weakref.WeakSet[Agent] = weakref.WeakSet()
         self.announced = 0
         self.failed = 0
 
     def bind(self, user_id: str, room: str, agent: Agent) -> None:
         self.rooms[user_id][room] += 1
-        if user_id in self._listening:
+        self._order[(user_id, room)] = None
+        self._order.move_to_end((user_id, room))
+        while 0 < self.max_bindings < len(self._order):
+            old_user, old_room = self._order.popitem(last=False)[0]
+            self._drop(old_user, old_room)
+            self.released += 1
+        if agent in self._listening:
             return
-        self._listening.add(user_id)
+        self._listening.add(agent)
 
         async def announce(event: AgentEvent) -> None:
             for name in sorted(self.rooms.get(user_id, ())):
@@ -50,9 +63,16 @@ class RoomAnnouncer:
             return
         rooms[room] -= 1
         if rooms[room] <= 0:
-            del rooms[room]
+            self._drop(user_id, room)
+
+    def _drop(self, user_id: str, room: str) -> None:
+        self._order.pop((user_id, room), None)
+        rooms = self.rooms.get(user_id)
+        if rooms is None:
+            return
+        rooms.pop(room, None)
         if not rooms:
             del self.rooms[user_id]
 
     def bindings(self) -> int:
-        return sum(len(r) for r in self.rooms.values())
+        return len(self._order)

@@ -10,6 +10,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from travelagent.agent.base import AgentDirectory
+    from travelagent.limits import ConnectionLimiter
     from travelagent.worker.config import WorkerConfig
     from travelagent.worker.hybrid import RoomAnnouncer
     from travelagent.worker.intake import WebhookIntake
@@ -22,4 +23,5 @@ STATS: web.AppKey[Counter[str]] = web.AppKey("stats")
 PUBLISHER: web.AppKey[Publisher] = web.AppKey("publisher")
 INTAKE: web.AppKey[WebhookIntake[RealtimeTurn]] = web.AppKey("intake")
 ROOMS: web.AppKey[RoomAnnouncer] = web.AppKey("rooms")
+PER_ADDRESS: web.AppKey[ConnectionLimiter] = web.AppKey("per_address")
 BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")
