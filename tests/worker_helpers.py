@@ -25,7 +25,7 @@ async def running_worker(
     config.setdefault("jwt_secret", JWT_SECRET)
     cfg = WorkerConfig(port=port, db_path=db_path, **config)
     app = create_app(cfg, llm=make_llm("simulated", profile=profile, seed=1))
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, keepalive_timeout=cfg.keepalive_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

@@ -471,3 +471,18 @@ async def test_connections_per_address_are_capped_and_each_refusal_counted(port)
         for ws in (*held[1:], again):
             await ws.close()
     assert health["refused_per_address"] == 2
+
+
+async def test_a_connection_that_never_finishes_its_headers_is_closed(port, tf) -> None:
+    async with running_realtime(config(port, keepalive_timeout_s=0.5)) as rt:
+        half_open = []
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", rt.config.port)
+            writer.write(b"GET /connection/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: web")
+            await writer.drain()
+            half_open.append((reader, writer))
+        t0 = time.monotonic()
+        for reader, writer in half_open:
+            assert await asyncio.wait_for(reader.read(), 5 * tf) == b""  # closed by the server
+            writer.close()
+        assert time.monotonic() - t0 < 3 * tf

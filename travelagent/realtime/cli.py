@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keepalive-timeout-s",
         type=float,
-        default=75.0,
-        help="close an idle keep-alive HTTP connection after this (default 75)",
+        default=15.0,
+        help="close an idle HTTP connection, or one still sending its headers (default 15)",
     )
     parser.add_argument("--jwt-audience", default=None, help="require this aud in tokens")
     parser.add_argument("--jwt-issuer", default=None, help="require this iss in tokens")
@@ -119,6 +119,7 @@ def main(args: argparse.Namespace) -> int:
         max_queued_bytes=args.max_queued_bytes,
         history_stream_ttl_s=args.history_stream_ttl_s,
         history_max_streams=args.history_max_streams,
+        keepalive_timeout_s=args.keepalive_timeout_s,
         jwt_audience=args.jwt_audience,
         jwt_issuer=args.jwt_issuer,
         ping_interval_s=args.ping_interval_s,
@@ -137,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
             port=args.port,
             print=lambda *_: print(f"realtime listening on http://{args.host}:{args.port}"),
             shutdown_timeout=2.0,
-            keepalive_timeout=args.keepalive_timeout_s,
+            keepalive_timeout=config.keepalive_timeout_s,
             # One log line per request would cost more than the request itself under load.
             access_log=logging.getLogger("aiohttp.access") if args.log_level == "debug" else None,
         )

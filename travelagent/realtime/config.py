@@ -50,6 +50,9 @@ class RealtimeConfig:
     max_queued_bytes: int = 16 * 1024 * 1024
     # A socket that sends no connect command within this is closed (0: never).
     connect_timeout_s: float = 10.0
+    # aiohttp closes a connection idle this long, and (since 3.10) one that has not finished
+    # its first request's headers by then: this is the header-read timeout aiohttp allows.
+    keepalive_timeout_s: float = 15.0
     # WebSocket connections one remote address may hold at once (0: no limit).
     max_connections_per_address: int = 1000
 

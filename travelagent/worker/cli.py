@@ -41,7 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-connections-per-address", type=int, default=1000, help="0: no limit")
     p.add_argument("--max-room-bindings", type=int, default=100_000, help="0: no limit")
     p.add_argument("--max-live-agents", type=int, default=10_000, help="0: no limit")
-    p.add_argument("--keepalive-timeout-s", type=float, default=75.0)
+    p.add_argument(
+        "--keepalive-timeout-s",
+        type=float,
+        default=15.0,
+        help="close an idle HTTP connection, or one still sending its headers (default 15)",
+    )
     p.add_argument("--jwt-max-lifetime-s", type=float, default=24 * 3600.0)
     p.add_argument("--jwt-audience", default=None, help="require this aud in tokens")
     p.add_argument("--jwt-issuer", default=None, help="require this iss in tokens")
@@ -78,6 +83,7 @@ def main(args: argparse.Namespace) -> int:
             max_connections_per_address=args.max_connections_per_address,
             max_room_bindings=args.max_room_bindings,
             max_live_agents=args.max_live_agents,
+            keepalive_timeout_s=args.keepalive_timeout_s,
             jwt_secret=secret(JWT_SECRET_ENV),
             jwt_max_lifetime_s=args.jwt_max_lifetime_s,
             jwt_audience=args.jwt_audience,
@@ -96,6 +102,6 @@ def main(args: argparse.Namespace) -> int:
         port=config.port,
         print=None,
         access_log=None,
-        keepalive_timeout=args.keepalive_timeout_s,
+        keepalive_timeout=config.keepalive_timeout_s,
     )
     return 0
