@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keepalive-timeout-s",
         type=float,
-        default=15.0,
-        help="close an idle HTTP connection, or one still sending its headers (default 15)",
+        default=75.0,
+        help="close an idle HTTP connection, or one still sending its headers (default 75)",
     )
     parser.add_argument("--jwt-audience", default=None, help="require this aud in tokens")
     parser.add_argument("--jwt-issuer", default=None, help="require this iss in tokens")

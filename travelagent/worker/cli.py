@@ -44,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keepalive-timeout-s",
         type=float,
-        default=15.0,
-        help="close an idle HTTP connection, or one still sending its headers (default 15)",
+        default=75.0,
+        help="close an idle HTTP connection, or one still sending its headers (default 75)",
     )
     p.add_argument("--jwt-max-lifetime-s", type=float, default=24 * 3600.0)
     p.add_argument("--jwt-audience", default=None, help="require this aud in tokens")

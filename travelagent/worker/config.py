@@ -26,7 +26,7 @@ class WorkerConfig:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_inflight_per_socket: int = 64
     # Idle HTTP connections, and ones still sending their first headers, are closed after this
-    keepalive_timeout_s: float = 15.0
+    keepalive_timeout_s: float = 75.0
     # Gateway sockets one remote address may hold at once (0: no limit)
     max_connections_per_address: int = 1000
     # Room bindings (user, room) held at once; past it the least recently bound is released
