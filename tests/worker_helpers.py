@@ -15,14 +15,17 @@ from travelagent.agent.llm import make_llm
 from travelagent.worker.app import create_app
 from travelagent.worker.config import WorkerConfig
 
+JWT_SECRET = "test-jwt-secret-that-is-long-enough-32"
+
 
 @contextlib.asynccontextmanager
 async def running_worker(
     port: int, db_path: Path, *, profile: str = "instant", llm: Any = None, **config: Any
 ) -> AsyncIterator[web.Application]:
+    config.setdefault("jwt_secret", JWT_SECRET)
     cfg = WorkerConfig(port=port, db_path=db_path, **config)
     app = create_app(cfg, llm=llm or make_llm("simulated", profile=profile, seed=1))
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, keepalive_timeout=cfg.keepalive_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

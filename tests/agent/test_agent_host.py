@@ -23,8 +23,12 @@ from travelagent.agent.host import create_app
 from travelagent.agent.llm.simulated import SimulatedLLM
 from travelagent.agent.remote import RemoteAgentDirectory
 from travelagent.agent.travel_agent import AgentError
+from travelagent.config import AGENT_HOST_TOKEN_ENV, secret
+from travelagent.http_auth import bearer_headers
 from travelagent.wire import gateway
 from travelagent.wire.trace import Trace
+
+AUTH = bearer_headers(secret(AGENT_HOST_TOKEN_ENV))
 
 
 @asynccontextmanager
@@ -62,7 +66,7 @@ async def remote(host: str) -> AsyncIterator[RemoteAgentDirectory]:
 
 
 async def test_healthz_answers_with_a_small_json_body(host: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH) as client:
         resp = await client.get(host + "/healthz")
     assert resp.status_code == 200
     assert resp.json()["service"] == "agents"
@@ -176,14 +180,14 @@ async def test_llm_failure_in_the_host_reaches_the_caller_with_its_reason(
     ],
 )
 async def test_bad_rpc_input_gets_a_400_with_a_reason(host: str, body: bytes, reason: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH) as client:
         resp = await client.post(host + "/agents/TravelAgent/u1/rpc", content=body)
     assert resp.status_code == 400
     assert reason in resp.json()["error"]
 
 
 async def test_bad_agent_name_gets_a_400(host: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH) as client:
         resp = await client.post(host + "/agents/TravelAgent/%01/rpc", json={"text": "hi"})
     assert resp.status_code == 400
 
@@ -191,7 +195,7 @@ async def test_bad_agent_name_gets_a_400(host: str) -> None:
 async def test_rpc_stream_is_ndjson_chunks_then_a_done_line_with_the_trace(host: str) -> None:
     trace = Trace.start()
     body = {"text": "hotels in Paris", "stream": True, "trace": trace.to_wire()}
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=AUTH) as client:
         resp = await client.post(host + "/agents/TravelAgent/u9/rpc", json=body)
     lines = [json.loads(line) for line in resp.text.splitlines()]
     assert resp.headers["Content-Type"].startswith("application/x-ndjson")
@@ -203,7 +207,7 @@ async def test_rpc_stream_is_ndjson_chunks_then_a_done_line_with_the_trace(host:
 
 async def test_websocket_route_speaks_the_gateway_wire_format(host: str) -> None:
     ws_url = host.replace("http", "ws") + "/agents/TravelAgent/u1"
-    async with connect(ws_url) as ws:
+    async with connect(ws_url, additional_headers=AUTH) as ws:
         await ws.send("{broken")
         err = gateway.parse_server_frame(await ws.recv())
         assert err.kind is gateway.ServerFrameKind.ERROR and "JSON" in (err.error or "")
@@ -233,7 +237,7 @@ async def test_serve_agents_command_starts_a_host_that_answers(tmp_path: Path, t
         *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
     )
     try:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=AUTH) as client:
             for _ in range(int(100 * tf)):
                 try:
                     if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
@@ -260,7 +264,7 @@ def test_serve_agents_rejects_an_unknown_profile_with_a_message() -> None:
 
 async def test_pipelined_websocket_messages_are_answered_in_order(host: str, db: Path) -> None:
     ws_url = host.replace("http", "ws") + "/agents/TravelAgent/u1"
-    async with connect(ws_url) as ws:
+    async with connect(ws_url, additional_headers=AUTH) as ws:
         for i in range(8):
             await ws.send(gateway.message_frame(f"message {i}", msg_id=f"m{i}"))
         ids = [gateway.parse_server_frame(await ws.recv()).id for _ in range(8)]
@@ -323,3 +327,19 @@ async def test_a_misbehaving_host_is_a_clear_agent_error(
                 await d.get("u1").handle_message("hi")
     finally:
         await d.close()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}],
+    ids=["none", "wrong-token", "basic"],
+)
+async def test_rpc_and_websocket_without_the_token_are_refused_and_counted(
+    host: str, headers: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(headers=headers) as client:
+        rpc_resp = await client.post(host + "/agents/TravelAgent/u1/rpc", json={"text": "hi"})
+        ws_resp = await client.get(host + "/agents/TravelAgent/u1")
+        health = (await client.get(host + "/healthz")).json()
+    assert rpc_resp.status_code == 401 and ws_resp.status_code == 401
+    assert health["refused_unauthorized"] == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_helpers import running_worker
+from worker_helpers import JWT_SECRET, running_worker
 
 from travelagent.commands.chat import add_arguments, chat
 
@@ -24,6 +24,7 @@ async def test_chat_streams_the_reply_and_reports_its_latency(
     port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("hotels in Paris\nshow my itinerary\n\n"))
+    monkeypatch.setenv("TRAVELAGENT_JWT_SECRET", JWT_SECRET)  # chat signs its token with it
     async with running_worker(port, tmp_path / "a.db"):
         rc = await chat(_args("--url", f"ws://127.0.0.1:{port}", "--user", "c1"))
     out = capsys.readouterr().out

@@ -8,6 +8,8 @@ import httpx
 import pytest
 from aiohttp import web
 
+from travelagent.config import LINK_CONTROL_TOKEN_ENV, secret
+from travelagent.http_auth import bearer_headers
 from travelagent.link.control import LinkSet, serve_control
 from travelagent.link.faults import FaultError
 from travelagent.link.proxy import Link
@@ -44,7 +46,10 @@ async def control() -> AsyncIterator[tuple[LinkSet, str, httpx.AsyncClient]]:
     await links.start()
     runner: web.AppRunner = await serve_control(links, "127.0.0.1", 0)
     port = runner.addresses[0][1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+    token = secret(LINK_CONTROL_TOKEN_ENV)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers=bearer_headers(token)
+    ) as http:
         yield links, f"http://127.0.0.1:{port}", http
     await runner.cleanup()
     await links.stop()
@@ -66,6 +71,7 @@ async def test_healthz_and_links_list_every_link_with_stats(control):
     assert (await http.get("/healthz")).json() == {
         "status": "ok",
         "links": ["client_worker", "worker_realtime"],
+        "refused_unauthorized": 0,
     }
     body = (await http.get("/links")).json()
     assert set(body) == {"client_worker", "worker_realtime"}
@@ -155,3 +161,17 @@ async def test_scheduled_fault_turns_on_then_off_by_itself(control, tf):
 def test_schedule_naming_an_unknown_link_is_rejected_up_front():
     with pytest.raises(FaultError, match="unknown link 'ghost'"):
         LinkSet([], [{"at_s": 1, "link": "ghost", "fault": "reset"}])
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}], ids=["none", "wrong-token"]
+)
+async def test_the_control_api_refuses_callers_without_the_token(control, headers) -> None:
+    links, url, _ = control
+    async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+        assert (
+            await http.post("/links/client_worker/faults", json={"refuse": True})
+        ).status_code == 401
+        assert (await http.get("/links")).status_code == 401
+        assert (await http.get("/healthz")).json()["refused_unauthorized"] == 2
+    assert not links.links["client_worker"].snapshot()["faults"]["refuse"]

@@ -407,3 +407,98 @@ async def test_client_publication_is_stamped_on_receipt_and_a_full_trace_passes_
     await c.publish("travel:u1", {"text": "y", "trace": full.to_wire()})
     assert len((await next_push(c, tf)).data["trace"]["stamps"]) == 256
     await c.aclose()
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 32503680000},  # the year 3000
+        {"rooms": "paris"},  # not a list: must not open every room
+        {"rooms": [1, 2]},
+        {"sub": "a/b"},
+    ],
+    ids=["exp-year-3000", "rooms-string", "rooms-numbers", "sub-with-slash"],
+)
+async def test_tokens_that_break_the_rules_are_disconnected_and_counted(rt, claims) -> None:
+    import jwt
+
+    body = {"sub": "u1", "exp": int(time.time()) + 60, **claims}
+    c = CentrifugoClient(rt.ws_url, jwt.encode(body, JWT_SECRET, algorithm="HS256"))
+    with pytest.raises(ConnectionLost) as info:
+        await c.connect()
+    assert info.value.code == 3500
+    await c.aclose()
+    async with httpx.AsyncClient() as http:
+        health = (await http.get(f"{rt.base_url}/healthz")).json()
+    assert health["refused_tokens"] >= 1
+
+
+async def test_a_token_without_exp_is_disconnected(rt) -> None:
+    import jwt
+
+    c = CentrifugoClient(rt.ws_url, jwt.encode({"sub": "u1"}, JWT_SECRET, algorithm="HS256"))
+    with pytest.raises(ConnectionLost) as info:
+        await c.connect()
+    assert info.value.code == 3500
+    await c.aclose()
+
+
+async def test_a_foreign_issuer_is_refused_when_an_issuer_is_configured(port) -> None:
+    async with running_realtime(config(port, jwt_issuer="travelagent")) as rt:
+        bad = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET, iss="evil"))
+        with pytest.raises(ConnectionLost) as info:
+            await bad.connect()
+        assert info.value.code == 3500
+        await bad.aclose()
+        good = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET, iss="travelagent"))
+        await good.connect()
+        await good.aclose()
+
+
+async def test_sockets_that_never_connect_are_closed_at_the_deadline_and_counted(port, tf) -> None:
+    async with running_realtime(config(port, connect_timeout_s=0.3)) as rt:
+        idle = [await websockets.connect(rt.ws_url) for _ in range(5)]
+        for ws in idle:
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 5 * tf)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 3502
+        # A client that connects in time is not touched by the deadline.
+        c = await connected(rt, "u1")
+        await asyncio.sleep(0.5)
+        assert await c.subscribe("travel:u1") is not None
+        await c.aclose()
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"{rt.base_url}/healthz")).json()
+    assert health["connect_timeouts"] == 5
+
+
+async def test_connections_per_address_are_capped_and_each_refusal_counted(port) -> None:
+    async with running_realtime(config(port, max_connections_per_address=3)) as rt:
+        held = [await websockets.connect(rt.ws_url) for _ in range(3)]
+        for _ in range(2):
+            with pytest.raises(websockets.InvalidStatus) as info:
+                await websockets.connect(rt.ws_url)
+            assert info.value.response.status_code == 429
+        await held[0].close()
+        await asyncio.sleep(0.1)
+        again = await websockets.connect(rt.ws_url)  # a slot freed is a slot again
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"{rt.base_url}/healthz")).json()
+        for ws in (*held[1:], again):
+            await ws.close()
+    assert health["refused_per_address"] == 2
+
+
+async def test_a_connection_that_never_finishes_its_headers_is_closed(port, tf) -> None:
+    async with running_realtime(config(port, keepalive_timeout_s=0.5)) as rt:
+        half_open = []
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", rt.config.port)
+            writer.write(b"GET /connection/websocket HTTP/1.1\r\nHost: x\r\nUpgrade: web")
+            await writer.drain()
+            half_open.append((reader, writer))
+        t0 = time.monotonic()
+        for reader, writer in half_open:
+            assert await asyncio.wait_for(reader.read(), 5 * tf) == b""  # closed by the server
+            writer.close()
+        assert time.monotonic() - t0 < 3 * tf

@@ -6,7 +6,6 @@ The socket tests (test_realtime_server.py, test_centrifugo_sdk.py) stay as the e
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import jwt
@@ -30,7 +29,7 @@ NOW_S = 1_800_000_000.0
 
 
 def token(user: str = "u1", **claims: Any) -> str:
-    return jwt.encode({"sub": user, **claims}, SECRET, algorithm="HS256")
+    return jwt.encode({"sub": user, "exp": int(NOW_S) + 3600, **claims}, SECRET, algorithm="HS256")
 
 
 def make(
@@ -93,7 +92,7 @@ def test_an_invalid_token_asks_to_close_with_invalid_token() -> None:
 
 def test_an_expired_token_gets_error_109_and_the_session_stays_open() -> None:
     s = make()
-    expired = token(exp=int(time.time()) - 3600)  # PyJWT checks exp against its own clock
+    expired = token(exp=int(NOW_S) - 3600)
     [reply] = feed(s, {"id": 1, "connect": {"token": expired}})
     assert reply["error"]["code"] == cf.ERROR_TOKEN_EXPIRED and not s.closing
 
@@ -248,3 +247,24 @@ def test_token_expiry_asks_to_close_3005() -> None:
 
 def test_the_command_table_covers_every_supported_method_but_connect() -> None:
     assert set(ClientSession.COMMANDS) == cf.SUPPORTED_METHODS - {"connect"}
+
+
+def test_a_session_not_connected_by_the_deadline_is_closed_as_stale() -> None:
+    s = make()
+    s.connect_deadline_passed()
+    [close] = closes(s)
+    assert close.code == cf.DISCONNECT_STALE and s.hub.counters.connect_timeouts == 1
+
+
+def test_the_connect_deadline_does_nothing_to_a_connected_session() -> None:
+    s = connected()
+    s.connect_deadline_passed()
+    assert closes(s) == [] and not s.closing
+
+
+def test_a_queue_over_its_byte_bound_is_closed_as_slow() -> None:
+    s = connected(max_queued_bytes=1000)
+    s.send("x" * 600)
+    s.send("y" * 600)
+    [close] = closes(s)
+    assert close.code == cf.DISCONNECT_SLOW and s.hub.counters.slow_disconnects == 1

@@ -11,6 +11,7 @@ from travelagent.client.aio_realtime import AsyncRealtimeClient
 from travelagent.config import JWT_SECRET_ENV, secret
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.testing import running_realtime
+from travelagent.worker.keys import ROOMS
 
 
 async def test_members_see_each_other_and_hear_the_agents_itinerary_changes(tmp_path):
@@ -22,8 +23,13 @@ async def test_members_see_each_other_and_hear_the_agents_itinerary_changes(tmp_
     async with (
         running_realtime(cfg) as rt,
         running_worker(
-            w_port, tmp_path / "w.db", realtime_url=f"http://127.0.0.1:{rt_port}", stream=False
-        ),
+            w_port,
+            tmp_path / "w.db",
+            realtime_url=f"http://127.0.0.1:{rt_port}",
+            stream=False,
+            jwt_secret=key,
+            gateway_access="token",  # the hybrid client sends the token it has for realtime
+        ) as worker,
     ):
         gw = f"ws://127.0.0.1:{w_port}"
         alice = AsyncHybridClient(gw, rt.ws_url, "alice", "trip", jwt_secret=key)
@@ -40,6 +46,8 @@ async def test_members_see_each_other_and_hear_the_agents_itinerary_changes(tmp_
                     assert ev.data["agent"] == "alice"
                     assert "Kyoto" in str(ev.data["itinerary"])
             await alice.wait_for("leave", user="bob")
+            # bob's socket is closed: his room binding is undone, alice's remains
+            assert worker[ROOMS].rooms.keys() == {"alice"}
             # The same agent instance answers on the realtime path: it knows about Kyoto.
             async with AsyncRealtimeClient(rt.ws_url, "alice", jwt_secret=key) as rc:
                 shown = await rc.request("show my itinerary")

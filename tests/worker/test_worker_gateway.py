@@ -67,7 +67,6 @@ async def test_client_trace_is_carried_back_with_every_stamp_in_path_order(port,
         ('{"type":"message","text":""}', "'text'"),
         ('{"type":"subscribe","text":"x"}', "unknown type"),
         (b"\x00\x01binary", "binary"),
-        (json.dumps({"type": "message", "text": "x" * 5000}), "4096-byte limit"),
     ],
 )
 async def test_bad_input_gets_an_error_frame_and_the_socket_stays_usable(
@@ -82,12 +81,24 @@ async def test_bad_input_gets_an_error_frame_and_the_socket_stays_usable(
         assert final.get("complete") and final["text"]
 
 
-async def test_frame_far_over_the_limit_closes_with_message_too_big(port, tmp_path):
+@pytest.mark.parametrize("size", [1025, 1024 * 64])
+async def test_a_frame_over_the_limit_closes_with_message_too_big(port, tmp_path, size):
+    # The hard cap is the limit: a frame one byte over is never read into memory.
     async with running_worker(port, tmp_path / "a.db", max_frame_bytes=1024), connect(port) as ws:
-        await ws.send("x" * 1024 * 64)
+        await ws.send("x" * size)
         with pytest.raises(websockets.ConnectionClosed) as info:
             await asyncio.wait_for(ws.recv(), 5)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+async def test_a_frame_exactly_at_the_limit_is_served(port, tmp_path):
+    head = json.dumps({"type": "message", "text": ""})
+    frame = json.dumps({"type": "message", "text": "y" * (1024 - len(head))})
+    assert len(frame) == 1024
+    async with running_worker(port, tmp_path / "a.db", max_frame_bytes=1024), connect(port) as ws:
+        await ws.send(frame)
+        final = (await recv_reply(ws))[-1]
+    assert final["userId"] == "u1" and "error" not in final
 
 
 async def test_user_id_may_come_from_the_first_message_and_then_binds_the_socket(port, tmp_path):

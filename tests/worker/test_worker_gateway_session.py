@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jwt
 import pytest
 
+from travelagent.wire.tokens import TokenPolicy
 from travelagent.wire.trace import MAX_STAMPS, Trace
-from travelagent.worker.gateway_session import Accept, GatewaySession, QueryError, Refuse
+from travelagent.worker.gateway_session import (
+    Accept,
+    Admission,
+    AuthError,
+    GatewaySession,
+    QueryError,
+    Refuse,
+)
 
 
 def frame(text: str = "hi", **fields: Any) -> str:
@@ -96,3 +105,75 @@ def test_a_query_with_user_and_room_joins_the_room_before_the_first_message() ->
     s = GatewaySession(user_id=user, room=room)
     assert s.initial_room_binding() == ("u1", "lobby")
     assert GatewaySession(room="lobby").initial_room_binding() is None
+
+
+# --- admission: who gets in before the upgrade ---------------------------------------------------
+SECRET = "test-secret-that-is-long-enough-for-hs256"
+NOW_S = 1_800_000_000.0
+POLICY = TokenPolicy(secret=SECRET, max_lifetime_s=3600.0)
+
+
+def token(user: str = "u1", **claims: Any) -> str:
+    body: dict[str, Any] = {"sub": user, "exp": int(NOW_S) + 600, **claims}
+    return jwt.encode(body, SECRET, algorithm="HS256")
+
+
+def admit(query: dict[str, str], headers: dict[str, str] | None = None, *, open_: bool) -> Any:
+    return GatewaySession.admit(query, headers or {}, policy=POLICY, open_access=open_, now_s=NOW_S)
+
+
+@pytest.mark.parametrize("open_", [True, False])
+def test_a_token_in_the_query_or_header_binds_the_socket_to_its_sub(open_: bool) -> None:
+    assert admit({"token": token()}, open_=open_) == Admission("u1", None, authenticated=True)
+    by_header = admit({}, {"Authorization": f"Bearer {token()}"}, open_=open_)
+    assert by_header.user_id == "u1" and by_header.authenticated
+
+
+def test_without_a_token_a_closed_gateway_refuses_and_an_open_one_takes_the_query() -> None:
+    with pytest.raises(AuthError) as info:
+        admit({"userId": "u1"}, open_=False)
+    assert info.value.status == 401
+    assert admit({"userId": "u1", "room": "r"}, open_=True) == Admission("u1", "r", False)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        jwt.encode({"sub": "u1", "exp": int(NOW_S) + 60}, "x" * 40, algorithm="HS256"),
+        token(exp=int(NOW_S) - 1),
+        token(exp=32503680000),
+        token(exp=None),
+        token(rooms="lobby"),
+        "garbage",
+    ],
+    ids=["forged", "expired", "year-3000", "no-exp", "rooms-not-a-list", "garbage"],
+)
+@pytest.mark.parametrize("open_", [True, False])
+def test_a_bad_token_is_refused_even_on_an_open_gateway(bad: str, open_: bool) -> None:
+    with pytest.raises(AuthError) as info:
+        admit({"token": bad}, open_=open_)
+    assert info.value.status == 401
+
+
+def test_a_query_user_other_than_the_tokens_sub_is_forbidden() -> None:
+    with pytest.raises(AuthError) as info:
+        admit({"token": token("u1"), "userId": "u2"}, open_=True)
+    assert info.value.status == 403
+    assert admit({"token": token("u1"), "userId": "u1"}, open_=False).user_id == "u1"
+
+
+def test_a_room_is_joined_only_as_the_token_grants() -> None:
+    granted = admit({"token": token(rooms=["lobby"]), "room": "lobby"}, open_=False)
+    assert granted.room == "lobby"
+    with pytest.raises(AuthError) as info:
+        admit({"token": token(rooms=["lobby"]), "room": "paris"}, open_=False)
+    assert info.value.status == 403
+    # No rooms claim: every room, as on the realtime service.
+    assert admit({"token": token(), "room": "paris"}, open_=False).room == "paris"
+
+
+def test_a_frame_claiming_another_user_on_a_token_bound_socket_is_refused() -> None:
+    a = admit({"token": token("u1")}, open_=False)
+    s = GatewaySession(user_id=a.user_id, room=a.room)
+    d = s.receive_text(frame(userId="u2", id="m1"), 1)
+    assert isinstance(d, Refuse) and d.user_id == "u1" and "bound to userId" in d.reason

@@ -65,7 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=False,
         help="stream replies on the WebSocket route unless a message says otherwise",
     )
+    parser.add_argument(
+        "--max-agents", type=int, default=10_000, help="live agents; idle ones past it released"
+    )
     add_llm_arguments(parser)
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="allow the public development secrets on a non-loopback address",
+    )
     parser.add_argument("--log-level", default="warning")
 
 
@@ -77,13 +85,25 @@ def main(args: argparse.Namespace) -> int:
         print(f"travelagent serve agents: {err}", file=sys.stderr)
         return 2
 
+    from travelagent.config import SecretError, check_server_secrets
+
+    try:
+        check_server_secrets("agents", host=args.host, dev=args.dev)
+    except SecretError as err:
+        print(f"travelagent serve agents: {err}", file=sys.stderr)
+        return 2
+
     from aiohttp import web
 
     from travelagent.agent.directory import LocalAgentDirectory
     from travelagent.agent.host import create_app
 
     directory = LocalAgentDirectory(
-        args.db, llm=llm, process="agents", synchronous=args.synchronous
+        args.db,
+        llm=llm,
+        process="agents",
+        synchronous=args.synchronous,
+        max_agents=args.max_agents,
     )
     app = create_app(directory, stream_default=args.stream)
     print(f"agent host listening on http://{args.host}:{args.port}", flush=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from travelagent.agent.base import LLMBackend
@@ -20,6 +22,11 @@ class LocalAgentDirectory:
     event loop get the same agent; a thread lock makes that hold for threads too. Creating an
     agent does no I/O: its state is read on its first message, behind its input gate.
     The directory owns the store and the LLM backend and closes both.
+
+    At most ``max_agents`` live at once (0: no cap): past it, the least recently used agents
+    that are idle (no turn running) are released; their state is in the store and the next
+    ``get`` makes a fresh instance that reads it. An agent in the middle of a turn is never
+    released, so there is never a second instance of a busy agent.
     """
 
     def __init__(
@@ -30,6 +37,7 @@ class LocalAgentDirectory:
         process: str = "worker",
         catalog: Catalog | None = None,
         synchronous: str = "FULL",
+        max_agents: int = 10_000,
     ) -> None:
         if llm is None:
             from travelagent.agent.llm import make_llm
@@ -39,8 +47,11 @@ class LocalAgentDirectory:
         self.llm = llm
         self.store = AgentStore(db_path, synchronous=synchronous)
         self.catalog = catalog or load_catalog()
-        self._agents: dict[str, TravelAgent] = {}
+        self._agents: OrderedDict[str, TravelAgent] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
+        self.max_agents = max_agents
+        self.released = 0
+        self._closing: set[asyncio.Task[None]] = set()
 
     def get(self, name: str) -> TravelAgent:
         if not valid_user_id(name):
@@ -54,12 +65,39 @@ class LocalAgentDirectory:
                     name, store=self.store, llm=self.llm, catalog=self.catalog, process=self.process
                 )
                 self._agents[name] = agent
+                self._release_over_cap(keep=name)
+            else:
+                self._agents.move_to_end(name)
             return agent
+
+    def _release_over_cap(self, *, keep: str) -> None:
+        if self.max_agents <= 0:
+            return
+        excess = len(self._agents) - self.max_agents
+        for name in list(self._agents):
+            if excess <= 0:
+                break
+            agent = self._agents[name]
+            if name == keep or _busy(agent):
+                continue
+            del self._agents[name]
+            excess -= 1
+            self.released += 1
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing to flush
+                task = asyncio.get_running_loop().create_task(agent.aclose())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     def __len__(self) -> int:
         return len(self._agents)
 
     async def close(self) -> None:
-        await asyncio.gather(*(a.aclose() for a in list(self._agents.values())))
+        await asyncio.gather(*(a.aclose() for a in list(self._agents.values())), *self._closing)
         await self.llm.aclose()
         await self.store.close()
+
+
+def _busy(agent: TravelAgent) -> bool:
+    """Whether ``agent`` is in a turn (its input gate is held) or still announcing one."""
+    announcing = agent._announcing
+    return agent._gate.locked() or (announcing is not None and not announcing.done())

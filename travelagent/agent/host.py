@@ -1,7 +1,8 @@
 """The separate agent host: TravelAgents behind HTTP, so agent placement is a variable.
 
 Routes:
-- ``GET /healthz``: ``{"ok": true, "service": "agents", "agents": N}``.
+- ``GET /healthz``: ``{"ok": true, "service": "agents", "agents": N, "refused_unauthorized":
+  N}``. Every other route needs ``Authorization: Bearer <token>`` (``travelagent.http_auth``).
 - ``GET /agents/TravelAgent/{name}``: a WebSocket speaking the gateway wire format
   (``travelagent.wire.gateway``): message frames in; response, streaming/chunk/complete or
   error frames out, each final frame carrying the trace back.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from contextlib import aclosing
 
 from aiohttp import WSMsgType, web
@@ -26,6 +28,7 @@ from aiohttp import WSMsgType, web
 from travelagent.agent.base import AgentEvent
 from travelagent.agent.directory import LocalAgentDirectory
 from travelagent.agent.travel_agent import AgentError, TravelAgent
+from travelagent.http_auth import require_bearer
 from travelagent.wire import agent_rpc as rpc
 from travelagent.wire import gateway
 from travelagent.wire.trace import Trace
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 DIRECTORY: web.AppKey[LocalAgentDirectory] = web.AppKey("directory", LocalAgentDirectory)
 STREAM_DEFAULT: web.AppKey[bool] = web.AppKey("stream_default", bool)
 MAX_FRAME_BYTES: web.AppKey[int] = web.AppKey("max_frame_bytes", int)
+REFUSED: web.AppKey[list[int]] = web.AppKey("refused_unauthorized", list)
 AGENT_ROUTE = rpc.AGENT_ROUTE
 
 
@@ -83,11 +87,14 @@ class EventMailbox:
 
     def __init__(self) -> None:
         self._events: dict[str, list[AgentEvent]] = {}
+        # By instance: an agent released by the directory's cap and made again is listened to.
+        self._listening: weakref.WeakSet[TravelAgent] = weakref.WeakSet()
 
     def agent(self, directory: LocalAgentDirectory, name: str) -> TravelAgent:
         agent = directory.get(name)
-        if name not in self._events:
-            box = self._events[name] = []
+        if agent not in self._listening:
+            self._listening.add(agent)
+            box = self._events.setdefault(name, [])
 
             async def collect(event: AgentEvent) -> None:
                 box.append(event)
@@ -118,7 +125,13 @@ def _agent_name(request: web.Request) -> str:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
-        {"ok": True, "service": "agents", "agents": len(request.app[DIRECTORY])}
+        {
+            "ok": True,
+            "service": "agents",
+            "agents": len(request.app[DIRECTORY]),
+            "refused_unauthorized": request.app[REFUSED][0],
+            "agents_released": request.app[DIRECTORY].released,
+        }
     )
 
 
@@ -199,9 +212,22 @@ def create_app(
     *,
     stream_default: bool = False,
     max_frame_bytes: int = gateway.DEFAULT_MAX_FRAME_BYTES,
+    token: str | None = None,
 ) -> web.Application:
-    """The agent host over ``directory`` (which the app closes on cleanup)."""
-    app = web.Application(client_max_size=max_frame_bytes + 4096)
+    """The agent host over ``directory`` (which the app closes on cleanup). Callers need
+    ``token`` (default: ``TRAVELAGENT_AGENT_HOST_TOKEN``, or its development value)."""
+    from travelagent.config import AGENT_HOST_TOKEN_ENV, secret
+
+    refused = [0]
+
+    def count() -> None:
+        refused[0] += 1
+
+    app = web.Application(
+        client_max_size=max_frame_bytes + 4096,
+        middlewares=[require_bearer(token or secret(AGENT_HOST_TOKEN_ENV), refused=count)],
+    )
+    app[REFUSED] = refused
     app[DIRECTORY] = directory
     app[STREAM_DEFAULT] = stream_default
     app[MAX_FRAME_BYTES] = max_frame_bytes

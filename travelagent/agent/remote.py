@@ -190,7 +190,13 @@ class RemoteAgentDirectory:
         timeout_s: float = 120.0,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
+        """``token``: the agent host's bearer token (default: ``TRAVELAGENT_AGENT_HOST_TOKEN``,
+        or its development value)."""
+        from travelagent.config import AGENT_HOST_TOKEN_ENV, secret
+        from travelagent.http_auth import bearer_headers
+
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"agent host URL must start with http:// or https://: {base_url!r}")
         self.base_url = base_url.rstrip("/")
@@ -202,6 +208,7 @@ class RemoteAgentDirectory:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             transport=transport,
+            headers=bearer_headers(token or secret(AGENT_HOST_TOKEN_ENV)),
         )
         self._agents: dict[str, RemoteAgent] = {}
 

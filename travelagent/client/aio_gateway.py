@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection
 from travelagent.client.aio_core import AsyncClient, AsyncPendingSet
 from travelagent.client.replies import (
     Pending,
+    bearer_headers,
     gateway_event,
     gateway_ws_url,
     start_message,
@@ -37,8 +38,10 @@ class AsyncGatewayClient(AsyncClient):
         room: str | None = None,
         arch: str = "gateway",
         on_chunk: Callable[[str], None] | None = None,
+        jwt_secret: str = "",
     ) -> None:
         self.url = gateway_ws_url(url, user_id, room)
+        self.jwt_secret = jwt_secret  # set: each connect sends a token (see sync_gateway)
         self.user_id, self.run, self.cell = user_id, run, cell
         self.stream, self.timeout_s, self.arch = stream, timeout_s, arch
         self.on_chunk = on_chunk  # called with each chunk's text as it arrives (chat)
@@ -47,7 +50,12 @@ class AsyncGatewayClient(AsyncClient):
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        self._ws = await websockets.connect(self.url, max_size=None, open_timeout=self.timeout_s)
+        self._ws = await websockets.connect(
+            self.url,
+            max_size=None,
+            open_timeout=self.timeout_s,
+            additional_headers=bearer_headers(self.user_id, self.jwt_secret),
+        )
         self._reader = asyncio.create_task(self._read())
 
     async def send(self, text: str, *, intended_ns: int | None = None) -> Pending:

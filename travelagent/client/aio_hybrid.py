@@ -38,7 +38,7 @@ class AsyncHybridClient(AsyncClient):
         self.channel = f"room:{room}"
         self.gateway = AsyncGatewayClient(
             gateway, user_id, run=run, cell=cell, stream=stream, timeout_s=timeout_s,
-            room=room, arch="hybrid", on_chunk=on_chunk,
+            room=room, arch="hybrid", on_chunk=on_chunk, jwt_secret=jwt_secret,
         )  # fmt: skip
         self.centrifugo = CentrifugoClient(
             realtime_ws_url(realtime), make_token(user_id, jwt_secret), timeout_s=timeout_s

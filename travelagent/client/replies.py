@@ -32,6 +32,16 @@ CLIENT_PATH = "/connection/websocket"
 OnDone = Callable[[MessageRecord], None]
 
 
+def bearer_headers(user_id: str, jwt_secret: str) -> dict[str, str] | None:
+    """``Authorization: Bearer`` with a fresh connection token for ``user_id``; None without a
+    secret."""
+    if not jwt_secret:
+        return None
+    from travelagent.client.centrifugo import make_token
+
+    return {"Authorization": f"Bearer {make_token(user_id, jwt_secret)}"}
+
+
 def gateway_ws_url(url: str, user_id: str, room: str | None = None) -> str:
     """The gateway socket URL for ``user_id``: ``http(s)://host`` gets the standard path, an
     explicit ``ws(s)://host/path`` is kept, and ``userId`` is added to the query if absent."""

@@ -20,6 +20,7 @@ from travelagent.client.replies import (
     OnDone,
     Pending,
     PendingSet,
+    bearer_headers,
     gateway_event,
     gateway_ws_url,
     start_message,
@@ -27,7 +28,14 @@ from travelagent.client.replies import (
 from travelagent.wire.gateway import message_frame
 from travelagent.wire.trace import now_ns
 
-__all__ = ["GatewayClient", "Pending", "PendingSet", "gateway_ws_url", "ws_connect"]
+__all__ = [
+    "GatewayClient",
+    "Pending",
+    "PendingSet",
+    "bearer_headers",
+    "gateway_ws_url",
+    "ws_connect",
+]
 
 
 def ws_connect(url: str, *, timeout_s: float, headers: dict[str, str] | None = None) -> Any:
@@ -152,8 +160,12 @@ class GatewayClient(SocketClient):
         connect_timeout_s: float = 10.0,
         on_done: OnDone | None = None,
         arch: str | None = None,
+        jwt_secret: str = "",
     ) -> None:
         self.url = gateway_ws_url(url, user_id)
+        # With a secret, each connect sends a fresh token (the gateway's user is its sub);
+        # without one, nothing, as the original Worker's clients (an open gateway only).
+        self.jwt_secret = jwt_secret
         self.user_id = user_id
         self.run, self.cell, self.publish = run, cell, publish
         self.stream = stream
@@ -167,7 +179,11 @@ class GatewayClient(SocketClient):
     # -- connection ---------------------------------------------------------------------------
 
     def connect(self) -> None:
-        self._ws = ws_connect(self.url, timeout_s=self.connect_timeout_s)
+        self._ws = ws_connect(
+            self.url,
+            timeout_s=self.connect_timeout_s,
+            headers=bearer_headers(self.user_id, self.jwt_secret),
+        )
 
     # -- sending ------------------------------------------------------------------------------
 

@@ -39,7 +39,8 @@ def _client(args: argparse.Namespace) -> Any:
         from travelagent.client.aio_gateway import AsyncGatewayClient
 
         return AsyncGatewayClient(args.url, args.user, stream=args.stream,
-                                  timeout_s=args.timeout_s, on_chunk=show)  # fmt: skip
+                                  timeout_s=args.timeout_s, on_chunk=show,
+                                  jwt_secret=secret(JWT_SECRET_ENV))  # fmt: skip
     if args.arch == "realtime":
         from travelagent.client.aio_realtime import AsyncRealtimeClient
 

@@ -193,6 +193,7 @@ def _client_factory(
     common = {"run": run_id, "cell": spec.cell, "timeout_s": args.timeout_s}
     if spec.arch == "gateway":
         return lambda user: AsyncGatewayClient(urls["gateway"], user, stream=spec.stream,
+                                               jwt_secret=urls.get("jwt_secret", ""),
                                                **common)  # fmt: skip
     if spec.arch == "realtime":
         return lambda user: AsyncRealtimeClient(

@@ -125,7 +125,12 @@ async def _run(timer: str, args: argparse.Namespace) -> dict[str, float]:
         echo.recv_ns.clear()
         one_way = await _one_way(link_port, echo, rate=args.rate, seconds=args.seconds)
         setup = await _setup_cost(link_port, trials=args.trials)
-        async with httpx.AsyncClient() as http:
+        from travelagent.config import LINK_CONTROL_TOKEN_ENV, secret
+        from travelagent.http_auth import bearer_headers
+
+        async with httpx.AsyncClient(
+            headers=bearer_headers(secret(LINK_CONTROL_TOKEN_ENV))
+        ) as http:
             url = f"http://127.0.0.1:{control_port}/links/bench/records"
             records = (await http.get(url)).json()["records"]
         await asyncio.sleep(0.2 + 4 * args.delay_ms / 1000)  # let the last closes through

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="jitter seed")
     parser.add_argument("--control", metavar="HOST:PORT", help="serve the control API here")
     parser.add_argument("--record", action="store_true", help="record per-chunk delays")
+    parser.add_argument(
+        "--dev", action="store_true", help="allow the development control token off loopback"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -57,6 +60,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     config = {
         "control": args.control,
+        "dev": args.dev,
         "links": [
             {
                 "name": args.name,
@@ -68,8 +72,13 @@ def main(args: argparse.Namespace) -> int:
             }
         ],
     }
+    from travelagent.config import SecretError
+
     try:
         asyncio.run(serve(config))
+    except SecretError as err:
+        print(f"travelagent serve link: {err}", file=sys.stderr)
+        return 2
     except OSError as err:
         print(f"travelagent serve link: {err}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
 """A set of links in one process, their fault schedule, and the HTTP control API.
 
 Routes (aiohttp, JSON):
-- ``GET /healthz``: ``{"status": "ok", "links": [names]}``
+- ``GET /healthz``: ``{"status": "ok", "links": [names], "refused_unauthorized": N}``; every
+  other route needs ``Authorization: Bearer <token>`` (``travelagent.http_auth``)
 - ``GET /links``: every link's listen/upstream address, shape, faults and counters
 - ``GET /links/{name}``: one link
 - ``POST /links/{name}/faults``: e.g. ``{"reset": true}``, ``{"fault": "refuse", "on": false}``,
@@ -23,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from travelagent.http_auth import require_bearer
 from travelagent.link.faults import FaultError, FaultEvent, expand_schedule
 from travelagent.link.proxy import Link
 from travelagent.link.schedule import ShapeError
@@ -101,7 +103,16 @@ async def _json_body(request: web.Request) -> Any:
         ) from err
 
 
-def build_app(links: LinkSet) -> web.Application:
+def build_app(links: LinkSet, *, token: str | None = None) -> web.Application:
+    """The control API over ``links``; callers need ``token`` (default:
+    ``TRAVELAGENT_LINK_CONTROL_TOKEN``, or its development value)."""
+    from travelagent.config import LINK_CONTROL_TOKEN_ENV, secret
+
+    refused = [0]
+
+    def count() -> None:
+        refused[0] += 1
+
     def find(request: web.Request) -> Link:
         name = request.match_info["name"]
         if name not in links.links:
@@ -112,7 +123,9 @@ def build_app(links: LinkSet) -> web.Application:
         return links.links[name]
 
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "links": sorted(links.links)})
+        return web.json_response(
+            {"status": "ok", "links": sorted(links.links), "refused_unauthorized": refused[0]}
+        )
 
     async def list_links(request: web.Request) -> web.Response:
         return web.json_response({n: link.snapshot() for n, link in links.links.items()})
@@ -175,7 +188,9 @@ def build_app(links: LinkSet) -> web.Application:
     async def get_schedule(request: web.Request) -> web.Response:
         return web.json_response({"events": links.schedule_status()})
 
-    app = web.Application()
+    app = web.Application(
+        middlewares=[require_bearer(token or secret(LINK_CONTROL_TOKEN_ENV), refused=count)]
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/links", list_links)
     app.router.add_get("/links/{name}", get_link)
@@ -188,8 +203,10 @@ def build_app(links: LinkSet) -> web.Application:
     return app
 
 
-async def serve_control(links: LinkSet, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(build_app(links), access_log=None)
+async def serve_control(
+    links: LinkSet, host: str, port: int, *, token: str | None = None
+) -> web.AppRunner:
+    runner = web.AppRunner(build_app(links, token=token), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

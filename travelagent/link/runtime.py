@@ -80,7 +80,10 @@ async def serve(config: dict[str, Any], *, ready: asyncio.Event | None = None) -
     await linkset.start()
     runner = None
     if config.get("control"):
+        from travelagent.config import check_server_secrets
+
         host, port = split_addr(config["control"])
+        check_server_secrets("link", host=host, dev=bool(config.get("dev")))
         runner = await serve_control(linkset, host, port)
     if config.get("start_schedule"):
         linkset.start_schedule()

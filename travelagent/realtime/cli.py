@@ -23,6 +23,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated room names clients may enter (default: every room)",
     )
     parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024)
+    parser.add_argument(
+        "--jwt-max-lifetime-s",
+        type=float,
+        default=24 * 3600.0,
+        help="refuse connection tokens whose exp is further ahead than this (default 1 day)",
+    )
+    parser.add_argument(
+        "--connect-timeout-s",
+        type=float,
+        default=10.0,
+        help="close a socket that has not sent connect within this (0: never; default 10)",
+    )
+    parser.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=1000,
+        help="WebSocket connections one address may hold (0: no limit; default 1000)",
+    )
+    parser.add_argument(
+        "--max-queued-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="a client with more unsent bytes is disconnected as slow (default 16 MiB)",
+    )
+    parser.add_argument("--history-stream-ttl-s", type=float, default=3600.0)
+    parser.add_argument("--history-max-streams", type=int, default=100_000)
+    parser.add_argument(
+        "--keepalive-timeout-s",
+        type=float,
+        default=75.0,
+        help="close an idle HTTP connection, or one still sending its headers (default 75)",
+    )
+    parser.add_argument("--jwt-audience", default=None, help="require this aud in tokens")
+    parser.add_argument("--jwt-issuer", default=None, help="require this iss in tokens")
     parser.add_argument("--ping-interval-s", type=float, default=25.0)
     parser.add_argument(
         "--webhook-connection",
@@ -47,6 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite file of the durable webhook outbox: webhooks owed survive a restart "
         "(default: in memory only)",
     )
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        help="allow the public development secrets on a non-loopback address",
+    )
     # warning by default: a log line per webhook request would be work on the measured path
     parser.add_argument(
         "--log-level", default="warning", choices=("debug", "info", "warning", "error")
@@ -65,6 +104,13 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from travelagent.config import SecretError, check_server_secrets
+
+    try:
+        check_server_secrets("realtime", host=args.host, dev=args.dev)
+    except SecretError as err:
+        print(f"travelagent serve realtime: {err}", file=sys.stderr)
+        return 2
     rooms = None
     if args.rooms is not None:
         rooms = frozenset(r.strip() for r in args.rooms.split(",") if r.strip())
@@ -93,6 +139,15 @@ def main(args: argparse.Namespace) -> int:
         db_path=args.db,
         allowed_rooms=rooms,
         max_frame_bytes=args.max_frame_bytes,
+        jwt_max_lifetime_s=args.jwt_max_lifetime_s,
+        connect_timeout_s=args.connect_timeout_s,
+        max_connections_per_address=args.max_connections_per_address,
+        max_queued_bytes=args.max_queued_bytes,
+        history_stream_ttl_s=args.history_stream_ttl_s,
+        history_max_streams=args.history_max_streams,
+        keepalive_timeout_s=args.keepalive_timeout_s,
+        jwt_audience=args.jwt_audience,
+        jwt_issuer=args.jwt_issuer,
         ping_interval_s=args.ping_interval_s,
         webhook_connection=args.webhook_connection,
         webhook_workers=args.webhook_workers,
@@ -111,6 +166,7 @@ def main(args: argparse.Namespace) -> int:
             port=args.port,
             print=lambda *_: print(f"realtime listening on http://{args.host}:{args.port}"),
             shutdown_timeout=2.0,
+            keepalive_timeout=config.keepalive_timeout_s,
             # One log line per request would cost more than the request itself under load.
             access_log=logging.getLogger("aiohttp.access") if args.log_level == "debug" else None,
         )

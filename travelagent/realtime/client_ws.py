@@ -53,9 +53,14 @@ class SessionSocket:
         self._tasks: list[asyncio.Task[None]] = []
         self._expiry: asyncio.TimerHandle | None = None
         self._close_task: asyncio.Task[None] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
         self._tasks.append(asyncio.create_task(self._writer()))
+        connect_timeout_s = self.service.config.connect_timeout_s
+        if connect_timeout_s > 0:
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.call_later(connect_timeout_s, self._connect_deadline)
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -71,6 +76,8 @@ class SessionSocket:
                 t.cancel()
             if self._expiry is not None:
                 self._expiry.cancel()
+            if self._deadline is not None:
+                self._deadline.cancel()
             self.session.connection_lost()
             self._do_actions(socket_gone=True)
             if self._close_task is not None:
@@ -98,6 +105,10 @@ class SessionSocket:
             # A close asked for by a hub push (a slow consumer) must not wait for the writer,
             # which may be the very thing that is stuck.
             asyncio.get_running_loop().call_soon(self._do_actions)
+
+    def _connect_deadline(self) -> None:
+        self.session.connect_deadline_passed()
+        self._do_actions()
 
     def _expired(self) -> None:
         self.session.token_expired()
@@ -131,6 +142,17 @@ class SessionSocket:
 
 async def handle_client_websocket(request: web.Request) -> web.WebSocketResponse:
     service: RealtimeService = request.app[SERVICE]
+    address = request.remote or ""
+    if not service.per_address.acquire(address):
+        service.hub.counters.refused_per_address += 1
+        raise web.HTTPTooManyRequests(text="too many connections from this address")
+    try:
+        return await _serve_client(service, request)
+    finally:
+        service.per_address.release(address)
+
+
+async def _serve_client(service: RealtimeService, request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
         max_msg_size=service.config.max_frame_bytes, autoping=True, compress=False
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from travelagent.realtime.history import DEFAULT_POLICIES, HistoryPolicy
 from travelagent.wire.webhooks import STANDARD_RETRY_SCHEDULE_S
+from travelagent.wire.tokens import DEFAULT_MAX_LIFETIME_S, TokenPolicy
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8787/api/realtime/webhook"
 
@@ -15,6 +16,10 @@ class RealtimeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     jwt_secret: str = ""
+    # Connection tokens: exp is required and at most this far ahead; aud/iss checked if set.
+    jwt_max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
     api_key: str = ""
     webhook_secret: str = ""
     # Empty string: no outbound webhooks at all.
@@ -35,12 +40,33 @@ class RealtimeConfig:
     history_policies: dict[str, HistoryPolicy] = field(
         default_factory=lambda: dict(DEFAULT_POLICIES)
     )
+    # Streams: one unused this long is evicted, and past the cap the least recently used.
+    history_stream_ttl_s: float = 3600.0
+    history_max_streams: int = 100_000
     # None: every room may be entered; otherwise only these room names (room:<name>).
     allowed_rooms: frozenset[str] | None = None
     max_frame_bytes: int = 64 * 1024
     ping_interval_s: float = 25.0
     # A session whose unsent queue grows past this is too slow and is disconnected.
     max_queued_messages: int = 10_000
+    max_queued_bytes: int = 16 * 1024 * 1024
+    # A socket that sends no connect command within this is closed (0: never).
+    connect_timeout_s: float = 10.0
+    # aiohttp closes a connection idle this long, and (since 3.10) one that has not finished
+    # its first request's headers by then: this is the header-read timeout aiohttp allows.
+    # aiohttp's default; 15 s made Locust's hybrid presence lose its join pushes through the
+    # shaped links (not yet understood), so shorten it only where that was checked.
+    keepalive_timeout_s: float = 75.0
+    # WebSocket connections one remote address may hold at once (0: no limit).
+    max_connections_per_address: int = 1000
+
+    def token_policy(self) -> TokenPolicy:
+        return TokenPolicy(
+            secret=self.jwt_secret,
+            max_lifetime_s=self.jwt_max_lifetime_s,
+            audience=self.jwt_audience,
+            issuer=self.jwt_issuer,
+        )
 
     @classmethod
     def from_env(cls, **overrides: object) -> RealtimeConfig:

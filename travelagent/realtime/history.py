@@ -6,6 +6,10 @@ publications younger than ``ttl_s``. Offsets grow by one per publication and nev
 within an epoch. A client that remembers ``(offset, epoch)`` can recover what it missed exactly
 when the epoch is unchanged and nothing after its offset has been pruned.
 
+Streams themselves are bounded too: a stream unused (no publication, read or recovery) for
+``stream_ttl_s`` is evicted, and past ``max_streams`` the least recently used one is; a client
+that then recovers sees a new epoch, as after a restart. Each eviction is counted.
+
 ``SqliteHistory`` (history_sqlite.py) writes the same streams through to a database so that
 epochs and publications survive a restart.
 """
@@ -13,7 +17,7 @@ epochs and publications survive a restart.
 from __future__ import annotations
 
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +56,7 @@ class Stream:
     epoch: str
     top_offset: int = 0
     pubs: deque[StoredPub] = field(default_factory=deque)
+    used_s: float = 0.0
 
 
 @dataclass
@@ -69,9 +74,18 @@ def new_epoch() -> str:
 class History:
     """In-memory history for every channel whose namespace has a policy."""
 
-    def __init__(self, policies: Mapping[str, HistoryPolicy] | None = None) -> None:
+    def __init__(
+        self,
+        policies: Mapping[str, HistoryPolicy] | None = None,
+        *,
+        max_streams: int = 100_000,
+        stream_ttl_s: float = 3600.0,
+    ) -> None:
         self.policies = dict(DEFAULT_POLICIES if policies is None else policies)
-        self.streams: dict[str, Stream] = {}
+        # Least recently used first.
+        self.streams: OrderedDict[str, Stream] = OrderedDict()
+        self.max_streams, self.stream_ttl_s = max_streams, stream_ttl_s
+        self.evicted_streams = 0
 
     def policy(self, channel: str) -> HistoryPolicy | None:
         p = self.policies.get(split_channel(channel)[0])
@@ -87,12 +101,36 @@ class History:
     def _pruned(self, channel: str, below_offset: int) -> None:
         pass
 
-    def stream(self, channel: str) -> Stream:
+    def _evicted(self, channel: str) -> None:
+        pass
+
+    def stream(self, channel: str, now_s: float | None = None) -> Stream:
+        """The channel's stream, created if needed; ``now_s`` marks it used (and evicts)."""
         s = self.streams.get(channel)
         if s is None:
             s = self.streams[channel] = Stream(epoch=new_epoch())
             self._created(channel, s)
+        if now_s is not None:
+            s.used_s = now_s
+            self.streams.move_to_end(channel)
+            self.evict(now_s, keep=channel)
         return s
+
+    def evict(self, now_s: float, *, keep: str = "") -> int:
+        """Drop streams unused for ``stream_ttl_s`` and those past ``max_streams`` (least
+        recently used first); return how many."""
+        dropped = 0
+        for channel in list(self.streams):  # oldest first; stop at the first one kept
+            s = self.streams[channel]
+            over = 0 < self.max_streams < len(self.streams)
+            stale = self.stream_ttl_s > 0 and s.used_s < now_s - self.stream_ttl_s
+            if channel == keep or not (over or stale):
+                break
+            del self.streams[channel]
+            self._evicted(channel)
+            dropped += 1
+        self.evicted_streams += dropped
+        return dropped
 
     def _prune(self, channel: str, s: Stream, policy: HistoryPolicy, now_s: float) -> None:
         popped = 0
@@ -112,7 +150,7 @@ class History:
         policy = self.policy(channel)
         if policy is None:
             return 0, ""
-        s = self.stream(channel)
+        s = self.stream(channel, now_s)
         s.top_offset += 1
         pub = StoredPub(offset=s.top_offset, data=data, info=info, t_s=now_s)
         s.pubs.append(pub)
@@ -120,10 +158,10 @@ class History:
         self._prune(channel, s, policy, now_s)
         return s.top_offset, s.epoch
 
-    def position(self, channel: str) -> tuple[int, str]:
+    def position(self, channel: str, *, now_s: float) -> tuple[int, str]:
         if self.policy(channel) is None:
             return 0, ""
-        s = self.stream(channel)
+        s = self.stream(channel, now_s)
         return s.top_offset, s.epoch
 
     def read(
@@ -142,7 +180,7 @@ class History:
         policy = self.policy(channel)
         if policy is None:
             return [], 0, ""
-        s = self.stream(channel)
+        s = self.stream(channel, now_s)
         self._prune(channel, s, policy, now_s)
         pubs = list(s.pubs)
         if since is not None and since[1] == s.epoch:
@@ -158,7 +196,7 @@ class History:
         policy = self.policy(channel)
         if policy is None:
             return Recovery(False, 0, "", [])
-        s = self.stream(channel)
+        s = self.stream(channel, now_s)
         self._prune(channel, s, policy, now_s)
         if epoch != s.epoch or offset > s.top_offset:
             return Recovery(False, s.top_offset, s.epoch, [])

@@ -29,9 +29,14 @@ CREATE TABLE IF NOT EXISTS pubs (
 
 class SqliteHistory(History):
     def __init__(
-        self, path: str | Path, policies: Mapping[str, HistoryPolicy] | None = None
+        self,
+        path: str | Path,
+        policies: Mapping[str, HistoryPolicy] | None = None,
+        *,
+        max_streams: int = 100_000,
+        stream_ttl_s: float = 3600.0,
     ) -> None:
-        super().__init__(policies)
+        super().__init__(policies, max_streams=max_streams, stream_ttl_s=stream_ttl_s)
         self.db = sqlite3.connect(str(path), isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -43,7 +48,7 @@ class SqliteHistory(History):
         for channel, epoch, top in self.db.execute(
             "SELECT channel, epoch, top_offset FROM streams"
         ):
-            self.streams[channel] = Stream(epoch=epoch, top_offset=top, pubs=deque())
+            self.streams[channel] = Stream(epoch=epoch, top_offset=top, pubs=deque(), used_s=now_s)
         rows = self.db.execute(
             "SELECT channel, offset, data, info, t_s FROM pubs ORDER BY channel, offset"
         )
@@ -77,6 +82,12 @@ class SqliteHistory(History):
         self.db.execute(
             "DELETE FROM pubs WHERE channel = ? AND offset < ?", (channel, below_offset)
         )
+
+    def _evicted(self, channel: str) -> None:
+        self.db.execute("BEGIN")
+        self.db.execute("DELETE FROM pubs WHERE channel = ?", (channel,))
+        self.db.execute("DELETE FROM streams WHERE channel = ?", (channel,))
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()

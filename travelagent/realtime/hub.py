@@ -47,6 +47,9 @@ class Counters:
     deliveries: int = 0
     slow_disconnects: int = 0
     duplicate_publications: int = 0  # dropped by their idempotency key
+    refused_tokens: int = 0
+    connect_timeouts: int = 0
+    refused_per_address: int = 0
 
 
 def trace_of(data: Any) -> Trace | None:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from travelagent.limits import ConnectionLimiter
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.history import History
 from travelagent.realtime.hub import Hub
@@ -28,9 +29,18 @@ class RealtimeService:
         if config.history == "sqlite":
             from travelagent.realtime.history_sqlite import SqliteHistory
 
-            history = SqliteHistory(config.db_path, config.history_policies)
+            history = SqliteHistory(
+                config.db_path,
+                config.history_policies,
+                max_streams=config.history_max_streams,
+                stream_ttl_s=config.history_stream_ttl_s,
+            )
         elif config.history == "memory":
-            history = History(config.history_policies)
+            history = History(
+                config.history_policies,
+                max_streams=config.history_max_streams,
+                stream_ttl_s=config.history_stream_ttl_s,
+            )
         else:
             raise ValueError(f"history must be 'memory' or 'sqlite', not {config.history!r}")
         self.hub = Hub(history=history)
@@ -49,6 +59,7 @@ class RealtimeService:
             )
         self.publisher_sockets = 0
         self.sockets: set[web.WebSocketResponse] = set()
+        self.per_address = ConnectionLimiter(config.max_connections_per_address)
 
     def _tell_user(self, letter: DeadLetter) -> None:
         """A message's webhook was given up on: its reply will never come, so the channel gets
@@ -76,6 +87,8 @@ class RealtimeService:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = self.hub.info()
         out["publisher_sockets"] = self.publisher_sockets
+        out["history_streams"] = len(self.hub.history.streams)
+        out["history_evicted_streams"] = self.hub.history.evicted_streams
         if self.webhooks is not None:
             out.update(self.webhooks.stats())
         return out

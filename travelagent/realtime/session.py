@@ -10,7 +10,10 @@ Design rules (every rule that changes a session's state lives here):
 - Before a successful connect only ``connect`` is served; any other command ends the session,
   as Centrifugo does. Once closing, nothing more is queued or served.
 - Commands are dispatched through ``COMMANDS``, an explicit table of method to handler.
-- A client whose queue is over ``max_queued_messages`` is disconnected as a slow consumer.
+- A client whose queue is over ``max_queued_messages`` or ``max_queued_bytes`` is disconnected
+  as a slow consumer.
+- A socket that has not connected when ``connect_deadline_passed()`` is called (the adapter
+  calls it ``connect_timeout_s`` after the upgrade) is closed as stale (3502).
 """
 
 from __future__ import annotations
@@ -22,11 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import jwt
-
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.hub import Hub, stamp, trace_of
 from travelagent.wire import centrifugo as cf
+from travelagent.wire.tokens import TokenError, TokenExpired, verify_token
 from travelagent.wire.trace import Trace
 from travelagent.wire.webhooks import webhook_event
 
@@ -105,6 +107,7 @@ class ClientSession:
         self.awaiting_pong = False
         self._wake = wake
         self._out: list[str] = []
+        self._out_bytes = 0
         self._actions: list[Action] = []
 
     # --- output ---------------------------------------------------------------------------
@@ -112,11 +115,16 @@ class ClientSession:
         """Queue one message for the client (the hub calls this to fan out pushes)."""
         if self.closing:
             return
-        if len(self._out) >= self.config.max_queued_messages:
+        size = len(text)  # characters: bytes for the ASCII JSON we send, close enough else
+        if (
+            len(self._out) >= self.config.max_queued_messages
+            or self._out_bytes + size > self.config.max_queued_bytes
+        ):
             self.hub.counters.slow_disconnects += 1
             self.close(cf.DISCONNECT_SLOW)
             return
         self._out.append(text)
+        self._out_bytes += size
         self._wake()
 
     def send_obj(self, obj: dict[str, Any]) -> None:
@@ -125,6 +133,7 @@ class ClientSession:
     def data_to_send(self) -> list[str]:
         """The messages queued since the last call, oldest first (one frame's worth)."""
         out, self._out = self._out, []
+        self._out_bytes = 0
         return out
 
     def actions_to_do(self) -> list[Action]:
@@ -172,6 +181,12 @@ class ClientSession:
         self.awaiting_pong = True
         self.send(cf.PING)
 
+    def connect_deadline_passed(self) -> None:
+        """The connect deadline passed: a socket that never connected is closed as stale."""
+        if self.grants is None and not self.closing:
+            self.hub.counters.connect_timeouts += 1
+            self.close(cf.DISCONNECT_STALE, "stale: no connect in time")
+
     def token_expired(self) -> None:
         self.close(cf.DISCONNECT_EXPIRED)
 
@@ -215,30 +230,24 @@ class ClientSession:
             self.close(cf.DISCONNECT_INVALID_TOKEN, "invalid token: no token")
             return
         try:
-            claims = jwt.decode(
-                token, cfg.jwt_secret, algorithms=["HS256"], options={"require": ["sub"]}
-            )
-        except jwt.ExpiredSignatureError:
+            claims = verify_token(token, cfg.token_policy(), now_s=self.clock_s())
+        except TokenExpired:
             # Temporary for the SDK: it fetches a new token (if it can) and reconnects.
             self.send_obj(cf.error_reply(cmd.id, cf.ERROR_TOKEN_EXPIRED))
             return
-        except jwt.InvalidTokenError as err:
+        except TokenError as err:
+            self.hub.counters.refused_tokens += 1
             self.close(cf.DISCONNECT_INVALID_TOKEN, f"invalid token: {err}"[:120])
             return
-        user = claims.get("sub")
-        if not isinstance(user, str) or not user:
-            self.close(cf.DISCONNECT_INVALID_TOKEN, "invalid token: sub must be a string")
-            return
+        user = claims.user
         self.user = user
         self.grants = cf.Grants.build(
-            user, config_rooms=cfg.allowed_rooms, token_rooms=claims.get("rooms")
+            user, config_rooms=cfg.allowed_rooms, token_rooms=claims.rooms
         )
         self.hub.counters.connections += 1
         self.hub.counters.connections_total += 1
-        exp = claims.get("exp")
-        if isinstance(exp, int | float):
-            # No refresh support: the connection ends when its token does; the SDK reconnects.
-            self._actions.append(ArmExpiry(max(0.0, exp - self.clock_s())))
+        # No refresh support: the connection ends when its token does; the SDK reconnects.
+        self._actions.append(ArmExpiry(max(0.0, claims.exp_s - self.clock_s())))
         interval_s = cfg.ping_interval_s
         result: dict[str, Any] = {"client": self.client_id, "version": VERSION}
         if interval_s > 0:
@@ -271,7 +280,7 @@ class ClientSession:
                 if rec.publications:
                     result["publications"] = [p.to_wire() for p in rec.publications]
             else:
-                offset, epoch = hub.history.position(req.channel)
+                offset, epoch = hub.history.position(req.channel, now_s=self.clock_s())
             result.update(recoverable=True, positioned=True, offset=offset, epoch=epoch)
         # Reading the position and joining happen in one step: nothing can slip in between.
         hub.subscribe(self, req.channel, join_leave=req.join_leave)

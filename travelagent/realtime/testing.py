@@ -43,7 +43,11 @@ class RunningRealtime:
         return self._runner.app[SERVICE]
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(create_app(self.config), shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            create_app(self.config),
+            shutdown_timeout=1.0,
+            keepalive_timeout=self.config.keepalive_timeout_s,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, reuse_address=True)
         await site.start()

@@ -25,7 +25,14 @@ from typing import Any
 
 import httpx
 
-from travelagent.config import API_KEY_ENV, JWT_SECRET_ENV, WEBHOOK_SECRET_ENV
+from travelagent.config import (
+    AGENT_HOST_TOKEN_ENV,
+    API_KEY_ENV,
+    JWT_SECRET_ENV,
+    LINK_CONTROL_TOKEN_ENV,
+    WEBHOOK_SECRET_ENV,
+)
+from travelagent.http_auth import bearer_headers
 from travelagent.topology.plan import HOST, CommandBuilder, Plan, build_plan, needed_ports
 from travelagent.topology.scenario import Scenario, load_scenario
 from travelagent.topology.supervisor import (
@@ -45,6 +52,8 @@ def new_secrets() -> dict[str, str]:
         JWT_SECRET_ENV: secrets_mod.token_urlsafe(32),
         API_KEY_ENV: secrets_mod.token_urlsafe(24),
         WEBHOOK_SECRET_ENV: "whsec_" + base64.b64encode(secrets_mod.token_bytes(32)).decode(),
+        AGENT_HOST_TOKEN_ENV: secrets_mod.token_urlsafe(32),
+        LINK_CONTROL_TOKEN_ENV: secrets_mod.token_urlsafe(32),
     }
 
 
@@ -215,7 +224,13 @@ class Topology:
     # -- link control -------------------------------------------------------------------------
 
     def _control(self, method: str, path: str, body: Any = None) -> Any:
-        resp = httpx.request(method, self.urls["control"] + path, json=body, timeout=5.0)
+        resp = httpx.request(
+            method,
+            self.urls["control"] + path,
+            json=body,
+            timeout=5.0,
+            headers=bearer_headers(self.secrets[LINK_CONTROL_TOKEN_ENV]),
+        )
         if resp.status_code >= 400:
             raise ValueError(f"link control {method} {path}: {resp.status_code} {resp.text}")
         return resp.json()

@@ -63,6 +63,8 @@ DISCONNECT_SLOW = 3008
 DISCONNECT_NO_PONG = 3012
 DISCONNECT_INVALID_TOKEN = 3500
 DISCONNECT_BAD_REQUEST = 3501
+DISCONNECT_STALE = 3502  # no connect command in time
+DISCONNECT_CONNECTION_LIMIT = 3504
 DISCONNECT_EXPIRED = 3005  # connection token expired: reconnect with a new one
 DISCONNECT_PERMISSION_DENIED = 3507
 DISCONNECT_MESSAGE_SIZE_LIMIT = 1009  # WebSocket "message too big", mapped by the SDKs
@@ -73,6 +75,8 @@ DISCONNECT_REASONS: dict[int, str] = {
     DISCONNECT_NO_PONG: "no pong",
     DISCONNECT_INVALID_TOKEN: "invalid token",
     DISCONNECT_BAD_REQUEST: "bad request",
+    DISCONNECT_STALE: "stale",
+    DISCONNECT_CONNECTION_LIMIT: "connection limit",
     DISCONNECT_EXPIRED: "expired",
     DISCONNECT_PERMISSION_DENIED: "permission denied",
     DISCONNECT_MESSAGE_SIZE_LIMIT: "message size limit",
@@ -335,15 +339,20 @@ class Grants:
 
     @classmethod
     def build(
-        cls, user: str, *, config_rooms: Iterable[str] | None, token_rooms: Any = None
+        cls,
+        user: str,
+        *,
+        config_rooms: Iterable[str] | None,
+        token_rooms: Iterable[str] | None = None,
     ) -> Grants:
-        """Combine the service's allow-list with the token's ``rooms`` claim.
+        """Combine the service's allow-list with the token's ``rooms`` claim (already verified
+        by ``travelagent.wire.tokens``: a malformed claim never gets here).
 
         Both restrict: a token signed by the application may narrow a user to some rooms, and
         the service's allow-list bounds every user. Neither set means every room is allowed.
         """
         rooms = None if config_rooms is None else frozenset(config_rooms)
-        if isinstance(token_rooms, list) and all(isinstance(r, str) for r in token_rooms):
+        if token_rooms is not None:
             claim = frozenset(token_rooms)
             rooms = claim if rooms is None else rooms & claim
         return cls(user=user, rooms=rooms)

@@ -9,6 +9,7 @@ refuses it. It is told apart from a Standard Webhook by its headers
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +45,13 @@ def allow() -> dict[str, Any]:
 
 def refuse(code: int = ERROR_BAD_REQUEST, message: str = "bad request") -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
+
+
+def api_key_matches(headers: Mapping[str, str], api_key: str) -> bool:
+    """Whether ``headers`` carry ``api_key``; constant-time, so the key cannot be guessed byte
+    by byte from response times. An empty key matches nothing."""
+    given = api_key_of(headers) or ""
+    return bool(api_key) and hmac.compare_digest(given.encode(), api_key.encode())
 
 
 def api_key_of(headers: Mapping[str, str]) -> str | None:

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 
 from aiohttp import web
 
 from travelagent.agent.base import AgentDirectory, LLMBackend
+from travelagent.limits import ConnectionLimiter
 from travelagent.monitor import LoopLagMonitor, attach_loop_lag
 from travelagent.worker.config import WorkerConfig
 from travelagent.worker.gateway import handle_gateway_websocket
@@ -25,6 +27,7 @@ from travelagent.worker.keys import (
     DIRECTORY,
     INTAKE,
     JOURNAL,
+    PER_ADDRESS,
     PUBLISHER,
     ROOMS,
     STATS,
@@ -33,6 +36,7 @@ from travelagent.worker.publish import Publisher, make_publisher
 from travelagent.worker.webhook import handle_realtime_webhook, make_intake, resume_owed_turns
 from travelagent.worker.webhook_log import WebhookLog
 
+log = logging.getLogger(__name__)
 _STARTED = web.AppKey("started", float)
 _LOOP_LAG = web.AppKey("loop_lag", LoopLagMonitor)
 _WEBHOOK_LOG = web.AppKey("webhook_log", WebhookLog)
@@ -45,7 +49,9 @@ def make_directory(config: WorkerConfig, llm: LLMBackend | None) -> AgentDirecto
         return RemoteAgentDirectory(config.agents_url, process=config.process)
     from travelagent.agent.directory import LocalAgentDirectory
 
-    return LocalAgentDirectory(config.db_path, llm=llm, process=config.process)
+    return LocalAgentDirectory(
+        config.db_path, llm=llm, process=config.process, max_agents=config.max_live_agents
+    )
 
 
 def create_app(
@@ -71,9 +77,17 @@ def create_app(
         if publisher is not None
         else make_publisher(config.publish, config.realtime_url, timeout_s=config.publish_timeout_s)
     )
-    app[ROOMS] = RoomAnnouncer(app[PUBLISHER])
+    app[ROOMS] = RoomAnnouncer(app[PUBLISHER], max_bindings=config.max_room_bindings)
+    app[PER_ADDRESS] = ConnectionLimiter(config.max_connections_per_address)
     app[_STARTED] = time.monotonic()
     app[_LOOP_LAG] = attach_loop_lag(app)
+    if config.gateway_open:
+        # Said once, at start: anyone who can reach this address may act as any user.
+        log.warning(
+            "gateway open: sockets without a token are admitted on %s (%s)",
+            config.host,
+            "loopback" if config.gateway_access == "auto" else "--insecure-open-gateway",
+        )
     app.router.add_get("/api/gateway/ws", handle_gateway_websocket)
     app.router.add_post("/api/realtime/webhook", handle_realtime_webhook)
     app.router.add_get("/healthz", healthz)
@@ -96,6 +110,10 @@ async def healthz(request: web.Request) -> web.Response:
             "webhook_mode": cfg.webhook_mode,
             "stream": cfg.stream,
             "agents": cfg.agents_url or "local",
+            "gateway_open": cfg.gateway_open,
+            "room_bindings": app[ROOMS].bindings(),
+            "room_bindings_released": app[ROOMS].released,
+            "agents_released": getattr(app[DIRECTORY], "released", 0),
             "stats": dict(stats),
             "loop_lag": app[_LOOP_LAG].summary(),
         }

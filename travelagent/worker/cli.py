@@ -22,6 +22,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--webhook-mode", choices=WEBHOOK_MODES, default="after-publish")
     p.add_argument("--agents-url", default=None, help="separate agent host (default: in-process)")
     p.add_argument("--max-frame-bytes", type=int, default=1 << 20)
+    access = p.add_mutually_exclusive_group()
+    access.add_argument(
+        "--insecure-open-gateway",
+        dest="gateway_access",
+        action="store_const",
+        const="insecure-open",
+        help="admit gateway sockets without a token on any address (anyone may act as anyone)",
+    )
+    access.add_argument(
+        "--gateway-token-required",
+        dest="gateway_access",
+        action="store_const",
+        const="token",
+        help="require a token on the gateway even on loopback",
+    )
+    p.set_defaults(gateway_access="auto")
+    p.add_argument("--max-connections-per-address", type=int, default=1000, help="0: no limit")
+    p.add_argument("--max-room-bindings", type=int, default=100_000, help="0: no limit")
+    p.add_argument("--max-live-agents", type=int, default=10_000, help="0: no limit")
+    p.add_argument(
+        "--keepalive-timeout-s",
+        type=float,
+        default=75.0,
+        help="close an idle HTTP connection, or one still sending its headers (default 75)",
+    )
+    p.add_argument("--jwt-max-lifetime-s", type=float, default=24 * 3600.0)
+    p.add_argument("--jwt-audience", default=None, help="require this aud in tokens")
+    p.add_argument("--jwt-issuer", default=None, help="require this iss in tokens")
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        help="allow the public development secrets on a non-loopback address",
+    )
     p.add_argument("--log-level", default="warning")
 
 
@@ -29,11 +62,13 @@ def main(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from travelagent.agent.cli import llm_from_args
+    from travelagent.config import JWT_SECRET_ENV, SecretError, check_server_secrets, secret
     from travelagent.worker.app import create_app
     from travelagent.worker.config import WorkerConfig
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s worker %(message)s")
     try:
+        check_server_secrets("worker", host=args.host, dev=args.dev)
         config = WorkerConfig(
             host=args.host,
             port=args.port,
@@ -44,13 +79,29 @@ def main(args: argparse.Namespace) -> int:
             webhook_mode=args.webhook_mode,
             agents_url=args.agents_url,
             max_frame_bytes=args.max_frame_bytes,
+            gateway_access=args.gateway_access,
+            max_connections_per_address=args.max_connections_per_address,
+            max_room_bindings=args.max_room_bindings,
+            max_live_agents=args.max_live_agents,
+            keepalive_timeout_s=args.keepalive_timeout_s,
+            jwt_secret=secret(JWT_SECRET_ENV),
+            jwt_max_lifetime_s=args.jwt_max_lifetime_s,
+            jwt_audience=args.jwt_audience,
+            jwt_issuer=args.jwt_issuer,
         )
         llm = None if args.agents_url else llm_from_args(args)
-    except ValueError as err:
+    except (ValueError, SecretError) as err:
         print(f"travelagent serve worker: {err}", file=sys.stderr)
         return 2
     config.db_path.parent.mkdir(parents=True, exist_ok=True)
     app = create_app(config, llm=llm)
     print(f"worker listening on http://{config.host}:{config.port}", flush=True)
-    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        print=None,
+        access_log=None,
+        keepalive_timeout=config.keepalive_timeout_s,
+    )
     return 0

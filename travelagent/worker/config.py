@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from travelagent.config import is_loopback
 from travelagent.vocab import PUBLISH_MODES, WEBHOOK_MODES, PublishMode, WebhookMode
 from travelagent.wire.gateway import DEFAULT_MAX_FRAME_BYTES
+from travelagent.wire.tokens import DEFAULT_MAX_LIFETIME_S, TokenPolicy
 
-__all__ = ["PUBLISH_MODES", "WEBHOOK_MODES", "WorkerConfig"]
+__all__ = ["GATEWAY_ACCESS", "PUBLISH_MODES", "WEBHOOK_MODES", "WorkerConfig"]
+
+# "auto": tokens optional on a loopback address (the original Worker's clients send none) and
+# required on any other; "token": always required; "insecure-open": optional on any address.
+GATEWAY_ACCESS = ("auto", "token", "insecure-open")
 
 
 @dataclass
@@ -19,7 +25,21 @@ class WorkerConfig:
     # Gateway
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_inflight_per_socket: int = 64
+    # Idle HTTP connections, and ones still sending their first headers, are closed after this
+    keepalive_timeout_s: float = 75.0
+    # Gateway sockets one remote address may hold at once (0: no limit)
+    max_connections_per_address: int = 1000
+    # Room bindings (user, room) held at once; past it the least recently bound is released
+    max_room_bindings: int = 100_000
+    # Agents live in this process at once; past it idle ones are released (least recent first)
+    max_live_agents: int = 10_000
     stream: bool = True  # default for messages that do not say
+    gateway_access: str = "auto"
+    # Connection tokens (the realtime service's HS256 JWT) and what they must satisfy
+    jwt_secret: str = ""
+    jwt_max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
     # Realtime path
     realtime_url: str = "http://127.0.0.1:8000"
     publish: PublishMode = "http-pooled"
@@ -39,8 +59,27 @@ class WorkerConfig:
             raise ValueError(f"publish must be one of {', '.join(PUBLISH_MODES)}")
         if self.webhook_mode not in WEBHOOK_MODES:
             raise ValueError(f"webhook_mode must be one of {', '.join(WEBHOOK_MODES)}")
+        if self.gateway_access not in GATEWAY_ACCESS:
+            raise ValueError(f"gateway_access must be one of {', '.join(GATEWAY_ACCESS)}")
+        if not self.gateway_open and not self.jwt_secret:
+            raise ValueError("the gateway requires tokens but no JWT secret is set")
         if self.max_frame_bytes <= 0:
             raise ValueError("max_frame_bytes must be positive")
         if self.webhook_dedup_ttl_s < self.webhook_tolerance_s:
             raise ValueError("webhook_dedup_ttl_s must be at least webhook_tolerance_s")
         self.db_path = Path(self.db_path)
+
+    @property
+    def gateway_open(self) -> bool:
+        """Whether a gateway socket without a token is admitted."""
+        if self.gateway_access == "auto":
+            return is_loopback(self.host)
+        return self.gateway_access == "insecure-open"
+
+    def token_policy(self) -> TokenPolicy:
+        return TokenPolicy(
+            secret=self.jwt_secret,
+            max_lifetime_s=self.jwt_max_lifetime_s,
+            audience=self.jwt_audience,
+            issuer=self.jwt_issuer,
+        )

@@ -1,16 +1,17 @@
 """``GET /api/gateway/ws``: the direct WebSocket path, client → worker → TravelAgent.
 
-The adapter around ``GatewaySession`` (``gateway_session.py``), which holds the rules: the
-socket is bound to one agent, chosen by ``userId`` in the query or in the first message, with
-a cap on messages in flight. Each accepted message is handed to its agent as a task, so the
-reader keeps reading (and answering bad frames at once) while the agent works; the agent's
-input gate keeps messages in order.
+The adapter around ``GatewaySession`` (``gateway_session.py``), which holds the rules: who is
+admitted (a token's ``sub``, or on an open gateway ``userId`` in the query or the first
+message), the one agent the socket is bound to, and a cap on messages in flight. Each accepted
+message is handed to its agent as a task, so the reader keeps reading (and answering bad
+frames at once) while the agent works; the agent's input gate keeps messages in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import WSMsgType, web
 
@@ -18,14 +19,19 @@ from travelagent.agent.base import AgentDirectory
 from travelagent.wire import gateway as gw
 from travelagent.wire.trace import Trace, now_ns
 from travelagent.worker.config import WorkerConfig
-from travelagent.worker.gateway_session import Accept, GatewaySession, QueryError, Refuse
-from travelagent.worker.keys import CONFIG, DIRECTORY, ROOMS, STATS
+from travelagent.worker.gateway_session import (
+    Accept,
+    AuthError,
+    GatewaySession,
+    QueryError,
+    Refuse,
+)
+from travelagent.worker.keys import CONFIG, DIRECTORY, PER_ADDRESS, ROOMS, STATS
 
 log = logging.getLogger(__name__)
 
-# aiohttp closes the socket (1009) above this; between the configured limit and this one the
-# client gets an error frame and the socket stays open.
-HARD_FRAME_CAP_FACTOR = 8
+# aiohttp closes the socket (1009) above ``max_frame_bytes``: the hard cap is the limit, so a
+# frame too big for the codec is never read into memory first.
 
 
 class SocketSink:
@@ -81,30 +87,59 @@ class SocketSink:
 
 
 async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
+    per_address = request.app[PER_ADDRESS]
+    address = request.remote or ""
+    if not per_address.acquire(address):
+        request.app[STATS]["gateway_refused_per_address"] += 1
+        raise web.HTTPTooManyRequests(text="too many connections from this address")
+    try:
+        return await _serve_gateway_socket(request)
+    finally:
+        per_address.release(address)
+
+
+async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
     cfg: WorkerConfig = request.app[CONFIG]
     directory: AgentDirectory = request.app[DIRECTORY]
     stats = request.app[STATS]
     try:
-        user_id, room = GatewaySession.parse_query(request.query)
+        admission = GatewaySession.admit(
+            request.query,
+            request.headers,
+            policy=cfg.token_policy(),
+            open_access=cfg.gateway_open,
+            now_s=time.time(),
+        )
     except QueryError as err:
         raise web.HTTPBadRequest(text=str(err)) from None
+    except AuthError as err:
+        stats["gateway_refused_auth"] += 1
+        if err.status == 401:
+            raise web.HTTPUnauthorized(text=str(err)) from None
+        raise web.HTTPForbidden(text=str(err)) from None
     session = GatewaySession(
-        user_id=user_id,
-        room=room,
+        user_id=admission.user_id,
+        room=admission.room,
         max_frame_bytes=cfg.max_frame_bytes,
         max_inflight=cfg.max_inflight_per_socket,
         default_stream=cfg.stream,
         process=cfg.process,
     )
+    rooms = request.app[ROOMS]
+    bound: list[tuple[str, str]] = []  # undone when the socket closes
     if (binding := session.initial_room_binding()) is not None:
-        request.app[ROOMS].bind(binding[0], binding[1], directory.get(binding[0]))
-    ws = web.WebSocketResponse(
-        max_msg_size=cfg.max_frame_bytes * HARD_FRAME_CAP_FACTOR, heartbeat=30.0
-    )
-    await ws.prepare(request)
-    stats["gateway_sockets"] += 1
+        rooms.bind(binding[0], binding[1], directory.get(binding[0]))
+        bound.append(binding)
+    ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes, heartbeat=30.0)
     send_lock = asyncio.Lock()
     inflight: set[asyncio.Task[None]] = set()
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        for bound_user, bound_room in bound:
+            rooms.unbind(bound_user, bound_room)
+        raise
+    stats["gateway_sockets"] += 1
 
     try:
         async for msg in ws:
@@ -118,7 +153,8 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
             if decision.join_room is not None:
                 user = decision.user_id
                 assert user is not None
-                request.app[ROOMS].bind(user, decision.join_room, directory.get(user))
+                rooms.bind(user, decision.join_room, directory.get(user))
+                bound.append((user, decision.join_room))
             if isinstance(decision, Refuse):
                 stats["gateway_rejected"] += 1
                 frame = gw.error_frame(
@@ -148,5 +184,7 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
         # the socket gone they have nowhere to go; wait for them so nothing is cut half-way.
         if inflight:
             await asyncio.gather(*inflight, return_exceptions=True)
+        for bound_user, bound_room in bound:
+            rooms.unbind(bound_user, bound_room)
         stats["gateway_sockets"] -= 1
     return ws

@@ -1,9 +1,19 @@
-"""What one gateway socket accepts: binding, limits and the trace start; pure code, no I/O.
+"""What one gateway socket accepts: admission, binding, limits and the trace start; pure code.
 
-Design rules (every rule that decides what a gateway frame becomes lives here):
-- The socket is bound to one user: ``userId`` in the query, else the first message's. A later
-  message naming another user is refused; a message on an unbound socket without a user too.
-- A room in the query joins the bound user to that room once the user is known.
+Design rules (every rule that decides who gets in and what a gateway frame becomes lives here):
+- Admission (``admit``), before the upgrade: a token (``?token=`` or ``Authorization: Bearer``)
+  is the realtime service's HS256 JWT, verified by ``travelagent.wire.tokens``; the socket's
+  user is its ``sub``. A bad or expired token is refused (401) even where tokens are optional,
+  a ``userId`` in the query other than ``sub`` too (403), and a ``room`` the token does not
+  grant (403; the same rule as the realtime service's ``room:`` channels).
+- Without a token the socket is admitted only when the gateway is open (loopback, or the
+  explicitly insecure flag): then, as in the original Worker, the user comes from the query or
+  the first message. Otherwise 401.
+- The socket is bound to one user: the token's, else the query's, else the first message's. A
+  later message naming another user is refused; a message on an unbound socket without a user
+  too.
+- A room in the query joins the bound user to that room once the user is known; the adapter
+  undoes the binding when the socket closes.
 - At most ``max_inflight`` messages are in flight on one socket; one more is refused.
 - An accepted message keeps the client's trace (or starts one with its id) and gets
   ``worker.recv`` at its arrival time, unless the trace is already full.
@@ -19,7 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from travelagent.wire import centrifugo as cf
 from travelagent.wire import gateway as gw
+from travelagent.wire.tokens import TokenError, TokenPolicy, bearer_token, verify_token
 from travelagent.wire.trace import Trace
 
 BINARY_REFUSAL = "binary frames are not supported; send JSON text frames"
@@ -27,6 +39,25 @@ BINARY_REFUSAL = "binary frames are not supported; send JSON text frames"
 
 class QueryError(ValueError):
     """The socket's query string is refused (400) before the upgrade."""
+
+
+class AuthError(ValueError):
+    """The socket is refused before the upgrade: ``status`` 401 (no or bad token) or 403 (the
+    token does not allow what the query asks)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Who a socket is: ``user_id`` (None: not known until the first message, open gateway
+    only), the ``room`` to join, and whether a verified token said so."""
+
+    user_id: str | None
+    room: str | None
+    authenticated: bool
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,34 @@ class GatewaySession:
         if room is not None and not gw.valid_user_id(room):
             raise QueryError("room must be 1-128 printable characters, no '/'")
         return user, room
+
+    @staticmethod
+    def admit(
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        *,
+        policy: TokenPolicy,
+        open_access: bool,
+        now_s: float,
+    ) -> Admission:
+        """Whether, and as whom, a socket request gets in; raise QueryError or AuthError."""
+        user, room = GatewaySession.parse_query(query)
+        token = bearer_token(query, headers)
+        if token is None:
+            if not open_access:
+                raise AuthError(401, "token required: ?token=... or Authorization: Bearer ...")
+            return Admission(user, room, authenticated=False)
+        try:
+            claims = verify_token(token, policy, now_s=now_s)
+        except TokenError as err:
+            raise AuthError(401, f"invalid token: {err}") from None
+        if user is not None and user != claims.user:
+            raise AuthError(403, "userId differs from the token's sub")
+        if room is not None:
+            grants = cf.Grants.build(claims.user, config_rooms=None, token_rooms=claims.rooms)
+            if cf.channel_permission(grants, f"{cf.ROOM_NAMESPACE}:{room}") is not None:
+                raise AuthError(403, f"the token does not grant room {room!r}")
+        return Admission(claims.user, room, authenticated=True)
 
     def initial_room_binding(self) -> tuple[str, str] | None:
         """(user, room) to join before the upgrade, when the query names both."""

@@ -232,7 +232,7 @@ class WebhookIntake(Generic[T]):
         self, headers: Mapping[str, str], body: bytes, t_recv_ns: int
     ) -> Decision[T]:
         """Centrifugo's publish proxy: allow the publication, answer the agent in the background."""
-        if proxy.api_key_of(headers) != self.api_key():
+        if not proxy.api_key_matches(headers, self.api_key()):
             return Respond(
                 401, {"error": "unsigned request: expected Standard Webhooks headers or X-API-Key"}
             )

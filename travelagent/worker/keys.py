@@ -10,6 +10,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from travelagent.agent.base import AgentDirectory
+    from travelagent.limits import ConnectionLimiter
     from travelagent.worker.config import WorkerConfig
     from travelagent.worker.hybrid import RoomAnnouncer
     from travelagent.worker.intake import WebhookIntake
@@ -24,4 +25,5 @@ PUBLISHER: web.AppKey[Publisher] = web.AppKey("publisher")
 INTAKE: web.AppKey[WebhookIntake[RealtimeTurn]] = web.AppKey("intake")
 ROOMS: web.AppKey[RoomAnnouncer] = web.AppKey("rooms")
 JOURNAL: web.AppKey[TurnJournal] = web.AppKey("journal")
+PER_ADDRESS: web.AppKey[ConnectionLimiter] = web.AppKey("per_address")
 BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")

@@ -1,0 +1,94 @@
+"""Bounds on the pure cores: each configurable, each refusal or release counted."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from travelagent.limits import ConnectionLimiter
+from travelagent.realtime.history import History, HistoryPolicy
+from travelagent.worker.hybrid import RoomAnnouncer
+
+POLICIES = {"travel": HistoryPolicy(size=10, ttl_s=60.0)}
+
+
+def test_connections_per_address_are_capped_and_released() -> None:
+    lim = ConnectionLimiter(2)
+    assert lim.acquire("a") and lim.acquire("a") and not lim.acquire("a")
+    assert lim.acquire("b")
+    lim.release("a")
+    assert lim.acquire("a")
+    assert all(ConnectionLimiter(0).acquire("a") for _ in range(100))
+
+
+def test_an_unused_history_stream_is_evicted_after_its_ttl() -> None:
+    h = History(POLICIES, stream_ttl_s=100.0)
+    _, epoch = h.add("travel:old", {"n": 1}, None, now_s=0.0)
+    h.add("travel:new", {"n": 1}, None, now_s=50.0)
+    h.add("travel:new", {"n": 2}, None, now_s=150.0)  # travel:old unused for 150 s
+    assert set(h.streams) == {"travel:new"} and h.evicted_streams == 1
+    # Recovering from the evicted stream is refused (a new epoch), never silently wrong.
+    rec = h.recover("travel:old", 1, epoch, now_s=151.0)
+    assert not rec.recovered and rec.epoch != epoch
+
+
+def test_past_the_stream_cap_the_least_recently_used_stream_is_evicted() -> None:
+    h = History(POLICIES, max_streams=2, stream_ttl_s=0)
+    h.add("travel:a", 1, None, now_s=1.0)
+    h.add("travel:b", 1, None, now_s=2.0)
+    h.read("travel:a", now_s=3.0, limit=-1)  # a is used again: b is now the oldest
+    h.add("travel:c", 1, None, now_s=4.0)
+    assert set(h.streams) == {"travel:a", "travel:c"} and h.evicted_streams == 1
+
+
+class _Agent:
+    def __init__(self) -> None:
+        self.listeners: list[Any] = []
+
+    def add_listener(self, listener: Any) -> None:
+        self.listeners.append(listener)
+
+
+class _Publisher:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def publish(self, channel: str, data: Any) -> None:
+        self.sent.append(channel)
+
+
+def test_room_bindings_are_counted_undone_and_capped_least_recent_first() -> None:
+    pub = _Publisher()
+    rooms = RoomAnnouncer(pub, max_bindings=2)  # type: ignore[arg-type]
+    a = _Agent()
+    rooms.bind("u1", "r1", a)  # type: ignore[arg-type]
+    rooms.bind("u1", "r1", a)  # type: ignore[arg-type]  # a second socket, same room
+    rooms.unbind("u1", "r1")
+    assert rooms.rooms == {"u1": {"r1": 1}}
+    rooms.bind("u2", "r2", _Agent())  # type: ignore[arg-type]
+    rooms.bind("u3", "r3", _Agent())  # type: ignore[arg-type]
+    assert rooms.bindings() == 2 and rooms.released == 1 and "u1" not in rooms.rooms
+    asyncio.run(a.listeners[0]({"type": "itinerary"}))
+    assert pub.sent == []  # u1's released binding hears nothing more
+    rooms.unbind("u1", "r1")  # the socket closing later is harmless
+    assert rooms.bindings() == 2
+
+
+async def test_past_the_agent_cap_idle_agents_are_released_and_busy_ones_kept(tmp_path) -> None:
+    from travelagent.agent.directory import LocalAgentDirectory
+    from travelagent.agent.llm import make_llm
+
+    d = LocalAgentDirectory(
+        tmp_path / "a.db", llm=make_llm("simulated", profile="instant", seed=1), max_agents=2
+    )
+    busy = d.get("busy")
+    await busy._gate.acquire()  # as if in the middle of a turn
+    d.get("idle")
+    d.get("third")
+    assert len(d) == 2 and d.released == 1
+    assert d.get("busy") is busy  # never a second instance of a busy agent
+    busy._gate.release()
+    # A released agent comes back as a fresh instance reading its state from the store.
+    reply = await d.get("idle").handle_message("hotels in Paris")
+    assert "Paris" in reply
+    await d.close()
