@@ -98,18 +98,18 @@ def prepare(case: Any, path: str) -> tuple[bytes | None, dict[str, str]]:
     if body is not None:
         headers.setdefault("content-type", case.media_type or "application/json")
     if path.startswith("/api/") and path != "/api/realtime/webhook":
-        headers["X-API-Key"] = secret(API_KEY_ENV, warn=False)
+        headers["X-API-Key"] = secret(API_KEY_ENV)
     if path == "/api/realtime/webhook":
         if any(k.startswith("webhook-") for k in headers):  # the Standard Webhooks form
             signed = signed_headers(
-                secret(WEBHOOK_SECRET_ENV, warn=False),
+                secret(WEBHOOK_SECRET_ENV),
                 body or b"",
                 msg_id=headers.get("webhook-id") or None,
                 now_s=int(time.time()),
             )
             headers.update({k: v for k, v in signed.items() if k != "content-type"})
         elif "X-API-Key" in headers:  # the publish-proxy form
-            headers["X-API-Key"] = secret(API_KEY_ENV, warn=False)
+            headers["X-API-Key"] = secret(API_KEY_ENV)
     return body, headers
 
 

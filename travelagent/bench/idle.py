@@ -38,7 +38,7 @@ async def open_idle(
     kind: str, url: str, count: int, *, prefix: str = "idle"
 ) -> tuple[list[Any], int, float]:
     gate = asyncio.Semaphore(CONCURRENT_CONNECTS)
-    jwt_secret = secret(JWT_SECRET_ENV, warn=False) if kind == "realtime" else ""
+    jwt_secret = secret(JWT_SECRET_ENV) if kind == "realtime" else ""
     held: list[Any] = []
     failed = 0
 

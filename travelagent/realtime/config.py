@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from travelagent.realtime.history import DEFAULT_POLICIES, HistoryPolicy
-from travelagent.wire.webhooks import STANDARD_RETRY_SCHEDULE_S
 from travelagent.wire.tokens import DEFAULT_MAX_LIFETIME_S, TokenPolicy
+from travelagent.wire.webhooks import STANDARD_RETRY_SCHEDULE_S
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8787/api/realtime/webhook"
 
