@@ -22,6 +22,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --disallow-untyped-defs --ignore-missing-imports notebooks/*.py
+	MYPYPATH=tests:loadtests $(BIN)/mypy --explicit-package-bases tests loadtests
 
 # The notebooks' sources are notebooks/*.py (percent format); this brings each .ipynb in step.
 notebooks: $(STAMP)

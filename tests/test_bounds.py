@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from travelagent.limits import ConnectionLimiter
@@ -74,7 +75,9 @@ def test_room_bindings_are_counted_undone_and_capped_least_recent_first() -> Non
     assert rooms.bindings() == 2
 
 
-async def test_past_the_agent_cap_idle_agents_are_released_and_busy_ones_kept(tmp_path) -> None:
+async def test_past_the_agent_cap_idle_agents_are_released_and_busy_ones_kept(
+    tmp_path: Path,
+) -> None:
     from travelagent.agent.directory import LocalAgentDirectory
     from travelagent.agent.llm import make_llm
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,9 @@ def test_other_addresses_are_not(host: str) -> None:
     assert not is_loopback(host)
 
 
-def test_development_secrets_on_loopback_are_announced_at_start(no_secrets, capsys) -> None:
+def test_development_secrets_on_loopback_are_announced_at_start(
+    no_secrets: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert check_server_secrets("realtime", host="127.0.0.1", dev=False) == [
         JWT_SECRET_ENV,
         API_KEY_ENV,
@@ -53,14 +56,18 @@ def test_development_secrets_on_loopback_are_announced_at_start(no_secrets, caps
     assert capsys.readouterr().err == ""
 
 
-def test_development_secrets_off_loopback_are_refused_unless_dev(no_secrets, capsys) -> None:
+def test_development_secrets_off_loopback_are_refused_unless_dev(
+    no_secrets: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SecretError, match=r"0\.0\.0\.0"):
         check_server_secrets("worker", host="0.0.0.0", dev=False)
     assert check_server_secrets("worker", host="0.0.0.0", dev=True)
     assert "(--dev)" in capsys.readouterr().err
 
 
-def test_the_public_development_value_set_explicitly_is_refused_too(monkeypatch) -> None:
+def test_the_public_development_value_set_explicitly_is_refused_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     for name in ALL:
         monkeypatch.setenv(name, f"real-{name}")
     assert check_server_secrets("worker", host="0.0.0.0", dev=False) == []

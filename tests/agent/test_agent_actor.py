@@ -389,7 +389,9 @@ async def test_deliveries_while_the_turn_runs_wait_for_it_and_never_run_again(
         agent = d.get("u1")
         first = asyncio.create_task(agent.handle_message("hello", msg_id="m1"))
         await asyncio.sleep(0.05 * tf)
-        dupes = [asyncio.create_task(agent.handle_message("hello", msg_id="m1")) for _ in range(5)]
+        dupes: list[asyncio.Task[Any]] = [
+            asyncio.create_task(agent.handle_message("hello", msg_id="m1")) for _ in range(5)
+        ]
         sink = RecordingSink()
         dupes.append(
             asyncio.create_task(

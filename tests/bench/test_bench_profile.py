@@ -13,7 +13,7 @@ garbage line
 """  # noqa: E501
 
 
-def test_frames_are_counted_per_function_not_per_line():
+def test_frames_are_counted_per_function_not_per_line() -> None:
     assert frame_key(" deepcopy (copy.py:128) ") == "deepcopy (copy.py)"
     p = top_frames(RAW)
     assert p.total == 40
@@ -27,6 +27,6 @@ def test_frames_are_counted_per_function_not_per_line():
     ]  # entry points (<module>, main) are on every stack and left out
 
 
-def test_the_report_gives_percentages_of_all_samples():
+def test_the_report_gives_percentages_of_all_samples() -> None:
     text = format_top(top_frames(RAW))
     assert "40 samples" in text and "  50.0  AgentStore._commit" in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from travelagent.bench.loadgen import locust_rate
@@ -9,12 +11,12 @@ from travelagent.bench.report import build_rows
 from travelagent.bench.table import fmt_value, render
 
 
-def trial(case, clients, rnd, p50, rate):
+def trial(case: Any, clients: Any, rnd: Any, p50: Any, rate: Any) -> dict[str, Any]:
     return {"case": case, "clients": clients, "round": rnd, "p50_ms": p50, "p99_ms": p50 * 3,
             "rate_per_s": rate}  # fmt: skip
 
 
-def results():
+def results() -> Any:
     trials = []
     for r in range(3):
         trials += [
@@ -46,11 +48,11 @@ def results():
     }
 
 
-def by_label(rows):
+def by_label(rows: Any) -> dict[Any, Any]:
     return {r.label: r for r in rows}
 
 
-def test_targets_are_judged_on_pairwise_medians():
+def test_targets_are_judged_on_pairwise_medians() -> None:
     rows = by_label(build_rows(results()))
     ratio = rows["gateway @1 p50 / floor-websockets"]
     assert ratio.figure.values == pytest.approx((2.0, 2.0, 2.0)) and ratio.verdict == "met"
@@ -69,7 +71,7 @@ def test_targets_are_judged_on_pairwise_medians():
     assert not any(label.startswith("stamping/") for label in rows)  # only as the costs
 
 
-def test_the_table_puts_every_target_beside_its_figure():
+def test_the_table_puts_every_target_beside_its_figure() -> None:
     text = render(build_rows(results()), rounds=3, skipped=[("peer", "no node")],
                   notes=["memory: 2 of 3 rounds"])  # fmt: skip
     assert "== round trip" in text and "== targets" in text
@@ -81,7 +83,7 @@ def test_the_table_puts_every_target_beside_its_figure():
     assert "2.00× (2.00×-2.00×) ✓" in text
 
 
-def test_values_are_formatted_by_unit():
+def test_values_are_formatted_by_unit() -> None:
     assert fmt_value(1234.4, "msg/s") == "1,234"
     assert fmt_value(0.0512, "ms") == "0.051"
     assert fmt_value(12.345, "ms") == "12.3"
@@ -89,7 +91,7 @@ def test_values_are_formatted_by_unit():
     assert fmt_value(float("nan"), "ms") == "-"
 
 
-def test_locust_rate_uses_whole_seconds_only():
+def test_locust_rate_uses_whole_seconds_only() -> None:
     stats = [{"name": "gateway", "method": "WS", "num_requests": 70, "start_time": 0.0,
               "last_request_timestamp": 3.5,
               "num_reqs_per_sec": {"100": 5, "101": 30, "102": 30, "103": 5}}]  # fmt: skip

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -66,7 +67,7 @@ async def connects(port: int) -> bool:
     return True
 
 
-async def test_healthz_and_links_list_every_link_with_stats(control):
+async def test_healthz_and_links_list_every_link_with_stats(control: Any) -> None:
     _, _, http = control
     assert (await http.get("/healthz")).json() == {
         "status": "ok",
@@ -79,7 +80,7 @@ async def test_healthz_and_links_list_every_link_with_stats(control):
     assert body["client_worker"]["shape"]["delay_ms"] == 1
 
 
-async def test_fault_turned_on_and_off_through_the_api(control):
+async def test_fault_turned_on_and_off_through_the_api(control: Any) -> None:
     links, _, http = control
     port = links.links["client_worker"].listen_port
     resp = await http.post("/links/client_worker/faults", json={"refuse": True})
@@ -91,7 +92,7 @@ async def test_fault_turned_on_and_off_through_the_api(control):
     assert await connects(port)
 
 
-async def test_shape_changed_at_run_time(control):
+async def test_shape_changed_at_run_time(control: Any) -> None:
     links, _, http = control
     resp = await http.post("/links/worker_realtime/shape", json={"delay_ms": 25, "jitter_ms": 2})
     assert resp.status_code == 200
@@ -108,20 +109,22 @@ async def test_shape_changed_at_run_time(control):
         ("/schedule/start", {"faults": [{"at_s": 1, "link": "x", "fault": "reset"}]}, 400, "x"),
     ],
 )
-async def test_bad_control_requests_get_4xx_with_a_reason(control, path, body, status, reason):
+async def test_bad_control_requests_get_4xx_with_a_reason(
+    control: Any, path: Any, body: Any, status: Any, reason: Any
+) -> None:
     _, _, http = control
     resp = await http.post(path, json=body)
     assert resp.status_code == status
     assert reason in resp.json()["error"]
 
 
-async def test_body_that_is_not_json_gets_400(control):
+async def test_body_that_is_not_json_gets_400(control: Any) -> None:
     _, _, http = control
     resp = await http.post("/links/client_worker/faults", content=b"{nope")
     assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]
 
 
-async def test_records_can_be_switched_on_read_and_cleared(control):
+async def test_records_can_be_switched_on_read_and_cleared(control: Any) -> None:
     links, _, http = control
     await http.post("/links/client_worker/records", json={"recording": True})
     reader, writer = await asyncio.open_connection(
@@ -136,7 +139,7 @@ async def test_records_can_be_switched_on_read_and_cleared(control):
     assert (await http.get("/links/client_worker/records")).json()["records"] == []
 
 
-async def test_scheduled_fault_turns_on_then_off_by_itself(control, tf):
+async def test_scheduled_fault_turns_on_then_off_by_itself(control: Any, tf: float) -> None:
     links, _, http = control
     port = links.links["client_worker"].listen_port
     faults = [{"at_s": 0.05, "link": "client_worker", "fault": "refuse", "duration_s": 0.3}]
@@ -158,7 +161,7 @@ async def test_scheduled_fault_turns_on_then_off_by_itself(control, tf):
     ]
 
 
-def test_schedule_naming_an_unknown_link_is_rejected_up_front():
+def test_schedule_naming_an_unknown_link_is_rejected_up_front() -> None:
     with pytest.raises(FaultError, match="unknown link 'ghost'"):
         LinkSet([], [{"at_s": 1, "link": "ghost", "fault": "reset"}])
 
@@ -166,7 +169,9 @@ def test_schedule_naming_an_unknown_link_is_rejected_up_front():
 @pytest.mark.parametrize(
     "headers", [{}, {"Authorization": "Bearer wrong"}], ids=["none", "wrong-token"]
 )
-async def test_the_control_api_refuses_callers_without_the_token(control, headers) -> None:
+async def test_the_control_api_refuses_callers_without_the_token(
+    control: Any, headers: Any
+) -> None:
     links, url, _ = control
     async with httpx.AsyncClient(base_url=url, headers=headers) as http:
         assert (

@@ -68,7 +68,7 @@ async def rt(port: int) -> AsyncIterator[RunningRealtime]:
         yield running
 
 
-async def test_sdk_connects_subscribes_publishes_and_receives(rt, tf) -> None:
+async def test_sdk_connects_subscribes_publishes_and_receives(rt: Any, tf: float) -> None:
     client = sdk_client(rt, "u1")
     events = Events()
     sub = client.new_subscription("travel:u1", events=events, recoverable=True)
@@ -89,7 +89,7 @@ async def test_sdk_connects_subscribes_publishes_and_receives(rt, tf) -> None:
     await client.disconnect()
 
 
-async def test_sdk_sees_join_and_leave_in_a_room(rt, tf) -> None:
+async def test_sdk_sees_join_and_leave_in_a_room(rt: Any, tf: float) -> None:
     a, b = sdk_client(rt, "alice"), sdk_client(rt, "bob")
     ev_a = Events()
     sub_a = a.new_subscription("room:lobby", events=ev_a, join_leave=True)
@@ -105,7 +105,9 @@ async def test_sdk_sees_join_and_leave_in_a_room(rt, tf) -> None:
     await a.disconnect()
 
 
-async def test_sdk_recovers_publications_missed_while_its_connection_was_down(rt, tf) -> None:
+async def test_sdk_recovers_publications_missed_while_its_connection_was_down(
+    rt: Any, tf: float
+) -> None:
     client = sdk_client(rt, "u1")
     events = Events()
     sub = client.new_subscription("travel:u1", events=events, recoverable=True)
@@ -140,19 +142,23 @@ async def restart_and_resubscribe(rt: RunningRealtime, tf: float) -> SubscribedC
     return again
 
 
-async def test_sdk_is_told_not_recovered_after_restart_with_memory_history(rt, tf) -> None:
+async def test_sdk_is_told_not_recovered_after_restart_with_memory_history(
+    rt: Any, tf: float
+) -> None:
     again = await restart_and_resubscribe(rt, tf)
     assert again.recovered is False
 
 
-async def test_sdk_recovers_after_restart_with_sqlite_history(port, tf, tmp_path: Path) -> None:
+async def test_sdk_recovers_after_restart_with_sqlite_history(
+    port: int, tf: float, tmp_path: Path
+) -> None:
     cfg = config(port, history="sqlite", db_path=str(tmp_path / "rt.sqlite"))
     async with running_realtime(cfg) as rt:
         again = await restart_and_resubscribe(rt, tf)
         assert again.recovered is True and again.stream_position.offset == 1
 
 
-async def test_sdk_receives_a_server_api_publication(rt, tf) -> None:
+async def test_sdk_receives_a_server_api_publication(rt: Any, tf: float) -> None:
     client = sdk_client(rt, "u1")
     events = Events()
     sub = client.new_subscription("travel:u1", events=events)

@@ -21,7 +21,7 @@ def test_bad_webhook_url_is_refused_with_a_message() -> None:
     assert "webhook URL must be http(s)" in proc.stderr
 
 
-async def test_service_process_starts_and_serves_healthz(port, tf) -> None:
+async def test_service_process_starts_and_serves_healthz(port: int, tf: float) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "travelagent", "serve", "realtime", "--port", str(port),
         "--webhook-url", "", "--log-level", "warning",
@@ -44,7 +44,9 @@ async def test_service_process_starts_and_serves_healthz(port, tf) -> None:
 
 
 @pytest.mark.parametrize("schedule", ["-1", "5,soon"])
-def test_a_bad_retry_schedule_is_refused_with_exit_2(schedule: str, capsys) -> None:
+def test_a_bad_retry_schedule_is_refused_with_exit_2(
+    schedule: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     import argparse
 
     from travelagent.realtime.cli import add_arguments, main

@@ -26,7 +26,7 @@ def config(port: int) -> RealtimeConfig:
     return RealtimeConfig(port=port, jwt_secret=JWT_SECRET, api_key=API_KEY, webhook_url="")
 
 
-async def test_pipelined_publishes_all_succeed_in_order_on_one_socket(port, tf) -> None:
+async def test_pipelined_publishes_all_succeed_in_order_on_one_socket(port: int, tf: float) -> None:
     async with running_realtime(config(port)) as rt:
         sub = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
         await sub.connect()
@@ -42,7 +42,9 @@ async def test_pipelined_publishes_all_succeed_in_order_on_one_socket(port, tf) 
         await sub.aclose()
 
 
-async def test_stamped_publication_through_the_socket_carries_publish_and_deliver(port, tf) -> None:
+async def test_stamped_publication_through_the_socket_carries_publish_and_deliver(
+    port: int, tf: float
+) -> None:
     async with running_realtime(config(port)) as rt:
         sub = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
         await sub.connect()
@@ -59,7 +61,7 @@ async def test_stamped_publication_through_the_socket_carries_publish_and_delive
         await sub.aclose()
 
 
-async def test_errors_come_back_per_command(port) -> None:
+async def test_errors_come_back_per_command(port: int) -> None:
     async with running_realtime(config(port)) as rt:
         pub = PublisherClient(rt.publisher_url, API_KEY)
         await pub.connect()
@@ -73,7 +75,7 @@ async def test_errors_come_back_per_command(port) -> None:
         await pub.aclose()
 
 
-async def test_raw_socket_gets_an_error_for_a_line_that_is_not_json(port, tf) -> None:
+async def test_raw_socket_gets_an_error_for_a_line_that_is_not_json(port: int, tf: float) -> None:
     async with running_realtime(config(port)) as rt:
         headers = {"X-API-Key": API_KEY}
         async with websockets.connect(rt.publisher_url, additional_headers=headers) as ws:
@@ -83,14 +85,14 @@ async def test_raw_socket_gets_an_error_for_a_line_that_is_not_json(port, tf) ->
             assert replies[1] == {"id": 2, "result": {}}
 
 
-async def test_wrong_key_is_refused_before_the_upgrade(port) -> None:
+async def test_wrong_key_is_refused_before_the_upgrade(port: int) -> None:
     async with running_realtime(config(port)) as rt:
         with pytest.raises(websockets.InvalidStatus) as info:
             await PublisherClient(rt.publisher_url, "wrong").connect()
         assert info.value.response.status_code == 401
 
 
-async def test_client_reconnects_after_the_server_restarts(port, tf) -> None:
+async def test_client_reconnects_after_the_server_restarts(port: int, tf: float) -> None:
     async with running_realtime(config(port)) as rt:
         pub = PublisherClient(rt.publisher_url, API_KEY, backoff_initial_s=0.02, timeout_s=5 * tf)
         await pub.connect()
@@ -106,7 +108,7 @@ async def test_client_reconnects_after_the_server_restarts(port, tf) -> None:
         await pub.aclose()
 
 
-async def test_calls_fail_clearly_while_the_server_stays_down(port, tf) -> None:
+async def test_calls_fail_clearly_while_the_server_stays_down(port: int, tf: float) -> None:
     async with running_realtime(config(port)) as rt:
         pub = PublisherClient(rt.publisher_url, API_KEY, backoff_initial_s=0.02, timeout_s=0.3)
         await pub.connect()

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,7 +46,7 @@ async def rt(port: int) -> AsyncIterator[RunningRealtime]:
         yield running
 
 
-async def connected(rt: RunningRealtime, user: str, **claims: object) -> CentrifugoClient:
+async def connected(rt: RunningRealtime, user: str, **claims: Any) -> CentrifugoClient:
     c = CentrifugoClient(rt.ws_url, make_token(user, JWT_SECRET, **claims), timeout_s=5)
     await c.connect()
     return c
@@ -58,7 +59,9 @@ async def next_push(c: CentrifugoClient, tf: float, kind: str = "pub") -> Push:
             return p
 
 
-async def test_connect_subscribe_publish_delivers_publication_with_offset(rt, tf) -> None:
+async def test_connect_subscribe_publish_delivers_publication_with_offset(
+    rt: Any, tf: float
+) -> None:
     c = await connected(rt, "u1")
     sub = await c.subscribe("travel:u1")
     assert sub["recoverable"] and sub["offset"] == 0 and sub["epoch"]
@@ -71,7 +74,7 @@ async def test_connect_subscribe_publish_delivers_publication_with_offset(rt, tf
 
 
 async def test_a_publication_holding_a_lone_surrogate_reaches_subscribers_and_more_follow(
-    rt, tf
+    rt: Any, tf: float
 ) -> None:
     # JSON may spell "\ud800"; the push once killed the subscriber's writer (UnicodeEncodeError)
     c = await connected(rt, "u1")
@@ -83,7 +86,7 @@ async def test_a_publication_holding_a_lone_surrogate_reaches_subscribers_and_mo
     await c.aclose()
 
 
-async def test_several_commands_in_one_frame_get_all_their_replies(rt, tf) -> None:
+async def test_several_commands_in_one_frame_get_all_their_replies(rt: Any, tf: float) -> None:
     async with websockets.connect(rt.ws_url) as ws:
         token = make_token("u1", JWT_SECRET)
         frame = "\n".join(
@@ -104,7 +107,7 @@ async def test_several_commands_in_one_frame_get_all_their_replies(rt, tf) -> No
         assert got[3]["presence_stats"] == {"num_clients": 1, "num_users": 1}
 
 
-async def test_subscribing_to_another_users_channel_is_permission_denied(rt) -> None:
+async def test_subscribing_to_another_users_channel_is_permission_denied(rt: Any) -> None:
     c = await connected(rt, "u1")
     with pytest.raises(CentrifugoError) as info:
         await c.subscribe("travel:u2")
@@ -116,7 +119,7 @@ async def test_subscribing_to_another_users_channel_is_permission_denied(rt) -> 
     await c.aclose()
 
 
-async def test_room_claim_in_the_token_limits_rooms(rt) -> None:
+async def test_room_claim_in_the_token_limits_rooms(rt: Any) -> None:
     c = await connected(rt, "u1", rooms=["paris"])
     await c.subscribe("room:paris")
     with pytest.raises(CentrifugoError) as info:
@@ -125,7 +128,7 @@ async def test_room_claim_in_the_token_limits_rooms(rt) -> None:
     await c.aclose()
 
 
-async def test_subscribing_twice_is_already_subscribed(rt) -> None:
+async def test_subscribing_twice_is_already_subscribed(rt: Any) -> None:
     c = await connected(rt, "u1")
     await c.subscribe("room:a")
     with pytest.raises(CentrifugoError) as info:
@@ -134,7 +137,7 @@ async def test_subscribing_twice_is_already_subscribed(rt) -> None:
     await c.aclose()
 
 
-async def test_bad_token_is_disconnected_with_invalid_token(rt) -> None:
+async def test_bad_token_is_disconnected_with_invalid_token(rt: Any) -> None:
     c = CentrifugoClient(rt.ws_url, make_token("u1", "another-secret-that-is-long-enough!"))
     with pytest.raises(ConnectionLost) as info:
         await c.connect()
@@ -142,7 +145,7 @@ async def test_bad_token_is_disconnected_with_invalid_token(rt) -> None:
     await c.aclose()
 
 
-async def test_expired_token_gets_token_expired_error(rt) -> None:
+async def test_expired_token_gets_token_expired_error(rt: Any) -> None:
     c = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET, ttl_s=-10))
     with pytest.raises(CentrifugoError) as info:
         await c.connect()
@@ -150,7 +153,9 @@ async def test_expired_token_gets_token_expired_error(rt) -> None:
     await c.aclose()
 
 
-async def test_command_before_connect_ends_the_connection_with_bad_request(rt, tf) -> None:
+async def test_command_before_connect_ends_the_connection_with_bad_request(
+    rt: Any, tf: float
+) -> None:
     async with websockets.connect(rt.ws_url) as ws:
         await ws.send('{"id":1,"subscribe":{"channel":"room:a"}}')
         with pytest.raises(websockets.ConnectionClosed):
@@ -158,7 +163,9 @@ async def test_command_before_connect_ends_the_connection_with_bad_request(rt, t
         assert ws.close_code == 3501
 
 
-async def test_malformed_commands_get_error_replies_and_the_connection_survives(rt, tf) -> None:
+async def test_malformed_commands_get_error_replies_and_the_connection_survives(
+    rt: Any, tf: float
+) -> None:
     c = await connected(rt, "u1")
     with pytest.raises(CentrifugoError) as info:
         await c.call("subscribe", {"channel": 5})
@@ -173,7 +180,7 @@ async def test_malformed_commands_get_error_replies_and_the_connection_survives(
     await c.aclose()
 
 
-async def test_invalid_json_disconnects_with_bad_request(rt, tf) -> None:
+async def test_invalid_json_disconnects_with_bad_request(rt: Any, tf: float) -> None:
     c = await connected(rt, "u1")
     assert c._ws is not None
     await c._ws.send("{nope")
@@ -185,7 +192,7 @@ async def test_invalid_json_disconnects_with_bad_request(rt, tf) -> None:
     await c.aclose()
 
 
-async def test_frame_over_size_limit_closes_with_message_too_big(port, tf) -> None:
+async def test_frame_over_size_limit_closes_with_message_too_big(port: int, tf: float) -> None:
     async with running_realtime(config(port, max_frame_bytes=1024)) as rt:
         c = await connected(rt, "u1")
         await c.publish("room:a", {"text": "x" * 500})  # under the limit: fine
@@ -195,7 +202,9 @@ async def test_frame_over_size_limit_closes_with_message_too_big(port, tf) -> No
         await c.aclose()
 
 
-async def test_join_and_leave_pushes_reach_room_members_and_presence_lists_them(rt, tf) -> None:
+async def test_join_and_leave_pushes_reach_room_members_and_presence_lists_them(
+    rt: Any, tf: float
+) -> None:
     a = await connected(rt, "alice")
     await a.subscribe("room:lobby")
     b = await connected(rt, "bob")
@@ -212,7 +221,7 @@ async def test_join_and_leave_pushes_reach_room_members_and_presence_lists_them(
     await a.aclose()
 
 
-async def test_history_returns_publications_and_position(rt) -> None:
+async def test_history_returns_publications_and_position(rt: Any) -> None:
     c = await connected(rt, "u1")
     for i in range(3):
         await c.publish("room:h", {"n": i})
@@ -223,7 +232,9 @@ async def test_history_returns_publications_and_position(rt) -> None:
     await c.aclose()
 
 
-async def test_resubscribe_after_a_dropped_connection_recovers_missed_publications(rt, tf) -> None:
+async def test_resubscribe_after_a_dropped_connection_recovers_missed_publications(
+    rt: Any, tf: float
+) -> None:
     c = await connected(rt, "u1")
     sub = await c.subscribe("travel:u1")
     await c.aclose()
@@ -239,7 +250,7 @@ async def test_resubscribe_after_a_dropped_connection_recovers_missed_publicatio
 
 
 async def test_after_restart_with_memory_history_the_epoch_changes_and_nothing_recovers(
-    rt, tf
+    rt: Any, tf: float
 ) -> None:
     c = await connected(rt, "u1")
     await c.subscribe("travel:u1")
@@ -260,7 +271,7 @@ async def test_after_restart_with_memory_history_the_epoch_changes_and_nothing_r
 
 
 async def test_after_restart_with_sqlite_history_the_subscriber_recovers(
-    port, tf, tmp_path: Path
+    port: int, tf: float, tmp_path: Path
 ) -> None:
     cfg = config(port, history="sqlite", db_path=str(tmp_path / "rt.sqlite"))
     async with running_realtime(cfg) as rt:
@@ -280,7 +291,7 @@ async def test_after_restart_with_sqlite_history_the_subscriber_recovers(
         await c3.aclose()
 
 
-async def test_server_pings_and_client_pongs_keep_the_connection(port, tf) -> None:
+async def test_server_pings_and_client_pongs_keep_the_connection(port: int, tf: float) -> None:
     async with running_realtime(config(port, ping_interval_s=0.1)) as rt:
         c = await connected(rt, "u1")
         for _ in range(100):
@@ -291,7 +302,7 @@ async def test_server_pings_and_client_pongs_keep_the_connection(port, tf) -> No
         await c.aclose()
 
 
-async def test_client_that_never_pongs_is_disconnected_with_no_pong(port, tf) -> None:
+async def test_client_that_never_pongs_is_disconnected_with_no_pong(port: int, tf: float) -> None:
     async with running_realtime(config(port, ping_interval_s=0.1)) as rt:
         async with websockets.connect(rt.ws_url) as ws:
             await ws.send(json.dumps({"id": 1, "connect": {"token": make_token("u", JWT_SECRET)}}))
@@ -302,7 +313,7 @@ async def test_client_that_never_pongs_is_disconnected_with_no_pong(port, tf) ->
 
 
 # --- server HTTP API ---------------------------------------------------------------------------
-async def test_api_without_or_with_wrong_key_is_401(rt) -> None:
+async def test_api_without_or_with_wrong_key_is_401(rt: Any) -> None:
     async with httpx.AsyncClient(base_url=rt.base_url) as http:
         r = await http.post("/api/publish", json={"channel": "room:a", "data": {}})
         assert r.status_code == 401 and r.json()["error"]["code"] == 101
@@ -311,7 +322,8 @@ async def test_api_without_or_with_wrong_key_is_401(rt) -> None:
         r = await http.get("/api/ws", headers={"X-API-Key": "wrong"})
         assert r.status_code == 401
         # bytes that are not UTF-8 once made a 500 (UnicodeEncodeError in the key check)
-        r = await http.post("/api/info", json={}, headers={"X-API-Key": b"\xff\xfe"})
+        bad_key = {b"X-API-Key": b"\xff\xfe"}
+        r = await http.post("/api/info", json={}, headers=bad_key)
         assert r.status_code == 401
 
 
@@ -326,14 +338,18 @@ async def test_api_without_or_with_wrong_key_is_401(rt) -> None:
         ("nosuch", b"{}", 404),
     ],
 )
-async def test_malformed_api_bodies_get_4xx_with_a_reason(rt, method, body, status) -> None:
+async def test_malformed_api_bodies_get_4xx_with_a_reason(
+    rt: Any, method: Any, body: Any, status: Any
+) -> None:
     async with httpx.AsyncClient(base_url=rt.base_url, headers={"X-API-Key": API_KEY}) as http:
         r = await http.post(f"/api/{method}", content=body)
         assert r.status_code == status
         assert r.json()["error"]["message"]
 
 
-async def test_api_publish_reaches_subscribers_and_api_reads_presence_history_info(rt, tf) -> None:
+async def test_api_publish_reaches_subscribers_and_api_reads_presence_history_info(
+    rt: Any, tf: float
+) -> None:
     c = await connected(rt, "u1")
     await c.subscribe("travel:u1")
     async with httpx.AsyncClient(base_url=rt.base_url, headers={"X-API-Key": API_KEY}) as http:
@@ -356,7 +372,9 @@ async def test_api_publish_reaches_subscribers_and_api_reads_presence_history_in
     await c.aclose()
 
 
-async def test_stamped_api_publication_reaches_subscriber_with_publish_and_deliver(rt, tf) -> None:
+async def test_stamped_api_publication_reaches_subscriber_with_publish_and_deliver(
+    rt: Any, tf: float
+) -> None:
     c = await connected(rt, "u1")
     await c.subscribe("travel:u1")
     trace = Trace.start("m1")
@@ -377,7 +395,9 @@ async def test_stamped_api_publication_reaches_subscriber_with_publish_and_deliv
     await c.aclose()
 
 
-async def test_publication_data_without_a_trace_passes_through_untouched(rt, tf) -> None:
+async def test_publication_data_without_a_trace_passes_through_untouched(
+    rt: Any, tf: float
+) -> None:
     c = await connected(rt, "u1")
     await c.subscribe("travel:u1")
     async with httpx.AsyncClient(base_url=rt.base_url, headers={"X-API-Key": API_KEY}) as http:
@@ -388,7 +408,7 @@ async def test_publication_data_without_a_trace_passes_through_untouched(rt, tf)
 
 
 async def test_client_publication_is_stamped_on_receipt_and_a_full_trace_passes_unstamped(
-    rt, tf
+    rt: Any, tf: float
 ) -> None:
     c = await connected(rt, "u1")
     await c.subscribe("travel:u1")
@@ -419,7 +439,9 @@ async def test_client_publication_is_stamped_on_receipt_and_a_full_trace_passes_
     ],
     ids=["exp-year-3000", "rooms-string", "rooms-numbers", "sub-with-slash"],
 )
-async def test_tokens_that_break_the_rules_are_disconnected_and_counted(rt, claims) -> None:
+async def test_tokens_that_break_the_rules_are_disconnected_and_counted(
+    rt: Any, claims: Any
+) -> None:
     import jwt
 
     body = {"sub": "u1", "exp": int(time.time()) + 60, **claims}
@@ -433,7 +455,7 @@ async def test_tokens_that_break_the_rules_are_disconnected_and_counted(rt, clai
     assert health["refused_tokens"] >= 1
 
 
-async def test_a_token_without_exp_is_disconnected(rt) -> None:
+async def test_a_token_without_exp_is_disconnected(rt: Any) -> None:
     import jwt
 
     c = CentrifugoClient(rt.ws_url, jwt.encode({"sub": "u1"}, JWT_SECRET, algorithm="HS256"))
@@ -443,7 +465,7 @@ async def test_a_token_without_exp_is_disconnected(rt) -> None:
     await c.aclose()
 
 
-async def test_a_foreign_issuer_is_refused_when_an_issuer_is_configured(port) -> None:
+async def test_a_foreign_issuer_is_refused_when_an_issuer_is_configured(port: int) -> None:
     async with running_realtime(config(port, jwt_issuer="travelagent")) as rt:
         bad = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET, iss="evil"))
         with pytest.raises(ConnectionLost) as info:
@@ -455,7 +477,9 @@ async def test_a_foreign_issuer_is_refused_when_an_issuer_is_configured(port) ->
         await good.aclose()
 
 
-async def test_sockets_that_never_connect_are_closed_at_the_deadline_and_counted(port, tf) -> None:
+async def test_sockets_that_never_connect_are_closed_at_the_deadline_and_counted(
+    port: int, tf: float
+) -> None:
     async with running_realtime(config(port, connect_timeout_s=0.3)) as rt:
         idle = [await websockets.connect(rt.ws_url) for _ in range(5)]
         for ws in idle:
@@ -472,7 +496,7 @@ async def test_sockets_that_never_connect_are_closed_at_the_deadline_and_counted
     assert health["connect_timeouts"] == 5
 
 
-async def test_connections_per_address_are_capped_and_each_refusal_counted(port) -> None:
+async def test_connections_per_address_are_capped_and_each_refusal_counted(port: int) -> None:
     async with running_realtime(config(port, max_connections_per_address=3)) as rt:
         held = [await websockets.connect(rt.ws_url) for _ in range(3)]
         for _ in range(2):
@@ -489,7 +513,7 @@ async def test_connections_per_address_are_capped_and_each_refusal_counted(port)
     assert health["refused_per_address"] == 2
 
 
-async def test_a_connection_that_never_finishes_its_headers_is_closed(port, tf) -> None:
+async def test_a_connection_that_never_finishes_its_headers_is_closed(port: int, tf: float) -> None:
     async with running_realtime(config(port, keepalive_timeout_s=0.5)) as rt:
         half_open = []
         for _ in range(5):

@@ -8,6 +8,7 @@ import json
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,7 +86,9 @@ async def until(pred: Any, tf: float, timeout_s: float = 5.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-async def test_publication_becomes_a_signed_message_event_with_its_trace(port, tf) -> None:
+async def test_publication_becomes_a_signed_message_event_with_its_trace(
+    port: int, tf: float
+) -> None:
     receiver = Receiver()
     async with (
         receiving(receiver, free_port()) as url,
@@ -106,7 +109,9 @@ async def test_publication_becomes_a_signed_message_event_with_its_trace(port, t
         await c.aclose()
 
 
-async def test_webhook_is_retried_until_accepted_and_arrives_once_per_id(port, tf) -> None:
+async def test_webhook_is_retried_until_accepted_and_arrives_once_per_id(
+    port: int, tf: float
+) -> None:
     receiver = Receiver(fail_first=3)
     async with (
         receiving(receiver, free_port()) as url,
@@ -124,7 +129,7 @@ async def test_webhook_is_retried_until_accepted_and_arrives_once_per_id(port, t
         await c.aclose()
 
 
-async def test_webhook_waits_out_a_receiver_that_is_down(port, tf) -> None:
+async def test_webhook_waits_out_a_receiver_that_is_down(port: int, tf: float) -> None:
     receiver_port = free_port()
     url = f"http://127.0.0.1:{receiver_port}/hook"
     async with running_realtime(config(port, url, webhook_presence=False)) as rt:
@@ -139,7 +144,7 @@ async def test_webhook_waits_out_a_receiver_that_is_down(port, tf) -> None:
         await c.aclose()
 
 
-async def test_full_webhook_queue_refuses_the_publish_with_an_error(port, tf) -> None:
+async def test_full_webhook_queue_refuses_the_publish_with_an_error(port: int, tf: float) -> None:
     receiver = Receiver()
     receiver.gate = asyncio.Event()  # hold the one worker busy
     async with (
@@ -163,7 +168,7 @@ async def test_full_webhook_queue_refuses_the_publish_with_an_error(port, tf) ->
         await c.aclose()
 
 
-async def test_joining_and_leaving_a_room_send_presence_events(port, tf) -> None:
+async def test_joining_and_leaving_a_room_send_presence_events(port: int, tf: float) -> None:
     receiver = Receiver()
     async with (
         receiving(receiver, free_port()) as url,
@@ -207,16 +212,19 @@ async def dead_letter_run(port: int, tf: float, receiver: Receiver) -> tuple[Any
         await c.connect()
         await c.subscribe("travel:u1")
         await c.publish("travel:u1", {"text": "Paris?", "id": "m1"})
-        pushes = []
+        pushes: list[Any] = []
         while len(pushes) < 2:  # the user's own publication, then the error
             pushes.append((await asyncio.wait_for(c.pushes.get(), 5 * tf)).data)
         stats = rt.service.stats()
+        assert rt.service.webhooks is not None
         [letter] = rt.service.webhooks.dead_letters
         await c.aclose()
     return pushes[1], letter, stats
 
 
-async def test_a_webhook_that_gives_up_is_dead_lettered_and_the_user_is_told(port, tf) -> None:
+async def test_a_webhook_that_gives_up_is_dead_lettered_and_the_user_is_told(
+    port: int, tf: float
+) -> None:
     receiver = Receiver(fail_first=100)
     error, letter, stats = await dead_letter_run(port, tf, receiver)
     assert receiver.requests == 3  # the first attempt and the two of the schedule
@@ -229,7 +237,7 @@ async def test_a_webhook_that_gives_up_is_dead_lettered_and_the_user_is_told(por
 
 
 async def test_a_webhook_the_worker_refuses_is_dead_lettered_at_once_with_its_answer(
-    port, tf
+    port: int, tf: float
 ) -> None:
     receiver = Receiver(fail_first=100, status=400)
     error, letter, _ = await dead_letter_run(port, tf, receiver)
@@ -237,7 +245,9 @@ async def test_a_webhook_the_worker_refuses_is_dead_lettered_at_once_with_its_an
     assert "HTTP 400: not yet" in letter.reason and error["isError"] is True
 
 
-async def test_the_dead_letter_error_and_a_late_reply_make_one_final_in_the_channel(port) -> None:
+async def test_the_dead_letter_error_and_a_late_reply_make_one_final_in_the_channel(
+    port: int,
+) -> None:
     from travelagent.realtime.service import RealtimeService
     from travelagent.realtime.webhook_sender import DeadLetter
 
@@ -266,7 +276,7 @@ def dead_letters(path: str) -> list[tuple[str, str, int]]:
 
 
 async def test_webhooks_owed_survive_a_restart_through_the_durable_outbox(
-    port, tf, tmp_path
+    port: int, tf: float, tmp_path: Path
 ) -> None:
     receiver_port = free_port()
     url = f"http://127.0.0.1:{receiver_port}/hook"
@@ -294,7 +304,9 @@ async def test_webhooks_owed_survive_a_restart_through_the_durable_outbox(
     assert owed_ids(outbox) == []
 
 
-async def test_dead_letters_are_kept_in_the_outbox_with_their_reason(port, tf, tmp_path) -> None:
+async def test_dead_letters_are_kept_in_the_outbox_with_their_reason(
+    port: int, tf: float, tmp_path: Path
+) -> None:
     receiver = Receiver(fail_first=100, status=400)
     outbox = str(tmp_path / "outbox.sqlite")
     async with (

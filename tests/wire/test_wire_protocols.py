@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -79,7 +80,7 @@ def test_a_malformed_server_line_is_skipped_not_raised(line: str) -> None:
     ("error", "want"),
     [("x", (0, "x")), ({"code": "x", "message": "m"}, (0, "m")), ({"code": 7}, (7, ""))],
 )
-def test_a_malformed_error_reply_reads_as_code_0_not_an_exception(error: object, want) -> None:
+def test_a_malformed_error_reply_reads_as_code_0_not_an_exception(error: object, want: Any) -> None:
     [reply] = cf.decode_server_frame(json.dumps({"id": 1, "error": error}))
     assert isinstance(reply, cf.ServerReply) and reply.error == want
     [sock] = api.decode_socket_replies(json.dumps({"id": 1, "error": error}))

@@ -3,6 +3,8 @@ agent instance behind both paths."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from conftest import free_port
 from worker_helpers import running_worker
 
@@ -14,7 +16,7 @@ from travelagent.realtime.testing import running_realtime
 from travelagent.worker.keys import ROOMS
 
 
-async def test_members_see_each_other_and_hear_the_agents_itinerary_changes(tmp_path):
+async def test_members_see_each_other_and_hear_the_agents_itinerary_changes(tmp_path: Path) -> None:
     key = secret(JWT_SECRET_ENV)
     rt_port, w_port = free_port(), free_port()
     cfg = RealtimeConfig.from_env(

@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
@@ -11,7 +13,9 @@ from worker_helpers import connect, recv_reply, running_worker
 from travelagent.wire.trace import GATEWAY_PATH, MAX_STAMPS, Trace
 
 
-async def test_original_client_frame_gets_a_useful_streamed_response_with_trace(port, tmp_path):
+async def test_original_client_frame_gets_a_useful_streamed_response_with_trace(
+    port: int, tmp_path: Path
+) -> None:
     async with running_worker(port, tmp_path / "a.db"), connect(port, "userId=u1") as ws:
         await ws.send(
             json.dumps(
@@ -35,7 +39,7 @@ async def test_original_client_frame_gets_a_useful_streamed_response_with_trace(
                      "worker.send"]  # fmt: skip
 
 
-async def test_non_streamed_reply_is_one_response_frame(port, tmp_path):
+async def test_non_streamed_reply_is_one_response_frame(port: int, tmp_path: Path) -> None:
     async with running_worker(port, tmp_path / "a.db", stream=False), connect(port) as ws:
         await ws.send(json.dumps({"type": "message", "text": "hotels in Paris"}))
         frames = await recv_reply(ws)
@@ -44,7 +48,9 @@ async def test_non_streamed_reply_is_one_response_frame(port, tmp_path):
     assert not frames[0].get("complete")
 
 
-async def test_client_trace_is_carried_back_with_every_stamp_in_path_order(port, tmp_path):
+async def test_client_trace_is_carried_back_with_every_stamp_in_path_order(
+    port: int, tmp_path: Path
+) -> None:
     tr = Trace.start("m-1")
     tr.stamp("client.send", "client")
     async with running_worker(port, tmp_path / "a.db"), connect(port) as ws:
@@ -70,8 +76,8 @@ async def test_client_trace_is_carried_back_with_every_stamp_in_path_order(port,
     ],
 )
 async def test_bad_input_gets_an_error_frame_and_the_socket_stays_usable(
-    port, tmp_path, frame, reason
-):
+    port: int, tmp_path: Path, frame: Any, reason: Any
+) -> None:
     async with running_worker(port, tmp_path / "a.db", max_frame_bytes=4096), connect(port) as ws:
         await ws.send(frame)
         err = json.loads(await asyncio.wait_for(ws.recv(), 5))
@@ -82,7 +88,9 @@ async def test_bad_input_gets_an_error_frame_and_the_socket_stays_usable(
 
 
 @pytest.mark.parametrize("size", [1025, 1024 * 64])
-async def test_a_frame_over_the_limit_closes_with_message_too_big(port, tmp_path, size):
+async def test_a_frame_over_the_limit_closes_with_message_too_big(
+    port: int, tmp_path: Path, size: Any
+) -> None:
     # The hard cap is the limit: a frame one byte over is never read into memory.
     async with running_worker(port, tmp_path / "a.db", max_frame_bytes=1024), connect(port) as ws:
         await ws.send("x" * size)
@@ -91,7 +99,7 @@ async def test_a_frame_over_the_limit_closes_with_message_too_big(port, tmp_path
     assert info.value.rcvd is not None and info.value.rcvd.code == 1009
 
 
-async def test_a_frame_exactly_at_the_limit_is_served(port, tmp_path):
+async def test_a_frame_exactly_at_the_limit_is_served(port: int, tmp_path: Path) -> None:
     head = json.dumps({"type": "message", "text": ""})
     frame = json.dumps({"type": "message", "text": "y" * (1024 - len(head))})
     assert len(frame) == 1024
@@ -101,7 +109,9 @@ async def test_a_frame_exactly_at_the_limit_is_served(port, tmp_path):
     assert final["userId"] == "u1" and "error" not in final
 
 
-async def test_user_id_may_come_from_the_first_message_and_then_binds_the_socket(port, tmp_path):
+async def test_user_id_may_come_from_the_first_message_and_then_binds_the_socket(
+    port: int, tmp_path: Path
+) -> None:
     async with running_worker(port, tmp_path / "a.db"), connect(port, "") as ws:
         await ws.send(json.dumps({"type": "message", "text": "hi"}))
         assert "userId required" in json.loads(await ws.recv())["error"]
@@ -111,7 +121,9 @@ async def test_user_id_may_come_from_the_first_message_and_then_binds_the_socket
         assert "bound to userId 'bob'" in json.loads(await ws.recv())["error"]
 
 
-async def test_bad_user_id_in_the_query_is_refused_before_upgrade(port, tmp_path):
+async def test_bad_user_id_in_the_query_is_refused_before_upgrade(
+    port: int, tmp_path: Path
+) -> None:
     async with running_worker(port, tmp_path / "a.db"):
         with pytest.raises(websockets.InvalidStatus) as info:
             async with connect(port, "userId=a/b"):
@@ -119,7 +131,9 @@ async def test_bad_user_id_in_the_query_is_refused_before_upgrade(port, tmp_path
     assert info.value.response.status_code == 400
 
 
-async def test_many_clients_on_many_agents_all_get_their_own_replies(port, tmp_path):
+async def test_many_clients_on_many_agents_all_get_their_own_replies(
+    port: int, tmp_path: Path
+) -> None:
     async def client(i: int) -> list[str]:
         async with connect(port, f"userId=user{i}") as ws:
             out = []
@@ -136,7 +150,9 @@ async def test_many_clients_on_many_agents_all_get_their_own_replies(port, tmp_p
     assert results == [[f"{i}-{k}" for k in range(3)] for i in range(40)]
 
 
-async def test_one_agent_handles_messages_one_at_a_time_in_arrival_order(port, tmp_path):
+async def test_one_agent_handles_messages_one_at_a_time_in_arrival_order(
+    port: int, tmp_path: Path
+) -> None:
     """Twenty messages pipelined on one socket, and five sockets on the same agent: the agent's
     start/done intervals never overlap and one socket's messages run in the order sent."""
     async with running_worker(port, tmp_path / "a.db", profile="note"):
@@ -144,7 +160,7 @@ async def test_one_agent_handles_messages_one_at_a_time_in_arrival_order(port, t
             for k in range(20):
                 await ws.send(json.dumps({"type": "message", "text": f"hotels in Rome {k}",
                                           "id": f"m{k:02d}"}))  # fmt: skip
-            finals = []
+            finals: list[Any] = []
             while len(finals) < 20:
                 f = json.loads(await asyncio.wait_for(ws.recv(), 30))
                 if not (f.get("streaming") or f.get("chunk")):
@@ -158,7 +174,7 @@ async def test_one_agent_handles_messages_one_at_a_time_in_arrival_order(port, t
         assert s1 <= d1 <= s2
 
 
-async def test_state_survives_a_worker_restart(port, tmp_path):
+async def test_state_survives_a_worker_restart(port: int, tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     async with running_worker(port, db), connect(port, "userId=traveller") as ws:
         await ws.send(
@@ -171,7 +187,7 @@ async def test_state_survives_a_worker_restart(port, tmp_path):
     assert "Kyoto" in final["text"]
 
 
-async def test_healthz_reports_ok(port, tmp_path):
+async def test_healthz_reports_ok(port: int, tmp_path: Path) -> None:
     import httpx
 
     async with running_worker(port, tmp_path / "a.db"):
@@ -181,8 +197,8 @@ async def test_healthz_reports_ok(port, tmp_path):
 
 
 async def test_a_client_trace_already_full_gets_its_reply_and_the_socket_keeps_working(
-    port, tmp_path
-):
+    port: int, tmp_path: Path
+) -> None:
     full = Trace.start("m-full")
     for i in range(MAX_STAMPS):
         full.stamp("client.send", "client", t_ns=i)

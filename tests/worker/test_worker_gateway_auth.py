@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,7 +55,7 @@ async def refused_status(port: int, query: str, **kw: Any) -> int:
     ],
 )
 async def test_a_gateway_requiring_tokens_refuses_bad_ones_before_the_upgrade(
-    port, tmp_path, query, status
+    port: int, tmp_path: Path, query: Any, status: Any
 ) -> None:
     async with running_worker(port, tmp_path / "a.db", gateway_access="token") as app:
         assert await refused_status(port, query) == status
@@ -64,7 +65,9 @@ async def test_a_gateway_requiring_tokens_refuses_bad_ones_before_the_upgrade(
     assert app[ROOMS].bindings() == 0
 
 
-async def test_an_open_loopback_gateway_still_refuses_a_bad_token(port, tmp_path) -> None:
+async def test_an_open_loopback_gateway_still_refuses_a_bad_token(
+    port: int, tmp_path: Path
+) -> None:
     async with running_worker(port, tmp_path / "a.db"):
         assert await refused_status(port, f"token={signed(exp=32503680000)}") == 401
         async with connect(port, "userId=u1") as ws:  # no token: the original's clients
@@ -73,7 +76,7 @@ async def test_an_open_loopback_gateway_still_refuses_a_bad_token(port, tmp_path
 
 
 async def test_a_token_in_the_header_binds_the_socket_and_another_userid_is_refused(
-    port, tmp_path
+    port: int, tmp_path: Path
 ) -> None:
     headers = {"Authorization": f"Bearer {signed()}"}
     async with (
@@ -88,7 +91,7 @@ async def test_a_token_in_the_header_binds_the_socket_and_another_userid_is_refu
     assert "error" not in final and final["userId"] == "u1"
 
 
-async def test_the_room_binding_is_undone_when_the_socket_closes(port, tmp_path) -> None:
+async def test_the_room_binding_is_undone_when_the_socket_closes(port: int, tmp_path: Path) -> None:
     query = f"token={signed(rooms=['trip'])}&room=trip"
     async with running_worker(port, tmp_path / "a.db", gateway_access="token") as app:
         async with connect(port, query) as ws:
@@ -102,7 +105,7 @@ async def test_the_room_binding_is_undone_when_the_socket_closes(port, tmp_path)
     assert app[ROOMS].rooms == {}
 
 
-async def test_the_async_client_sends_the_token_it_has(port, tmp_path) -> None:
+async def test_the_async_client_sends_the_token_it_has(port: int, tmp_path: Path) -> None:
     async with (
         running_worker(port, tmp_path / "a.db", gateway_access="token"),
         AsyncGatewayClient(f"http://127.0.0.1:{port}", "u9", jwt_secret=JWT_SECRET) as c,
@@ -130,7 +133,9 @@ async def _sleep(s: float) -> None:
     await asyncio.sleep(s)
 
 
-def test_an_open_gateway_says_so_once_at_start(tmp_path, caplog) -> None:
+def test_an_open_gateway_says_so_once_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from travelagent.worker.app import create_app
 
     with caplog.at_level("WARNING", logger="travelagent.worker.app"):
@@ -151,7 +156,9 @@ class _NoAgents:
         pass
 
 
-async def test_gateway_connections_per_address_are_capped_and_counted(port, tmp_path) -> None:
+async def test_gateway_connections_per_address_are_capped_and_counted(
+    port: int, tmp_path: Path
+) -> None:
     async with running_worker(port, tmp_path / "a.db", max_connections_per_address=2):
         held = [await connect(port) for _ in range(2)]
         assert await refused_status(port, "userId=u1") == 429

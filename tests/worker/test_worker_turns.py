@@ -53,7 +53,9 @@ def assistant_rows(db: Path) -> int:
         conn.close()
 
 
-async def test_a_resent_id_gets_the_stored_reply_from_a_live_and_a_restarted_worker(port, tmp_path):
+async def test_a_resent_id_gets_the_stored_reply_from_a_live_and_a_restarted_worker(
+    port: int, tmp_path: Path
+) -> None:
     db = tmp_path / "a.db"
     first_llm, second_llm = CountingLLM(), CountingLLM()
     async with running_worker(port, db, llm=first_llm):
@@ -75,7 +77,9 @@ async def test_a_resent_id_gets_the_stored_reply_from_a_live_and_a_restarted_wor
     assert assistant_rows(db) == 2
 
 
-async def test_a_resent_id_after_the_worker_is_killed_is_not_run_again(port, tmp_path, tf):
+async def test_a_resent_id_after_the_worker_is_killed_is_not_run_again(
+    port: int, tmp_path: Path, tf: float
+) -> None:
     db = tmp_path / "a.db"
     argv = [sys.executable, "-m", "travelagent", "serve", "worker", "--port", str(port),
             "--db", str(db), "--profile", "instant"]  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,7 +51,7 @@ class RecordingPublisher:
 
 
 @pytest.fixture
-async def worker(port, tmp_path):
+async def worker(port: int, tmp_path: Path) -> AsyncIterator[Any]:
     started: list[web.AppRunner] = []
 
     async def start(**config: Any) -> tuple[str, RecordingPublisher]:
@@ -82,7 +84,7 @@ def _message(text: str = "hotels in Paris", user: str = "u1", msg_id: str = "m1"
                          msg_id=msg_id, trace=tr)  # fmt: skip
 
 
-async def test_signed_webhook_gets_one_published_reply_with_the_whole_trace(worker):
+async def test_signed_webhook_gets_one_published_reply_with_the_whole_trace(worker: Any) -> None:
     url, pub = await worker(stream=False)
     body, headers = _signed(_message())
     async with httpx.AsyncClient() as c:
@@ -98,7 +100,9 @@ async def test_signed_webhook_gets_one_published_reply_with_the_whole_trace(work
     ]  # fmt: skip
 
 
-async def test_streamed_reply_is_published_as_start_chunks_and_complete_in_order(worker):
+async def test_streamed_reply_is_published_as_start_chunks_and_complete_in_order(
+    worker: Any,
+) -> None:
     url, pub = await worker(stream=True)
     body, headers = _signed(_message("flights from London to Tokyo on 2026-12-10"))
     async with httpx.AsyncClient() as c:
@@ -112,7 +116,7 @@ async def test_streamed_reply_is_published_as_start_chunks_and_complete_in_order
     assert pub.keys == ["m1:start", *chunk_keys, "m1:final"]  # one key per publication
 
 
-async def test_replayed_webhook_never_makes_a_second_reply(worker):
+async def test_replayed_webhook_never_makes_a_second_reply(worker: Any) -> None:
     url, pub = await worker(stream=False)
     body, headers = _signed(_message())
     async with httpx.AsyncClient() as c:
@@ -121,7 +125,7 @@ async def test_replayed_webhook_never_makes_a_second_reply(worker):
     assert len(pub.finals()) == 1
 
 
-async def test_retry_after_a_failed_publish_republishes_the_same_reply(worker):
+async def test_retry_after_a_failed_publish_republishes_the_same_reply(worker: Any) -> None:
     url, pub = await worker(stream=False, fail_first=1)
     body, headers = _signed(_message("add a day trip to Kyoto to my itinerary"))
     async with httpx.AsyncClient() as c:
@@ -138,7 +142,7 @@ async def test_retry_after_a_failed_publish_republishes_the_same_reply(worker):
     assert finals[1]["text"].count("Kyoto") == 1
 
 
-async def test_ack_first_answers_at_once_and_publishes_in_the_background(worker):
+async def test_ack_first_answers_at_once_and_publishes_in_the_background(worker: Any) -> None:
     url, pub = await worker(stream=False, webhook_mode="ack-first")
     body, headers = _signed(_message())
     async with httpx.AsyncClient() as c:
@@ -164,7 +168,9 @@ async def test_ack_first_answers_at_once_and_publishes_in_the_background(worker)
         (lambda b, h: (b, {"webhook-id": "x"}), 401, "missing"),
     ],
 )
-async def test_bad_signatures_are_refused_with_401(worker, mutate, status, reason):
+async def test_bad_signatures_are_refused_with_401(
+    worker: Any, mutate: Any, status: Any, reason: Any
+) -> None:
     url, pub = await worker()
     body, headers = mutate(*_signed(_message()))
     async with httpx.AsyncClient() as c:
@@ -173,7 +179,7 @@ async def test_bad_signatures_are_refused_with_401(worker, mutate, status, reaso
     assert pub.published == []
 
 
-async def test_stale_timestamp_is_refused(worker):
+async def test_stale_timestamp_is_refused(worker: Any) -> None:
     import time
 
     url, pub = await worker()
@@ -204,7 +210,7 @@ async def test_stale_timestamp_is_refused(worker):
         ),
     ],
 )
-async def test_malformed_events_get_400_with_a_reason(worker, event, reason):
+async def test_malformed_events_get_400_with_a_reason(worker: Any, event: Any, reason: Any) -> None:
     url, pub = await worker()
     body = event.encode() if isinstance(event, str) else json.dumps(event).encode()
     headers = signed_headers(secret(WEBHOOK_SECRET_ENV), body)
@@ -214,7 +220,7 @@ async def test_malformed_events_get_400_with_a_reason(worker, event, reason):
     assert pub.published == []
 
 
-async def test_presence_and_connection_events_are_acknowledged_without_a_reply(worker):
+async def test_presence_and_connection_events_are_acknowledged_without_a_reply(worker: Any) -> None:
     url, pub = await worker()
     async with httpx.AsyncClient() as c:
         for kind in ("presence", "connection"):
@@ -224,7 +230,7 @@ async def test_presence_and_connection_events_are_acknowledged_without_a_reply(w
     assert pub.published == []
 
 
-async def test_centrifugo_publish_proxy_request_is_answered_and_replied_to(worker):
+async def test_centrifugo_publish_proxy_request_is_answered_and_replied_to(worker: Any) -> None:
     from travelagent.config import API_KEY_ENV
 
     url, pub = await worker(stream=False)
@@ -244,7 +250,9 @@ async def test_centrifugo_publish_proxy_request_is_answered_and_replied_to(worke
     assert final["id"] == "p1" and "Rome" in final["text"]
 
 
-async def test_a_webhook_whose_trace_is_already_full_still_gets_its_reply_published(worker):
+async def test_a_webhook_whose_trace_is_already_full_still_gets_its_reply_published(
+    worker: Any,
+) -> None:
     url, pub = await worker(stream=False)
     full = Trace.start("m-full")
     for i in range(MAX_STAMPS):
@@ -261,8 +269,8 @@ async def test_a_webhook_whose_trace_is_already_full_still_gets_its_reply_publis
 
 
 async def test_a_webhook_redelivered_to_a_restarted_worker_is_known_and_never_runs_twice(
-    port, tmp_path
-):
+    port: int, tmp_path: Path
+) -> None:
     from test_worker_turns import CountingLLM
 
     body, headers = _signed(_message(msg_id="m1"))
@@ -292,8 +300,8 @@ async def test_a_webhook_redelivered_to_a_restarted_worker_is_known_and_never_ru
 
 
 async def test_ack_first_keeps_its_promise_across_a_restart_without_running_the_agent_twice(
-    port, tmp_path, monkeypatch, tf
-):
+    port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tf: float
+) -> None:
     from test_worker_turns import CountingLLM
 
     from travelagent.worker import webhook
