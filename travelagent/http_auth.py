@@ -8,11 +8,12 @@ per topology by the launcher (``TRAVELAGENT_AGENT_HOST_TOKEN``,
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+
+from travelagent.wire import secret
 
 OPEN_PATHS = frozenset({"/healthz"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -22,7 +23,7 @@ def bearer_matches(headers: Mapping[str, str], token: str) -> bool:
     """Whether ``headers`` carry ``Authorization: Bearer <token>`` (constant-time compare)."""
     auth = headers.get("Authorization", "")
     given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+    return secret.matches(given, token)
 
 
 def bearer_headers(token: str) -> dict[str, str]:

@@ -9,12 +9,12 @@ refuses it. It is told apart from a Standard Webhook by its headers
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from travelagent.wire import secret
 from travelagent.wire.webhooks import header
 
 API_KEY_HEADER = "x-api-key"
@@ -50,8 +50,7 @@ def refuse(code: int = ERROR_BAD_REQUEST, message: str = "bad request") -> dict[
 def api_key_matches(headers: Mapping[str, str], api_key: str) -> bool:
     """Whether ``headers`` carry ``api_key``; constant-time, so the key cannot be guessed byte
     by byte from response times. An empty key matches nothing."""
-    given = api_key_of(headers) or ""
-    return bool(api_key) and hmac.compare_digest(given.encode(), api_key.encode())
+    return secret.matches(api_key_of(headers) or "", api_key)
 
 
 def api_key_of(headers: Mapping[str, str]) -> str | None:

@@ -16,13 +16,12 @@ The realtime service (``realtime/api.py``) serves both; the worker's publishers
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from travelagent.wire import ndjson
+from travelagent.wire import ndjson, secret
 from travelagent.wire.centrifugo import ERROR_BAD_REQUEST, reply_error
 
 API_KEY_HEADER = "X-API-Key"
@@ -41,10 +40,7 @@ def authorized(headers: Mapping[str, str], api_key: str) -> bool:
     auth = headers.get("Authorization", "")
     if not key and auth.lower().startswith("apikey "):
         key = auth[7:].strip()  # Centrifugo's older spelling
-    # surrogatepass: aiohttp hands undecodable header bytes over as lone surrogates
-    return bool(key) and hmac.compare_digest(
-        key.encode("utf-8", "surrogatepass"), api_key.encode("utf-8", "surrogatepass")
-    )
+    return bool(key) and secret.matches(key, api_key)
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
