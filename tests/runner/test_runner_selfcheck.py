@@ -45,7 +45,7 @@ def test_samples_outside_the_message_window_do_not_count() -> None:
 
 def test_loop_lag_link_lateness_and_locust_warnings_are_flagged() -> None:
     lagging = {"loop_lag": {"n": 100, "p50_ms": 5, "p99_ms": 45.0, "max_ms": 60}}
-    check = assess(samples=[], window_ns=None, health={"realtime": lagging}, links=_links(3.5),
+    check = assess(samples=[], window_ns=None, health={"realtime": lagging}, links=_links(7.5),
                    locust_log="WARNING CPU usage above 90%! This may constrain")  # fmt: skip
     text = " | ".join(check["flags"])
     assert "realtime event-loop lag" in text
@@ -72,3 +72,9 @@ async def test_loop_lag_monitor_sees_a_blocked_loop() -> None:
     await asyncio.sleep(0.03)
     await monitor.stop()
     assert monitor.summary()["max_ms"] >= 50
+
+
+def test_a_late_tail_over_too_few_chunks_is_not_a_flag() -> None:
+    few = {"n": 32, "p50_ms": 0.05, "p99_ms": 9.0, "max_ms": 9.0}
+    links = {"client_realtime": {"stats": {"up": {"late": few}}}}
+    assert assess(samples=[], window_ns=None, health={}, links=links)["flags"] == []

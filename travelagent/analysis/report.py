@@ -366,7 +366,8 @@ decide); <em>not tested</em>: the run lacks the cells a claim needs. Also in
 <h3>The instrument's self-check</h3>
 {_flagged_html(run)}
 <p>Bounds: a process at or above 90% of a core in 90% of its samples, event-loop lag p99 above
-20 ms, a link releasing data more than 2 ms late at p99, or Locust warning of its own CPU
+20 ms, a link releasing data more than 5 ms late at p99 (over at least 100 chunks), or Locust
+warning of its own CPU
 (cells/&lt;cell&gt;/selfcheck.json; runner/selfcheck.py says why each bound is where it is).</p>
 <h2>Notebooks</h2>
 <table><thead><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr></thead>
