@@ -34,6 +34,13 @@ def run() -> Run:
     return load_run(REFERENCE)
 
 
+def cell(run: Run, arch: str, *, publish: str = "", streaming: bool = False) -> str:
+    """The reference run's first cell of a path (the reference run is remade now and then)."""
+    c = run.cells
+    pick = c[(c["arch"] == arch) & (c["publish"] == publish) & (c["streaming"] == streaming)]
+    return str(pick["cell"].iloc[0])
+
+
 # --------------------------------------------------------------------------- selection
 
 
@@ -48,9 +55,10 @@ def test_the_limit_spreads_the_messages_over_every_cell(run: Run) -> None:
 
 
 def test_a_cell_filter_keeps_only_that_cell_and_an_unknown_cell_is_an_error(run: Run) -> None:
-    msgs = select_messages(run, limit=0, cells=["rt-ws-u2-7s"])
-    assert set(msgs["cell"]) == {"rt-ws-u2-7s"}
-    assert len(msgs) == int((run.ok()["cell"] == "rt-ws-u2-7s").sum())
+    ws = cell(run, "realtime", publish="ws-persistent")
+    msgs = select_messages(run, limit=0, cells=[ws])
+    assert set(msgs["cell"]) == {ws}
+    assert len(msgs) == int((run.ok()["cell"] == ws).sum())
     with pytest.raises(ExportError, match="no cell nope"):
         select_messages(run, cells=["nope"])
 
@@ -142,7 +150,7 @@ def test_flows_link_a_message_across_processes_and_bind_inside_its_slices(run: R
 
 
 def test_a_realtime_message_has_a_flow_wherever_it_changes_process(run: Run) -> None:
-    doc = trace_events(run, limit=1, cells=["rt-new-u2-7s"])
+    doc = trace_events(run, limit=1, cells=[cell(run, "realtime", publish="http-new")])
     events = doc["traceEvents"]
     pids = {e["args"]["name"]: e["pid"] for e in events if e["name"] == "process_name"}
     assert sum(e["ph"] == "X" for e in events) == 11
@@ -153,11 +161,13 @@ def test_a_realtime_message_has_a_flow_wherever_it_changes_process(run: Run) -> 
 
 
 def test_streamed_replies_show_their_first_chunk(run: Run) -> None:
-    doc = trace_events(run, limit=0, cells=["gateway-u2-7s", "gateway-nostream-u2-7s"])
+    on = cell(run, "realtime", publish="http-new", streaming=True)
+    off = cell(run, "realtime", publish="http-new")
+    doc = trace_events(run, limit=0, cells=[on, off])
     firsts = [e for e in doc["traceEvents"] if e["name"] == "client.first"]
-    streamed = select_messages(run, limit=0, cells=["gateway-u2-7s"])
+    streamed = select_messages(run, limit=0, cells=[on])
     assert len(firsts) == len(streamed)
-    assert {e["args"]["cell"] for e in firsts} == {"gateway-u2-7s"}
+    assert {e["args"]["cell"] for e in firsts} == {on}
 
 
 # --------------------------------------------------------------------------- OTLP
@@ -242,7 +252,7 @@ def test_travelagent_export_writes_both_formats(
     assert main(["export", str(REFERENCE), "--format", "perfetto", "--out", str(perfetto),
                  "--limit", "40"]) == 0  # fmt: skip
     assert main(["export", str(REFERENCE), "--format", "otlp", "--out", str(otlp),
-                 "--cell", "hybrid-u2-7s", "--limit", "0"]) == 0  # fmt: skip
+                 "--cell", cell(load_run(REFERENCE), "hybrid"), "--limit", "0"]) == 0  # fmt: skip
     assert json.loads(perfetto.read_text())["otherData"]["messages"] == 40
     req = json_format.Parse(otlp.read_text(), ExportTraceServiceRequest())
     assert req.resource_spans
