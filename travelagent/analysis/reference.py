@@ -5,7 +5,7 @@ of the repository sees the findings before running anything.
 ``make report``; without arguments, the newest run and its report) replaces data/reference/
 with the run's records (run.json, the two Parquet files, each cell's small files; not the
 topology logs or SQLite files) and the report's pages (index.html, the notebook pages,
-claims.csv, stability.csv). The executed notebooks stay out: each page links to its source
+claims.csv, stability.csv, model.csv). The executed notebooks stay out: each page links to its source
 notebook in notebooks/ instead, which keeps the report under 5 MB.
 """
 
@@ -22,7 +22,7 @@ CELL_FILES = (
     "links.json", "selfcheck.json", "locust_stats.csv", "locust_failures.csv",
     "latency-corrected.hlog", "latency-uncorrected.hlog",
 )  # fmt: skip
-REPORT_GLOBS = ("index.html", "0*.html", "claims.csv", "stability.csv")
+REPORT_GLOBS = ("index.html", "0*.html", "claims.csv", "stability.csv", "model.csv")
 
 
 def reference_dir() -> Path:
