@@ -4,9 +4,9 @@ of the repository sees the findings before running anything.
 ``python -m travelagent.analysis.reference [RUN REPORT]`` (``make reference``, after
 ``make report``; without arguments, the newest run and its report) replaces data/reference/
 with the run's records (run.json, the two Parquet files, each cell's small files; not the
-topology logs or SQLite files) and the report's pages (index.html, the notebook pages,
-claims.csv, stability.csv, model.csv). The executed notebooks stay out: each page links to its source
-notebook in notebooks/ instead, which keeps the report under 5 MB.
+topology logs or SQLite files) and the report's pages and tables (index.html, the notebook
+pages, claims.csv, stability.csv, model.csv). The executed notebooks stay out: each page links
+to its source notebook in notebooks/ instead, which keeps the report under 5 MB.
 """
 
 from __future__ import annotations
