@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from travelagent.agent.state import MAX_RECENT_MESSAGES, TripState
 from travelagent.agent.turns import DEFAULT_RETENTION_S, TurnRecord
+from travelagent.sqlite import open_db
 from travelagent.wire.trace import now_ns
 
 T = TypeVar("T")
@@ -117,13 +118,7 @@ class AgentStore:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(SCHEMA)
+            conn = open_db(self.path, SCHEMA, synchronous=self.synchronous)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._conn = conn
         return self._conn

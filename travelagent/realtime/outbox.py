@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from travelagent.sqlite import open_db
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -54,13 +56,7 @@ class Owed:
 class Outbox:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.executescript(SCHEMA)
+        self._conn = open_db(self.path, SCHEMA, check_same_thread=False)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-outbox")
         self._closed = False
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from travelagent.sqlite import open_db
 from travelagent.wire.trace import Trace
 from travelagent.worker.intake import TurnOrder
 
@@ -39,12 +39,8 @@ CREATE TABLE IF NOT EXISTS owed_turns (
 class TurnJournal:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.executescript(SCHEMA)
+        # synchronous left at SQLite's default (FULL): 200 is answered only once this is durable
+        self._conn = open_db(self.path, SCHEMA, synchronous=None, check_same_thread=False)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn-journal")
         self._closed = False
 

@@ -20,6 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from travelagent.sqlite import open_db
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -35,13 +37,7 @@ PRUNE_EVERY = 256  # writes between deletions of expired ids
 class WebhookLog:
     def __init__(self, path: str | Path, *, ttl_s: float) -> None:
         self.path, self.ttl_s = str(path), ttl_s
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.executescript(SCHEMA)
+        self._conn = open_db(self.path, SCHEMA, check_same_thread=False)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-log")
         self._writes = 0
         self._closed = False
