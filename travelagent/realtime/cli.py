@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="WebSocket connections one address may hold (0: no limit; default 1000)",
     )
     parser.add_argument(
+        "--max-connections-per-user",
+        type=int,
+        default=100,
+        help="connected sessions one user (token sub) may hold (0: no limit; default 100)",
+    )
+    parser.add_argument(
         "--max-queued-bytes",
         type=int,
         default=16 * 1024 * 1024,
@@ -142,6 +148,7 @@ def main(args: argparse.Namespace) -> int:
         jwt_max_lifetime_s=args.jwt_max_lifetime_s,
         connect_timeout_s=args.connect_timeout_s,
         max_connections_per_address=args.max_connections_per_address,
+        max_connections_per_user=args.max_connections_per_user,
         max_queued_bytes=args.max_queued_bytes,
         history_stream_ttl_s=args.history_stream_ttl_s,
         history_max_streams=args.history_max_streams,

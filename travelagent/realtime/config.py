@@ -59,6 +59,8 @@ class RealtimeConfig:
     keepalive_timeout_s: float = 75.0
     # WebSocket connections one remote address may hold at once (0: no limit).
     max_connections_per_address: int = 1000
+    # Connected sessions one user (the token's sub) may hold at once (0: no limit).
+    max_connections_per_user: int = 100
 
     def token_policy(self) -> TokenPolicy:
         return TokenPolicy(

@@ -60,6 +60,7 @@ class RealtimeService:
         self.publisher_sockets = 0
         self.sockets: set[web.WebSocketResponse] = set()
         self.per_address = ConnectionLimiter(config.max_connections_per_address)
+        self.per_user = ConnectionLimiter(config.max_connections_per_user)
 
     def _tell_user(self, letter: DeadLetter) -> None:
         """A message's webhook was given up on: its reply will never come, so the channel gets
