@@ -33,7 +33,7 @@ from travelagent.realtime.hub import Hub, stamp, trace_of
 from travelagent.wire import centrifugo as cf
 from travelagent.wire.tokens import TokenError, TokenExpired, verify_token
 from travelagent.wire.trace import Trace
-from travelagent.wire.webhooks import webhook_event
+from travelagent.wire.webhooks import ROOM_GRANTED, webhook_event
 
 log = logging.getLogger(__name__)
 VERSION = "travelagent-realtime 0.1"
@@ -342,6 +342,10 @@ class ClientSession:
                 msg_id=msg_id,
                 timestamp_ms=self._now_ms(),
             )
+            if cf.split_channel(channel)[0] == cf.ROOM_NAMESPACE:
+                # The worker answers in a shared room only on this word: _check found the room
+                # in this user's grants (the event is signed, so nobody else can say it).
+                event[ROOM_GRANTED] = True
             self._actions.append(SendWebhook(event, trace.copy() if trace else None))
         return {}
 
