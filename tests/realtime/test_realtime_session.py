@@ -290,7 +290,7 @@ def test_a_user_past_its_connection_cap_is_refused_at_connect_and_its_slot_given
     sessions = [
         ClientSession(
             hub, RealtimeConfig(jwt_secret=SECRET), clock_s=lambda: NOW_S, per_user=per_user
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     feed(sessions[0], {"id": 1, "connect": {"token": token()}})
