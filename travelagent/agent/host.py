@@ -33,6 +33,7 @@ from travelagent.agent.directory import LocalAgentDirectory
 from travelagent.agent.travel_agent import AgentError, TravelAgent
 from travelagent.http_auth import require_bearer
 from travelagent.limits import INTERNAL_MAX_CONCURRENT, ConcurrencyLimit
+from travelagent.logsafe import esc
 from travelagent.wire import agent_rpc as rpc
 from travelagent.wire import gateway
 from travelagent.wire.trace import Trace
@@ -61,7 +62,7 @@ class WebSocketSink:
         try:
             await self.ws.send_str(frame)
         except ConnectionError:
-            log.debug("client left before frame for %s", self.msg_id)
+            log.debug("client left before frame for %s", esc(self.msg_id))
 
     async def start(self) -> None:
         await self._send(gateway.stream_start_frame(user_id=self.user_id, msg_id=self.msg_id))
