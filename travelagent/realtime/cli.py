@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=16 * 1024 * 1024,
         help="a client with more unsent bytes is disconnected as slow (default 16 MiB)",
     )
+    parser.add_argument(
+        "--idempotency-ttl-s",
+        type=float,
+        default=900.0,
+        help="keep publish idempotency keys this long (in --db with --history sqlite; >= 300)",
+    )
     parser.add_argument("--history-stream-ttl-s", type=float, default=3600.0)
     parser.add_argument("--history-max-streams", type=int, default=100_000)
     parser.add_argument(
@@ -151,6 +157,7 @@ def main(args: argparse.Namespace) -> int:
         max_connections_per_user=args.max_connections_per_user,
         max_queued_bytes=args.max_queued_bytes,
         history_stream_ttl_s=args.history_stream_ttl_s,
+        idempotency_ttl_s=args.idempotency_ttl_s,
         history_max_streams=args.history_max_streams,
         keepalive_timeout_s=args.keepalive_timeout_s,
         jwt_audience=args.jwt_audience,
