@@ -200,3 +200,13 @@ async def test_link_control_caps_bodies_concurrency_and_header_time(tf: float) -
         assert await _half_sent_headers_are_closed(port, "/links", tf) < 5 * tf
     finally:
         await runner.cleanup()
+
+
+async def test_the_worker_closes_connections_that_never_finish_their_headers(
+    tmp_path: Path, port: int, tf: float
+) -> None:
+    from worker_helpers import running_worker
+
+    async with running_worker(port, tmp_path / "w.db", keepalive_timeout_s=0.5):
+        for path in ("/api/gateway/ws?userId=u1", "/api/realtime/webhook"):
+            assert await _half_sent_headers_are_closed(port, path, tf) < 5 * tf

@@ -127,12 +127,17 @@ class WebhookSender:
                 self._wait_and_queue(job, 0.0)
 
     def has_room(self, extra: int = 0) -> bool:
-        """Whether the queue takes one more event once ``extra`` more are offered first."""
+        """Whether one more event is taken once ``extra`` more are offered first. Events waiting
+        for a retry count too: with the worker down they would otherwise pile up without end
+        while the queue itself stays empty."""
         if self.queue.maxsize <= 0:
             return True
-        return self.queue.qsize() + extra < self.queue.maxsize
+        return self.queue.qsize() + len(self._waiting) + extra < self.queue.maxsize
 
     def offer(self, job: WebhookJob) -> bool:
+        if not self.has_room():
+            self.counters.rejected_full += 1
+            return False
         try:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
