@@ -1,4 +1,5 @@
-"""Bounds shared by the toolkit's servers: the counting is pure code, the rest aiohttp glue.
+"""Bounds shared by the toolkit's servers: pure counting, and aiohttp glue imported lazily (so
+the pure cores that count with it, such as the realtime session, import without aiohttp).
 
 - ``ConnectionLimiter``: open connections per key: per remote address (gateway, realtime) and
   per user (the token's ``sub``, or the gateway's ``userId`` on an open loopback gateway).
@@ -11,11 +12,13 @@ A bound refuses rather than grows without end; the caller counts each refusal in
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
 # The header-read timeout of the internal APIs (agent host, link control): aiohttp's keep-alive
 # timeout, which also closes a connection that has not finished its first request's headers.
@@ -50,7 +53,11 @@ class ConnectionLimiter:
             del self.open[key]
 
 
-_USER_SLOT = web.RequestKey("user_slot", tuple[ConnectionLimiter, str])
+@functools.cache
+def _user_slot() -> web.RequestKey[tuple[ConnectionLimiter, str]]:
+    from aiohttp import web
+
+    return web.RequestKey("user_slot", tuple[ConnectionLimiter, str])
 
 
 def hold_user(request: web.Request, limiter: ConnectionLimiter, user: str | None) -> bool:
@@ -61,12 +68,12 @@ def hold_user(request: web.Request, limiter: ConnectionLimiter, user: str | None
         return True
     if not limiter.acquire(user):
         return False
-    request[_USER_SLOT] = (limiter, user)
+    request[_user_slot()] = (limiter, user)
     return True
 
 
 def release_user(request: web.Request) -> None:
-    slot = request.pop(_USER_SLOT, None)
+    slot = request.pop(_user_slot(), None)
     if slot is not None:
         slot[0].release(slot[1])
 
@@ -81,6 +88,8 @@ class ConcurrencyLimit:
         self.refused = 0
 
     def middleware(self) -> Any:
+        from aiohttp import web
+
         @web.middleware
         async def limit(
             request: web.Request,
