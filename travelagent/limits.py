@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
 # The header-read timeout of the internal APIs (agent host, link control): aiohttp's keep-alive
 # timeout, which also closes a connection that has not finished its first request's headers.
-INTERNAL_KEEPALIVE_TIMEOUT_S = 15.0
+# 75 s as on the worker and the realtime service: their callers keep pooled connections, and a
+# shorter idle close races a request sent just as the server closes (more so through a link).
+INTERNAL_KEEPALIVE_TIMEOUT_S = 75.0
 # Requests an internal API serves at once; past it a request is answered 503 at once.
 INTERNAL_MAX_CONCURRENT = 256
 
