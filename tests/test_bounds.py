@@ -210,3 +210,44 @@ async def test_the_worker_closes_connections_that_never_finish_their_headers(
     async with running_worker(port, tmp_path / "w.db", keepalive_timeout_s=0.5):
         for path in ("/api/gateway/ws?userId=u1", "/api/realtime/webhook"):
             assert await _half_sent_headers_are_closed(port, path, tf) < 5 * tf
+
+
+async def test_agent_host_socket_refuses_messages_past_its_in_flight_cap(
+    tmp_path: Path, port: int, tf: float
+) -> None:
+    import json
+
+    import httpx
+    from aiohttp import web
+    from websockets.asyncio.client import connect
+
+    from travelagent.agent.directory import LocalAgentDirectory
+    from travelagent.agent.host import MAX_INFLIGHT_PER_SOCKET, create_app
+    from travelagent.agent.llm import make_llm
+    from travelagent.http_auth import bearer_headers
+
+    token = "agent-host-test-token"
+    # "note" answers in about a second: the agent's gate holds every message but the first.
+    directory = LocalAgentDirectory(tmp_path / "a.db", llm=make_llm("simulated", profile="note"))
+    # A short grace at cleanup: the turns still queued are cut off, not waited for.
+    runner = web.AppRunner(create_app(directory, token=token), shutdown_timeout=0.2)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        url = f"ws://127.0.0.1:{port}/agents/TravelAgent/u1"
+        async with connect(url, additional_headers=bearer_headers(token)) as ws:
+            n = MAX_INFLIGHT_PER_SOCKET + 2
+            for i in range(n):
+                frame = {"type": "message", "text": "hotels in Paris", "id": f"m{i}"}
+                await ws.send(json.dumps(frame))
+            refused = []
+            while len(refused) < 2:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10 * tf))
+                if "in flight" in str(frame.get("error", "")):
+                    refused.append(frame["id"])
+            assert refused == [f"m{n - 2}", f"m{n - 1}"]
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+        assert health["refused_inflight"] == 2
+    finally:
+        await runner.cleanup()

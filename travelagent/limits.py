@@ -88,6 +88,7 @@ class ConcurrencyLimit:
         self.max_concurrent = max_concurrent
         self.active = 0
         self.refused = 0
+        self.refused_inflight = 0  # messages refused on a socket already at its in-flight cap
 
     def middleware(self) -> Any:
         from aiohttp import web

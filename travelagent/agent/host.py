@@ -2,10 +2,11 @@
 
 Routes:
 - ``GET /healthz``: ``{"ok": true, "service": "agents", "agents": N, "refused_unauthorized":
-  N, "refused_busy": N}``. Every other route needs ``Authorization: Bearer <token>``
-  (``travelagent.http_auth``). Bounds (``travelagent.limits``): bodies past the frame cap get
-  413, requests (WebSockets included) past ``max_concurrent`` at once get 503, and the runner's
-  ``keepalive_timeout`` closes a connection that has not finished its headers.
+  N, "refused_busy": N, "refused_inflight": N}``. Every other route needs ``Authorization:
+  Bearer <token>`` (``travelagent.http_auth``). Bounds (``travelagent.limits``): bodies past
+  the frame cap get 413; requests (WebSockets included) past ``max_concurrent`` at once get
+  503; a WebSocket message past ``MAX_INFLIGHT_PER_SOCKET`` in flight gets an error frame;
+  the runner's ``keepalive_timeout`` closes a connection that has not finished its headers.
 - ``GET /agents/TravelAgent/{name}``: a WebSocket speaking the gateway wire format
   (``travelagent.wire.gateway``): message frames in; response, streaming/chunk/complete or
   error frames out, each final frame carrying the trace back.
@@ -46,6 +47,8 @@ MAX_FRAME_BYTES: web.AppKey[int] = web.AppKey("max_frame_bytes", int)
 REFUSED: web.AppKey[list[int]] = web.AppKey("refused_unauthorized", list)
 BUSY: web.AppKey[ConcurrencyLimit] = web.AppKey("busy", ConcurrencyLimit)
 AGENT_ROUTE = rpc.AGENT_ROUTE
+# Messages one WebSocket may have in flight at once, as the gateway's default.
+MAX_INFLIGHT_PER_SOCKET = 64
 
 
 class WebSocketSink:
@@ -137,6 +140,7 @@ async def healthz(request: web.Request) -> web.Response:
             "agents": len(request.app[DIRECTORY]),
             "refused_unauthorized": request.app[REFUSED][0],
             "refused_busy": request.app[BUSY].refused,
+            "refused_inflight": request.app[BUSY].refused_inflight,
             "agents_released": request.app[DIRECTORY].released,
         }
     )
@@ -157,6 +161,11 @@ async def agent_websocket(request: web.Request) -> web.WebSocketResponse:
             parsed = gateway.parse_client_frame(msg.data, max_frame_bytes=max_frame_bytes)
         except gateway.FrameError as err:
             await ws.send_str(gateway.error_frame(str(err)))
+            continue
+        if len(pending) >= MAX_INFLIGHT_PER_SOCKET:  # as the gateway: refused, never queued
+            request.app[BUSY].refused_inflight += 1
+            reason = f"more than {MAX_INFLIGHT_PER_SOCKET} messages in flight on this socket"
+            await ws.send_str(gateway.error_frame(reason, user_id=parsed.user_id, msg_id=parsed.id))
             continue
         sink = WebSocketSink(ws, user_id=parsed.user_id, msg_id=parsed.id)
         stream = stream_default if parsed.stream is None else parsed.stream
