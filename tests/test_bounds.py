@@ -240,7 +240,7 @@ async def test_agent_host_socket_refuses_messages_past_its_in_flight_cap(
             for i in range(n):
                 frame = {"type": "message", "text": "hotels in Paris", "id": f"m{i}"}
                 await ws.send(json.dumps(frame))
-            refused = []
+            refused: list[str] = []
             while len(refused) < 2:
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 10 * tf))
                 if "in flight" in str(frame.get("error", "")):
