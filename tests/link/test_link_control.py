@@ -73,6 +73,7 @@ async def test_healthz_and_links_list_every_link_with_stats(control: Any) -> Non
         "status": "ok",
         "links": ["client_worker", "worker_realtime"],
         "refused_unauthorized": 0,
+        "refused_busy": 0,
     }
     body = (await http.get("/links")).json()
     assert set(body) == {"client_worker", "worker_realtime"}

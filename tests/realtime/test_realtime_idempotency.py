@@ -141,3 +141,113 @@ async def test_the_publisher_socket_carries_the_key_too(port: int) -> None:
             await pub.aclose()
         assert len({r["offset"] for r in results}) == 1
         assert len(await history(rt.base_url, "travel:u1")) == 1
+
+
+def test_the_durable_cache_reads_back_unexpired_keys_and_drops_expired_ones(
+    tmp_path: Path,
+) -> None:
+    from travelagent.realtime.idempotency import SqliteIdempotencyCache
+
+    db = tmp_path / "rt.sqlite"
+    cache = SqliteIdempotencyCache(db, ttl_s=900, now_s=1000.0)
+    cache.put("travel:u1", "m1:final", 7, "e1", now_s=1000.0)
+    cache.put("travel:u1", "m2:final", 8, "e1", now_s=1500.0)
+    cache.close()
+    again = SqliteIdempotencyCache(db, ttl_s=900, now_s=1899.0)
+    assert again.loaded == 2 and again.get("travel:u1", "m1:final", now_s=1899.0) == (7, "e1")
+    again.close()
+    later = SqliteIdempotencyCache(db, ttl_s=900, now_s=1901.0)  # m1's key is 901 s old
+    assert later.loaded == 1 and later.get("travel:u1", "m1:final", now_s=1901.0) is None
+    assert later.get("travel:u1", "m2:final", now_s=1901.0) == (8, "e1")
+    later.close()
+
+
+async def test_a_publish_retried_after_a_realtime_restart_is_one_publication_in_history(
+    port: int, tmp_path: Path
+) -> None:
+    config = RealtimeConfig(
+        port=port,
+        jwt_secret=JWT_SECRET,
+        api_key=API_KEY,
+        webhook_url="",
+        history="sqlite",
+        db_path=str(tmp_path / "rt.sqlite"),
+    )
+    body = {"channel": "travel:u1", "data": {"text": "final", "complete": True},
+            "idempotency_key": "m1:final"}  # fmt: skip
+
+    async def publish(rt: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient() as c:
+            r = await c.post(
+                f"{rt.base_url}/api/publish", json=body, headers={"X-API-Key": API_KEY}
+            )
+        assert r.status_code == 200, r.text
+        return dict(r.json()["result"])
+
+    async with running_realtime(config) as rt:
+        first = await publish(rt)
+        await rt.restart()  # a new service object reading the same file, on the same port
+        assert rt.service.hub.counters.duplicate_publications == 0
+        again = await publish(rt)  # the worker's retry: its first answer was lost
+        assert rt.service.hub.counters.duplicate_publications == 1
+        pubs = await history(rt.base_url, "travel:u1")
+    assert again == first and first["offset"] == 1
+    assert pubs == [{"text": "final", "complete": True}]
+
+
+def test_a_key_ttl_shorter_than_the_webhook_tolerance_is_refused_at_start() -> None:
+    import pytest
+
+    from travelagent.realtime.service import RealtimeService
+
+    with pytest.raises(ValueError, match="tolerance"):
+        RealtimeService(RealtimeConfig(webhook_url="", idempotency_ttl_s=60))
+
+
+async def test_a_publish_retried_after_the_service_process_was_killed_is_stored_once(
+    port: int, tmp_path: Path, tf: float
+) -> None:
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    env = {**os.environ, "TRAVELAGENT_API_KEY": API_KEY}
+    args = [sys.executable, "-m", "travelagent", "serve", "realtime", "--port", str(port),
+            "--webhook-url", "", "--history", "sqlite", "--db", str(tmp_path / "rt.sqlite"),
+            "--log-level", "warning"]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    body = {"channel": "travel:u1", "data": {"text": "final"}, "idempotency_key": "m1:final"}
+
+    async def start() -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        async with httpx.AsyncClient() as http:
+            for _ in range(int(300 * tf)):
+                try:
+                    if (await http.get(f"{base}/healthz")).status_code == 200:
+                        return proc
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+        proc.kill()
+        raise AssertionError("the service never answered /healthz")
+
+    async def publish() -> dict[str, Any]:
+        async with httpx.AsyncClient() as c:
+            r = await c.post(f"{base}/api/publish", json=body, headers={"X-API-Key": API_KEY})
+        assert r.status_code == 200, r.text
+        return dict(r.json()["result"])
+
+    proc = await start()
+    try:
+        first = await publish()
+        proc.send_signal(signal.SIGKILL)  # no shutdown: only what was committed survives
+        await proc.wait()
+        proc = await start()
+        again = await publish()
+        pubs = await history(base, "travel:u1")
+    finally:
+        proc.kill()
+        await proc.wait()
+    assert again == first and pubs == [{"text": "final"}]

@@ -130,3 +130,23 @@ async def test_a_reply_published_while_the_client_was_away_is_recovered(tmp_path
     assert rec.status == "ok" and "Lisbon" in rec.reply and rec.trace is not None
     # a recovered reply was never delivered live: it has no realtime.deliver stamp
     assert [s[0] for s in rec.trace.stamps] == [n for n in REALTIME_PATH if n != "realtime.deliver"]
+
+
+async def test_a_message_in_a_granted_room_is_answered_in_that_room(tmp_path: Path) -> None:
+    # The realtime service vouches for the room ("roomGranted") and the worker answers there.
+    from travelagent.client.centrifugo import CentrifugoClient, make_token
+
+    async with realtime_path(tmp_path, stream=False) as url:
+        c = CentrifugoClient(url, make_token("u1", secret(JWT_SECRET_ENV), rooms=["lobby"]))
+        await c.connect()
+        await c.subscribe("room:lobby")
+        await c.publish("room:lobby", {"type": "message", "text": "hotels in Paris", "id": "r1"})
+        reply = None
+        while reply is None:
+            p = await asyncio.wait_for(c.pushes.get(), 10)
+            data = p.data if p.kind == "pub" else None
+            if isinstance(data, dict) and data.get("type") == "agent_response":
+                reply = data
+        await c.aclose()
+    assert p.channel == "room:lobby" and reply["id"] == "r1" and not reply.get("isError")
+    assert "Paris" in reply["text"] and reply["userId"] == "u1"

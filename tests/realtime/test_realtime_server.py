@@ -526,3 +526,27 @@ async def test_a_connection_that_never_finishes_its_headers_is_closed(port: int,
             assert await asyncio.wait_for(reader.read(), 5 * tf) == b""  # closed by the server
             writer.close()
         assert time.monotonic() - t0 < 3 * tf
+
+
+async def test_connections_per_user_are_capped_released_and_each_refusal_counted(
+    port: int,
+) -> None:
+    # One address, many users: the address cap is far off, the user cap is what refuses.
+    async with running_realtime(config(port, max_connections_per_user=2)) as rt:
+        held = [await connected(rt, "u1") for _ in range(2)]
+        other = await connected(rt, "u2")  # another user is not affected
+        for _ in range(2):
+            c = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET), timeout_s=5)
+            with pytest.raises(ConnectionLost) as info:
+                await c.connect()
+            assert info.value.code == 3504
+            await c.aclose()
+        await held[0].aclose()
+        await asyncio.sleep(0.1)
+        again = await connected(rt, "u1")  # the slot of the closed session is free again
+        assert await again.subscribe("travel:u1") is not None
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"{rt.base_url}/healthz")).json()
+        for c in (held[1], other, again):
+            await c.aclose()
+    assert health["refused_per_user"] == 2 and health["num_clients"] == 3

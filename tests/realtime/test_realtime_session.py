@@ -268,3 +268,35 @@ def test_a_queue_over_its_byte_bound_is_closed_as_slow() -> None:
     s.send("y" * 600)
     [close] = closes(s)
     assert close.code == cf.DISCONNECT_SLOW and s.hub.counters.slow_disconnects == 1
+
+
+def test_a_room_message_event_says_the_room_was_granted_and_an_own_channel_event_does_not() -> None:
+    s = connected()  # no rooms configured or claimed: every room is granted
+    feed(s, {"id": 2, "publish": {"channel": "room:lobby", "data": {"text": "hi"}}})
+    feed(s, {"id": 3, "publish": {"channel": "travel:u1", "data": {"text": "hi"}}})
+    room, own = [a.event for a in s.actions_to_do() if isinstance(a, SendWebhook)]
+    assert room["room"] == "room:lobby" and room["roomGranted"] is True
+    assert own["room"] == "travel:u1" and "roomGranted" not in own
+    # A room outside the grants is refused before any event exists.
+    limited = connected(allowed_rooms=frozenset({"paris"}))
+    [reply] = feed(limited, {"id": 2, "publish": {"channel": "room:lobby", "data": {"t": 1}}})
+    assert reply["error"]["code"] == 103 and limited.actions_to_do() == []
+
+
+def test_a_user_past_its_connection_cap_is_refused_at_connect_and_its_slot_given_back() -> None:
+    from travelagent.limits import ConnectionLimiter
+
+    hub, per_user = Hub(history=History()), ConnectionLimiter(1)
+    sessions = [
+        ClientSession(
+            hub, RealtimeConfig(jwt_secret=SECRET), clock_s=lambda: NOW_S, per_user=per_user
+        )
+        for _ in range(2)
+    ]
+    feed(sessions[0], {"id": 1, "connect": {"token": token()}})
+    assert feed(sessions[1], {"id": 1, "connect": {"token": token()}}) == []
+    assert [c.code for c in closes(sessions[1])] == [3504]
+    assert hub.counters.refused_per_user == 1
+    sessions[1].connection_lost()  # the refused session held no slot: nothing to give back
+    sessions[0].connection_lost()
+    assert per_user.open == {}

@@ -323,3 +323,26 @@ async def test_dead_letters_are_kept_in_the_outbox_with_their_reason(
     [(_, reason, attempts)] = dead_letters(outbox)
     assert "HTTP 400" in reason and attempts == 1
     assert owed_ids(outbox) == []
+
+
+async def test_webhooks_waiting_for_a_retry_count_against_the_queue_bound(
+    port: int, tf: float
+) -> None:
+    # Nothing listens at the worker's address: every event fails and waits 30 s for a retry,
+    # leaving the queue itself empty. Without counting those, the service would take events
+    # without end while the worker is down.
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    cfg = config(port, url, webhook_queue_size=2, webhook_presence=False,
+                 webhook_retry_schedule_s=(30.0,))  # fmt: skip
+    async with running_realtime(cfg) as rt:
+        c = CentrifugoClient(rt.ws_url, make_token("u1", JWT_SECRET))
+        await c.connect()
+        for text in ("1", "2"):
+            await c.publish("travel:u1", {"text": text})
+        await until(lambda: rt.service.stats()["webhooks_retried"] == 2, tf)
+        assert rt.service.stats()["webhooks_queued"] == 0
+        with pytest.raises(CentrifugoError) as info:
+            await c.publish("travel:u1", {"text": "3"})
+        assert info.value.code == 106
+        assert rt.service.stats()["webhooks_rejected_full"] == 1
+        await c.aclose()

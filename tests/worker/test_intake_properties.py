@@ -52,18 +52,25 @@ def events() -> st.SearchStrategy[dict[str, Any]]:
             "room": st.one_of(st.sampled_from(["travel:u1", "room:lobby"]), JSON_VALUES),
             "message": message,
         },
-        optional={"userId": st.one_of(st.just("u1"), JSON_VALUES), "timestamp": JSON_VALUES},
+        optional={
+            "userId": st.one_of(st.just("u1"), JSON_VALUES),
+            "timestamp": JSON_VALUES,
+            "roomGranted": st.one_of(st.just(True), JSON_VALUES),
+        },
     )
 
 
 def check(decision: Any) -> None:
     if isinstance(decision, Respond):
-        assert decision.status in (200, 400, 401)
+        assert decision.status in (200, 400, 401, 403)
         if decision.status != 200:
             assert decision.body["error"]
     elif isinstance(decision, StartTurn):
         order = decision.order
         assert order.text.strip() and order.msg_id and order.user_id
+        # A turn answers only where its user belongs: its own channel or a granted room.
+        channel, user = order.channel, order.user_id
+        assert channel in (f"travel:{user}", user) or channel.startswith("room:")
         assert order.trace.get("worker.recv") == 5 or order.trace.room == 0
     else:
         assert isinstance(decision, Redeliver)

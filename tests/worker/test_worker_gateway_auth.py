@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -167,3 +168,24 @@ async def test_gateway_connections_per_address_are_capped_and_counted(
         for ws in held:
             await ws.close()
     assert health["stats"]["gateway_refused_per_address"] == 1
+
+
+async def test_gateway_connections_per_user_are_capped_released_and_counted(
+    port: int, tmp_path: Path
+) -> None:
+    # Every socket comes from 127.0.0.1: the per-address cap is far off, the user's is not.
+    async with running_worker(
+        port, tmp_path / "a.db", gateway_access="token", max_connections_per_user=2
+    ):
+        u1 = f"token={signed(sub='u1')}"
+        held = [await connect(port, u1) for _ in range(2)]
+        assert await refused_status(port, u1) == 429
+        other = await connect(port, f"token={signed(sub='u2')}")  # another user gets in
+        await held[0].close()
+        await asyncio.sleep(0.1)
+        again = await connect(port, u1)  # the closed socket's slot is free again
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+        for ws in (held[1], other, again):
+            await ws.close()
+    assert health["stats"]["gateway_refused_per_user"] == 1

@@ -344,3 +344,53 @@ async def test_ack_first_keeps_its_promise_across_a_restart_without_running_the_
         assert journal.owed() == []
     finally:
         journal.close()
+
+
+@pytest.mark.parametrize(
+    ("room", "user", "granted", "status"),
+    [
+        ("travel:u2", "u1", None, 403),  # u1's message answered in u2's channel
+        ("travel:u2", "u1", True, 403),  # no word makes another user's channel u1's
+        ("room:lobby", "u1", None, 403),  # a shared room the realtime service did not vouch for
+        ("room:lobby", "u1", "yes", 403),  # only the JSON value true is the word
+        ("lobby", "u1", None, 403),  # a bare name that is not the user's
+        ("room:lobby", "u1", True, 200),  # the realtime service checked the user's grants
+        ("travel:u1", "u1", None, 200),  # the user's own channel
+        ("u1", "u1", None, 200),  # the original's convention: the room names the user's agent
+    ],
+)
+async def test_a_message_is_answered_only_in_a_room_its_user_belongs_to(
+    worker: Any, room: str, user: str, granted: Any, status: int
+) -> None:
+    url, pub = await worker(stream=False)
+    event = webhook_event("message", room=room, user_id=user, text="hotels in Paris", msg_id="m1")
+    if granted is not None:
+        event["roomGranted"] = granted
+    body, headers = _signed(event)
+    async with httpx.AsyncClient() as c:
+        r = await c.post(url, content=body, headers=headers)
+        health = (await c.get(url.replace("/api/realtime/webhook", "/healthz"))).json()
+    assert r.status_code == status, r.text
+    if status == 403:
+        assert room in r.json()["error"] and pub.published == []
+        assert health["stats"]["webhook_refused_room"] == 1
+    else:
+        [(channel, data)] = pub.published
+        assert channel == room and data["userId"] == user
+
+
+async def test_a_publish_proxy_message_for_another_users_channel_or_a_room_is_refused(
+    worker: Any,
+) -> None:
+    from travelagent.config import API_KEY_ENV
+
+    url, pub = await worker(stream=False)
+    async with httpx.AsyncClient(headers={"X-API-Key": secret(API_KEY_ENV)}) as c:
+        for channel in ("travel:u2", "room:lobby"):
+            req = {"client": "c1", "user": "u1", "channel": channel,
+                   "data": {"type": "message", "text": "hotels in Rome", "id": "p1"}}  # fmt: skip
+            r = await c.post(url, json=req)
+            assert r.status_code == 200 and r.json()["error"]["code"] == 103, r.text
+        health = (await c.get(url.replace("/api/realtime/webhook", "/healthz"))).json()
+    await asyncio.sleep(0.1)
+    assert pub.published == [] and health["stats"]["proxy_refused_room"] == 2

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from travelagent.agent.base import LLMBackend
+from travelagent.limits import INTERNAL_KEEPALIVE_TIMEOUT_S
 
 API_KEY_ENVS = ("TRAVELAGENT_LLM_API_KEY", "OPENAI_API_KEY")
 
@@ -68,6 +69,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-agents", type=int, default=10_000, help="live agents; idle ones past it released"
     )
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=1024,
+        help="requests (WebSockets included) served at once; past it 503 (0: no limit)",
+    )
+    parser.add_argument(
+        "--keepalive-timeout-s",
+        type=float,
+        default=INTERNAL_KEEPALIVE_TIMEOUT_S,
+        help="close an idle connection, or one still sending its headers, after this",
+    )
     add_llm_arguments(parser)
     parser.add_argument(
         "--dev",
@@ -105,7 +118,14 @@ def main(args: argparse.Namespace) -> int:
         synchronous=args.synchronous,
         max_agents=args.max_agents,
     )
-    app = create_app(directory, stream_default=args.stream)
+    app = create_app(directory, stream_default=args.stream, max_concurrent=args.max_concurrent)
     print(f"agent host listening on http://{args.host}:{args.port}", flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=None,
+        keepalive_timeout=args.keepalive_timeout_s,
+    )
     return 0

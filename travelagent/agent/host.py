@@ -2,7 +2,11 @@
 
 Routes:
 - ``GET /healthz``: ``{"ok": true, "service": "agents", "agents": N, "refused_unauthorized":
-  N}``. Every other route needs ``Authorization: Bearer <token>`` (``travelagent.http_auth``).
+  N, "refused_busy": N, "refused_inflight": N}``. Every other route needs ``Authorization:
+  Bearer <token>`` (``travelagent.http_auth``). Bounds (``travelagent.limits``): bodies past
+  the frame cap get 413; requests (WebSockets included) past ``max_concurrent`` at once get
+  503; a WebSocket message past ``MAX_INFLIGHT_PER_SOCKET`` in flight gets an error frame;
+  the runner's ``keepalive_timeout`` closes a connection that has not finished its headers.
 - ``GET /agents/TravelAgent/{name}``: a WebSocket speaking the gateway wire format
   (``travelagent.wire.gateway``): message frames in; response, streaming/chunk/complete or
   error frames out, each final frame carrying the trace back.
@@ -29,6 +33,8 @@ from travelagent.agent.base import AgentEvent
 from travelagent.agent.directory import LocalAgentDirectory
 from travelagent.agent.travel_agent import AgentError, TravelAgent
 from travelagent.http_auth import require_bearer
+from travelagent.limits import INTERNAL_MAX_CONCURRENT, ConcurrencyLimit
+from travelagent.logsafe import esc
 from travelagent.wire import agent_rpc as rpc
 from travelagent.wire import gateway
 from travelagent.wire.trace import Trace
@@ -39,7 +45,10 @@ DIRECTORY: web.AppKey[LocalAgentDirectory] = web.AppKey("directory", LocalAgentD
 STREAM_DEFAULT: web.AppKey[bool] = web.AppKey("stream_default", bool)
 MAX_FRAME_BYTES: web.AppKey[int] = web.AppKey("max_frame_bytes", int)
 REFUSED: web.AppKey[list[int]] = web.AppKey("refused_unauthorized", list)
+BUSY: web.AppKey[ConcurrencyLimit] = web.AppKey("busy", ConcurrencyLimit)
 AGENT_ROUTE = rpc.AGENT_ROUTE
+# Messages one WebSocket may have in flight at once, as the gateway's default.
+MAX_INFLIGHT_PER_SOCKET = 64
 
 
 class WebSocketSink:
@@ -56,7 +65,7 @@ class WebSocketSink:
         try:
             await self.ws.send_str(frame)
         except ConnectionError:
-            log.debug("client left before frame for %s", self.msg_id)
+            log.debug("client left before frame for %s", esc(self.msg_id))
 
     async def start(self) -> None:
         await self._send(gateway.stream_start_frame(user_id=self.user_id, msg_id=self.msg_id))
@@ -130,6 +139,8 @@ async def healthz(request: web.Request) -> web.Response:
             "service": "agents",
             "agents": len(request.app[DIRECTORY]),
             "refused_unauthorized": request.app[REFUSED][0],
+            "refused_busy": request.app[BUSY].refused,
+            "refused_inflight": request.app[BUSY].refused_inflight,
             "agents_released": request.app[DIRECTORY].released,
         }
     )
@@ -150,6 +161,11 @@ async def agent_websocket(request: web.Request) -> web.WebSocketResponse:
             parsed = gateway.parse_client_frame(msg.data, max_frame_bytes=max_frame_bytes)
         except gateway.FrameError as err:
             await ws.send_str(gateway.error_frame(str(err)))
+            continue
+        if len(pending) >= MAX_INFLIGHT_PER_SOCKET:  # as the gateway: refused, never queued
+            request.app[BUSY].refused_inflight += 1
+            reason = f"more than {MAX_INFLIGHT_PER_SOCKET} messages in flight on this socket"
+            await ws.send_str(gateway.error_frame(reason, user_id=parsed.user_id, msg_id=parsed.id))
             continue
         sink = WebSocketSink(ws, user_id=parsed.user_id, msg_id=parsed.id)
         stream = stream_default if parsed.stream is None else parsed.stream
@@ -213,9 +229,11 @@ def create_app(
     stream_default: bool = False,
     max_frame_bytes: int = gateway.DEFAULT_MAX_FRAME_BYTES,
     token: str | None = None,
+    max_concurrent: int = 4 * INTERNAL_MAX_CONCURRENT,
 ) -> web.Application:
     """The agent host over ``directory`` (which the app closes on cleanup). Callers need
-    ``token`` (default: ``TRAVELAGENT_AGENT_HOST_TOKEN``, or its development value)."""
+    ``token`` (default: ``TRAVELAGENT_AGENT_HOST_TOKEN``, or its development value); at most
+    ``max_concurrent`` requests are served at once (0: no limit)."""
     from travelagent.config import AGENT_HOST_TOKEN_ENV, secret
 
     refused = [0]
@@ -223,11 +241,16 @@ def create_app(
     def count() -> None:
         refused[0] += 1
 
+    busy = ConcurrencyLimit(max_concurrent)
     app = web.Application(
         client_max_size=max_frame_bytes + 4096,
-        middlewares=[require_bearer(token or secret(AGENT_HOST_TOKEN_ENV), refused=count)],
+        middlewares=[
+            require_bearer(token or secret(AGENT_HOST_TOKEN_ENV), refused=count),
+            busy.middleware(),
+        ],
     )
     app[REFUSED] = refused
+    app[BUSY] = busy
     app[DIRECTORY] = directory
     app[STREAM_DEFAULT] = stream_default
     app[MAX_FRAME_BYTES] = max_frame_bytes

@@ -34,6 +34,7 @@ import httpx
 
 from travelagent.agent.base import AgentListener, ReplySink
 from travelagent.agent.travel_agent import AgentError
+from travelagent.logsafe import esc
 from travelagent.wire import agent_rpc as rpc
 from travelagent.wire.gateway import MAX_USER_ID_CHARS, valid_user_id
 from travelagent.wire.trace import Trace
@@ -172,7 +173,7 @@ class RemoteAgent:
                     try:
                         await listener(event)
                     except Exception:
-                        log.exception("agent %s: itinerary listener failed", self.name)
+                        log.exception("agent %s: itinerary listener failed", esc(self.name))
 
         self._announcing = asyncio.get_running_loop().create_task(run())
 

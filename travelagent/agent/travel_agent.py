@@ -27,6 +27,7 @@ from travelagent.agent.base import AgentEvent, AgentListener, LLMBackend, ReplyS
 from travelagent.agent.catalog import Catalog
 from travelagent.agent.state import TripState, apply_user_message, llm_messages
 from travelagent.agent.store import AgentStore, StoreError, TurnDone, TurnStart, TurnWrite
+from travelagent.logsafe import esc
 from travelagent.vocab import StampName
 from travelagent.wire.trace import Trace, TraceError, now_ns
 
@@ -293,7 +294,9 @@ class TravelAgent:
         try:
             trace.stamp(name, self.process)
         except TraceError:  # a peer filled the trace: the turn matters more than the stamp
-            log.warning("agent %s: trace %s is full; %s not stamped", self.name, trace.id, name)
+            log.warning(
+                "agent %s: trace %s is full; %s not stamped", esc(self.name), esc(trace.id), name
+            )
 
     def _append(self, state: TripState, role: str, content: str) -> int:
         seq = state.message_count
@@ -313,7 +316,7 @@ class TravelAgent:
                 try:
                     await listener(event)
                 except Exception:
-                    log.exception("agent %s: itinerary listener failed", self.name)
+                    log.exception("agent %s: itinerary listener failed", esc(self.name))
 
         if self._listeners:
             self._announcing = asyncio.get_running_loop().create_task(run())

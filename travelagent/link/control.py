@@ -1,8 +1,11 @@
 """A set of links in one process, their fault schedule, and the HTTP control API.
 
 Routes (aiohttp, JSON):
-- ``GET /healthz``: ``{"status": "ok", "links": [names], "refused_unauthorized": N}``; every
-  other route needs ``Authorization: Bearer <token>`` (``travelagent.http_auth``)
+- ``GET /healthz``: ``{"status": "ok", "links": [names], "refused_unauthorized": N,
+  "refused_busy": N}``; every other route needs ``Authorization: Bearer <token>``
+  (``travelagent.http_auth``). Bounds (``travelagent.limits``): bodies past
+  ``MAX_CONTROL_BODY_BYTES`` get 413, requests past ``max_concurrent`` at once get 503, and a
+  connection that has not finished its headers is closed after ``keepalive_timeout_s``.
 - ``GET /links``: every link's listen/upstream address, shape, faults and counters
 - ``GET /links/{name}``: one link
 - ``POST /links/{name}/faults``: e.g. ``{"reset": true}``, ``{"fault": "refuse", "on": false}``,
@@ -25,9 +28,14 @@ from typing import Any
 from aiohttp import web
 
 from travelagent.http_auth import require_bearer
+from travelagent.limits import INTERNAL_KEEPALIVE_TIMEOUT_S, ConcurrencyLimit
 from travelagent.link.faults import FaultError, FaultEvent, expand_schedule
 from travelagent.link.proxy import Link
 from travelagent.link.schedule import ShapeError
+
+# A control request is a small JSON object (a fault schedule is the largest).
+MAX_CONTROL_BODY_BYTES = 64 * 1024
+CONTROL_MAX_CONCURRENT = 64
 
 
 class LinkSet:
@@ -103,12 +111,16 @@ async def _json_body(request: web.Request) -> Any:
         ) from err
 
 
-def build_app(links: LinkSet, *, token: str | None = None) -> web.Application:
+def build_app(
+    links: LinkSet, *, token: str | None = None, max_concurrent: int = CONTROL_MAX_CONCURRENT
+) -> web.Application:
     """The control API over ``links``; callers need ``token`` (default:
-    ``TRAVELAGENT_LINK_CONTROL_TOKEN``, or its development value)."""
+    ``TRAVELAGENT_LINK_CONTROL_TOKEN``, or its development value); at most ``max_concurrent``
+    requests are served at once (0: no limit)."""
     from travelagent.config import LINK_CONTROL_TOKEN_ENV, secret
 
     refused = [0]
+    busy = ConcurrencyLimit(max_concurrent)
 
     def count() -> None:
         refused[0] += 1
@@ -124,7 +136,12 @@ def build_app(links: LinkSet, *, token: str | None = None) -> web.Application:
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response(
-            {"status": "ok", "links": sorted(links.links), "refused_unauthorized": refused[0]}
+            {
+                "status": "ok",
+                "links": sorted(links.links),
+                "refused_unauthorized": refused[0],
+                "refused_busy": busy.refused,
+            }
         )
 
     async def list_links(request: web.Request) -> web.Response:
@@ -189,7 +206,11 @@ def build_app(links: LinkSet, *, token: str | None = None) -> web.Application:
         return web.json_response({"events": links.schedule_status()})
 
     app = web.Application(
-        middlewares=[require_bearer(token or secret(LINK_CONTROL_TOKEN_ENV), refused=count)]
+        client_max_size=MAX_CONTROL_BODY_BYTES,
+        middlewares=[
+            require_bearer(token or secret(LINK_CONTROL_TOKEN_ENV), refused=count),
+            busy.middleware(),
+        ],
     )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/links", list_links)
@@ -204,9 +225,19 @@ def build_app(links: LinkSet, *, token: str | None = None) -> web.Application:
 
 
 async def serve_control(
-    links: LinkSet, host: str, port: int, *, token: str | None = None
+    links: LinkSet,
+    host: str,
+    port: int,
+    *,
+    token: str | None = None,
+    max_concurrent: int = CONTROL_MAX_CONCURRENT,
+    keepalive_timeout_s: float = INTERNAL_KEEPALIVE_TIMEOUT_S,
 ) -> web.AppRunner:
-    runner = web.AppRunner(build_app(links, token=token), access_log=None)
+    runner = web.AppRunner(
+        build_app(links, token=token, max_concurrent=max_concurrent),
+        access_log=None,
+        keepalive_timeout=keepalive_timeout_s,
+    )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -42,10 +42,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="WebSocket connections one address may hold (0: no limit; default 1000)",
     )
     parser.add_argument(
+        "--max-connections-per-user",
+        type=int,
+        default=100,
+        help="connected sessions one user (token sub) may hold (0: no limit; default 100)",
+    )
+    parser.add_argument(
         "--max-queued-bytes",
         type=int,
         default=16 * 1024 * 1024,
         help="a client with more unsent bytes is disconnected as slow (default 16 MiB)",
+    )
+    parser.add_argument(
+        "--idempotency-ttl-s",
+        type=float,
+        default=900.0,
+        help="keep publish idempotency keys this long (in --db with --history sqlite; >= 300)",
     )
     parser.add_argument("--history-stream-ttl-s", type=float, default=3600.0)
     parser.add_argument("--history-max-streams", type=int, default=100_000)
@@ -142,8 +154,10 @@ def main(args: argparse.Namespace) -> int:
         jwt_max_lifetime_s=args.jwt_max_lifetime_s,
         connect_timeout_s=args.connect_timeout_s,
         max_connections_per_address=args.max_connections_per_address,
+        max_connections_per_user=args.max_connections_per_user,
         max_queued_bytes=args.max_queued_bytes,
         history_stream_ttl_s=args.history_stream_ttl_s,
+        idempotency_ttl_s=args.idempotency_ttl_s,
         history_max_streams=args.history_max_streams,
         keepalive_timeout_s=args.keepalive_timeout_s,
         jwt_audience=args.jwt_audience,

@@ -49,6 +49,7 @@ class SessionSocket:
             service.config,
             webhook_room=None if sender is None else _room_check(sender),
             wake=self._wake,
+            per_user=service.per_user,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._expiry: asyncio.TimerHandle | None = None

@@ -36,6 +36,9 @@ class RealtimeConfig:
     # A SQLite file for the durable outbox ("": webhooks owed are kept in memory only).
     webhook_outbox_path: str = ""
     history: str = "memory"  # or "sqlite"
+    # Publish idempotency keys are kept this long; with history = "sqlite" they are written to
+    # db_path too and survive a restart. At least the webhook timestamp tolerance (300 s).
+    idempotency_ttl_s: float = 900.0
     db_path: str = "realtime.sqlite"
     history_policies: dict[str, HistoryPolicy] = field(
         default_factory=lambda: dict(DEFAULT_POLICIES)
@@ -59,6 +62,8 @@ class RealtimeConfig:
     keepalive_timeout_s: float = 75.0
     # WebSocket connections one remote address may hold at once (0: no limit).
     max_connections_per_address: int = 1000
+    # Connected sessions one user (the token's sub) may hold at once (0: no limit).
+    max_connections_per_user: int = 100
 
     def token_policy(self) -> TokenPolicy:
         return TokenPolicy(

@@ -8,13 +8,13 @@ client has seen. WAL with synchronous=NORMAL keeps one append well under a milli
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
 from travelagent.realtime.history import History, HistoryPolicy, StoredPub, Stream
+from travelagent.sqlite import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -37,10 +37,7 @@ class SqliteHistory(History):
         stream_ttl_s: float = 3600.0,
     ) -> None:
         super().__init__(policies, max_streams=max_streams, stream_ttl_s=stream_ttl_s)
-        self.db = sqlite3.connect(str(path), isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        self.db = open_db(path, _SCHEMA)  # WAL, synchronous=NORMAL, a 5 s busy timeout
         self._load()
 
     def _load(self) -> None:

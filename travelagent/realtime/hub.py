@@ -50,6 +50,7 @@ class Counters:
     refused_tokens: int = 0
     connect_timeouts: int = 0
     refused_per_address: int = 0
+    refused_per_user: int = 0
 
 
 def trace_of(data: Any) -> Trace | None:

@@ -5,14 +5,25 @@ is stored and delivered, and its result (offset, epoch) remembered for ``ttl_s``
 keeps them five minutes); a publish with the same key in the same channel within that time is
 neither stored nor delivered and answers the first one's result. So a publisher whose answer
 was lost can retry, and the channel still holds the publication once.
+
+``SqliteIdempotencyCache`` (the service uses it with ``history = "sqlite"``) writes every key
+through to the service's SQLite file and reads the unexpired ones back at start, so a publish
+retried after the service restarted is still answered, not stored twice. Its keys are kept
+``DURABLE_TTL_S`` by default: longer than the webhook timestamp tolerance (300 s) and as long as
+the worker keeps webhook ids, so no redelivery the worker still accepts outlives its key.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import Final
 
+from travelagent.sqlite import open_db
+
 DEFAULT_TTL_S: Final = 300.0
+DURABLE_TTL_S: Final = 900.0
 MAX_KEY_CHARS: Final = 256
 
 
@@ -41,3 +52,58 @@ class IdempotencyCache:
 
     def __len__(self) -> int:
         return len(self._results)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS idempotency (
+  channel TEXT NOT NULL, key TEXT NOT NULL, offset INTEGER NOT NULL, epoch TEXT NOT NULL,
+  t_s REAL NOT NULL, PRIMARY KEY (channel, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_t ON idempotency (t_s);
+"""
+# Expired rows are deleted once every this many puts (and at start).
+_SWEEP_EVERY = 1000
+
+
+class SqliteIdempotencyCache(IdempotencyCache):
+    """The cache, written through to SQLite (table ``idempotency``) and read back at start.
+
+    Each put is one autocommit ``INSERT`` at ``synchronous=NORMAL`` (it survives a crash of the
+    process), made right after the history commit of the publication it names; the wall clock
+    dates the keys, so ages compare across restarts.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        ttl_s: float = DURABLE_TTL_S,
+        max_size: int = 100_000,
+        now_s: float | None = None,
+    ) -> None:
+        super().__init__(ttl_s=ttl_s, max_size=max_size)
+        self.path = str(path)
+        self.db = open_db(path, _SCHEMA)
+        self._puts = 0
+        cutoff = (time.time() if now_s is None else now_s) - ttl_s
+        self.db.execute("DELETE FROM idempotency WHERE t_s < ?", (cutoff,))
+        rows = self.db.execute(
+            "SELECT channel, key, offset, epoch, t_s FROM idempotency ORDER BY t_s DESC LIMIT ?",
+            (max_size,),
+        ).fetchall()
+        for channel, key, offset, epoch, t_s in reversed(rows):
+            self._results[(channel, key)] = (t_s, offset, epoch)
+        self.loaded = len(rows)
+
+    def put(self, channel: str, key: str, offset: int, epoch: str, *, now_s: float) -> None:
+        super().put(channel, key, offset, epoch, now_s=now_s)
+        self.db.execute(
+            "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
+            (channel, key, offset, epoch, now_s),
+        )
+        self._puts += 1
+        if self._puts % _SWEEP_EVERY == 0:
+            self.db.execute("DELETE FROM idempotency WHERE t_s < ?", (now_s - self.ttl_s,))
+
+    def close(self) -> None:
+        self.db.close()

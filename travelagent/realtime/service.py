@@ -12,11 +12,12 @@ from travelagent.limits import ConnectionLimiter
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.history import History
 from travelagent.realtime.hub import Hub
+from travelagent.realtime.idempotency import IdempotencyCache, SqliteIdempotencyCache
 from travelagent.realtime.outbox import Outbox
 from travelagent.realtime.webhook_sender import DeadLetter, WebhookSender
 from travelagent.wire.server_api import reply_key
 from travelagent.wire.trace import now_ns
-from travelagent.wire.webhooks import secret_key
+from travelagent.wire.webhooks import DEFAULT_TOLERANCE_S, secret_key
 
 
 class RealtimeService:
@@ -25,7 +26,13 @@ class RealtimeService:
     def __init__(self, config: RealtimeConfig) -> None:
         self.config = config
         self.node_id = str(uuid.uuid4())
+        if config.idempotency_ttl_s < DEFAULT_TOLERANCE_S:
+            raise ValueError(
+                f"idempotency_ttl_s must be at least the webhook timestamp tolerance "
+                f"({DEFAULT_TOLERANCE_S} s): a redelivery could otherwise outlive its key"
+            )
         history: History
+        idempotency = IdempotencyCache(ttl_s=config.idempotency_ttl_s)
         if config.history == "sqlite":
             from travelagent.realtime.history_sqlite import SqliteHistory
 
@@ -35,6 +42,8 @@ class RealtimeService:
                 max_streams=config.history_max_streams,
                 stream_ttl_s=config.history_stream_ttl_s,
             )
+            # Keys in the same file: a publish retried after a restart is still answered once.
+            idempotency = SqliteIdempotencyCache(config.db_path, ttl_s=config.idempotency_ttl_s)
         elif config.history == "memory":
             history = History(
                 config.history_policies,
@@ -43,7 +52,7 @@ class RealtimeService:
             )
         else:
             raise ValueError(f"history must be 'memory' or 'sqlite', not {config.history!r}")
-        self.hub = Hub(history=history)
+        self.hub = Hub(history=history, idempotency=idempotency)
         self.webhooks: WebhookSender | None = None
         if config.webhook_url:
             _check_webhook_settings(config)
@@ -60,6 +69,7 @@ class RealtimeService:
         self.publisher_sockets = 0
         self.sockets: set[web.WebSocketResponse] = set()
         self.per_address = ConnectionLimiter(config.max_connections_per_address)
+        self.per_user = ConnectionLimiter(config.max_connections_per_user)
 
     def _tell_user(self, letter: DeadLetter) -> None:
         """A message's webhook was given up on: its reply will never come, so the channel gets
@@ -89,6 +99,7 @@ class RealtimeService:
         out["publisher_sockets"] = self.publisher_sockets
         out["history_streams"] = len(self.hub.history.streams)
         out["history_evicted_streams"] = self.hub.history.evicted_streams
+        out["idempotency_keys"] = len(self.hub.idempotency)
         if self.webhooks is not None:
             out.update(self.webhooks.stats())
         return out
@@ -103,6 +114,8 @@ class RealtimeService:
             if self.webhooks.outbox is not None:
                 self.webhooks.outbox.close()
         self.hub.history.close()
+        if isinstance(self.hub.idempotency, SqliteIdempotencyCache):
+            self.hub.idempotency.close()
 
     async def close_sockets(self, app: web.Application | None = None) -> None:
         # Open WebSockets would otherwise hold shutdown for aiohttp's whole grace period.

@@ -12,6 +12,8 @@ Design rules (every rule that changes a session's state lives here):
 - Commands are dispatched through ``COMMANDS``, an explicit table of method to handler.
 - A client whose queue is over ``max_queued_messages`` or ``max_queued_bytes`` is disconnected
   as a slow consumer.
+- A user at ``max_connections_per_user`` open connections has the next connect refused
+  (3504, "connection limit"); the slot is given back when the session ends.
 - A socket that has not connected when ``connect_deadline_passed()`` is called (the adapter
   calls it ``connect_timeout_s`` after the upgrade) is closed as stale (3502).
 """
@@ -25,12 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from travelagent.limits import ConnectionLimiter
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.hub import Hub, stamp, trace_of
 from travelagent.wire import centrifugo as cf
 from travelagent.wire.tokens import TokenError, TokenExpired, verify_token
 from travelagent.wire.trace import Trace
-from travelagent.wire.webhooks import webhook_event
+from travelagent.wire.webhooks import ROOM_GRANTED, webhook_event
 
 log = logging.getLogger(__name__)
 VERSION = "travelagent-realtime 0.1"
@@ -93,6 +96,7 @@ class ClientSession:
         clock_s: Callable[[], float] = time.time,
         client_id: str | None = None,
         wake: Callable[[], None] = lambda: None,
+        per_user: ConnectionLimiter | None = None,
     ) -> None:
         self.hub = hub
         self.config = config
@@ -109,6 +113,8 @@ class ClientSession:
         self._out: list[str] = []
         self._out_bytes = 0
         self._actions: list[Action] = []
+        self._per_user = per_user
+        self._holds_user_slot = False
 
     # --- output ---------------------------------------------------------------------------
     def send(self, text: str) -> None:
@@ -194,6 +200,9 @@ class ClientSession:
         """The socket is gone: leave every channel and say so."""
         for channel in list(self.channels):
             self._leave(channel)
+        if self._holds_user_slot and self._per_user is not None:
+            self._per_user.release(self.user)
+            self._holds_user_slot = False
         if self.grants is not None:
             self.hub.counters.connections -= 1
             if self.config.webhook_connection:
@@ -240,6 +249,14 @@ class ClientSession:
             self.close(cf.DISCONNECT_INVALID_TOKEN, f"invalid token: {err}"[:120])
             return
         user = claims.user
+        if self._per_user is not None:
+            if not self._per_user.acquire(user):
+                self.hub.counters.refused_per_user += 1
+                self.close(
+                    cf.DISCONNECT_CONNECTION_LIMIT, "connection limit: too many for this user"
+                )
+                return
+            self._holds_user_slot = True
         self.user = user
         self.grants = cf.Grants.build(
             user, config_rooms=cfg.allowed_rooms, token_rooms=claims.rooms
@@ -325,6 +342,10 @@ class ClientSession:
                 msg_id=msg_id,
                 timestamp_ms=self._now_ms(),
             )
+            if cf.split_channel(channel)[0] == cf.ROOM_NAMESPACE:
+                # The worker answers in a shared room only on this word: _check found the room
+                # in this user's grants (the event is signed, so nobody else can say it).
+                event[ROOM_GRANTED] = True
             self._actions.append(SendWebhook(event, trace.copy() if trace else None))
         return {}
 

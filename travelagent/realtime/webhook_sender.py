@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from travelagent.logsafe import esc
 from travelagent.realtime.outbox import Outbox
 from travelagent.wire.trace import Trace
 from travelagent.wire.webhooks import (
@@ -126,12 +127,17 @@ class WebhookSender:
                 self._wait_and_queue(job, 0.0)
 
     def has_room(self, extra: int = 0) -> bool:
-        """Whether the queue takes one more event once ``extra`` more are offered first."""
+        """Whether one more event is taken once ``extra`` more are offered first. Events waiting
+        for a retry count too: with the worker down they would otherwise pile up without end
+        while the queue itself stays empty."""
         if self.queue.maxsize <= 0:
             return True
-        return self.queue.qsize() + extra < self.queue.maxsize
+        return self.queue.qsize() + len(self._waiting) + extra < self.queue.maxsize
 
     def offer(self, job: WebhookJob) -> bool:
+        if not self.has_room():
+            self.counters.rejected_full += 1
+            return False
         try:
             self.queue.put_nowait(job)
         except asyncio.QueueFull:
@@ -168,7 +174,7 @@ class WebhookSender:
             try:
                 await self._deliver(job)
             except Exception:  # a bug must not kill the worker and strand the queue
-                log.exception("webhook %s: unexpected error", job.webhook_id)
+                log.exception("webhook %s: unexpected error", esc(job.webhook_id))
                 self.counters.failed += 1
             finally:
                 self.queue.task_done()
@@ -206,7 +212,9 @@ class WebhookSender:
             self._dead(job, f"gave up after {job.attempts} attempts; last: {reason}")
             return
         self.counters.retried += 1
-        log.info("webhook %s attempt %d failed (%s)", job.webhook_id, job.attempts, reason)
+        log.info(
+            "webhook %s attempt %d failed (%s)", esc(job.webhook_id), job.attempts, esc(reason)
+        )
         if self.outbox is not None:
             self.outbox.attempted(job.webhook_id, job.attempts)
         self._wait_and_queue(job, delay_s)
@@ -221,7 +229,7 @@ class WebhookSender:
         await self.queue.put(job)  # admitted once already: waits for room, never refused
 
     def _dead(self, job: WebhookJob, reason: str) -> None:
-        log.warning("webhook %s dead-lettered: %s", job.webhook_id, reason)
+        log.warning("webhook %s dead-lettered: %s", esc(job.webhook_id), esc(reason))
         self.counters.failed += 1
         letter = DeadLetter(job.webhook_id, job.event, reason, job.attempts, time.time())
         self.dead_letters.append(letter)
@@ -231,7 +239,7 @@ class WebhookSender:
             try:
                 self.on_dead_letter(letter)
             except Exception:
-                log.exception("webhook %s: dead-letter handler failed", job.webhook_id)
+                log.exception("webhook %s: dead-letter handler failed", esc(job.webhook_id))
 
 
 def now_ms() -> int:

@@ -155,6 +155,12 @@ def event_user(event: Mapping[str, Any]) -> str:
     return str(user)
 
 
+# Set to true on a message event by the realtime service when it found the ``room:<name>``
+# channel the message was published in among the user's grants; the worker answers in a shared
+# room only on this word (the event is signed, so only the realtime service can say it).
+ROOM_GRANTED: Final = "roomGranted"
+
+
 def webhook_event(
     kind: str,
     *,

@@ -28,6 +28,7 @@ from travelagent.worker.keys import (
     INTAKE,
     JOURNAL,
     PER_ADDRESS,
+    PER_USER,
     PUBLISHER,
     ROOMS,
     STATS,
@@ -79,6 +80,7 @@ def create_app(
     )
     app[ROOMS] = RoomAnnouncer(app[PUBLISHER], max_bindings=config.max_room_bindings)
     app[PER_ADDRESS] = ConnectionLimiter(config.max_connections_per_address)
+    app[PER_USER] = ConnectionLimiter(config.max_connections_per_user)
     app[_STARTED] = time.monotonic()
     app[_LOOP_LAG] = attach_loop_lag(app)
     if config.gateway_open:

@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(gateway_access="auto")
     p.add_argument("--max-connections-per-address", type=int, default=1000, help="0: no limit")
+    p.add_argument(
+        "--max-connections-per-user", type=int, default=100, help="gateway sockets; 0: no limit"
+    )
     p.add_argument("--max-room-bindings", type=int, default=100_000, help="0: no limit")
     p.add_argument("--max-live-agents", type=int, default=10_000, help="0: no limit")
     p.add_argument(
@@ -81,6 +84,7 @@ def main(args: argparse.Namespace) -> int:
             max_frame_bytes=args.max_frame_bytes,
             gateway_access=args.gateway_access,
             max_connections_per_address=args.max_connections_per_address,
+            max_connections_per_user=args.max_connections_per_user,
             max_room_bindings=args.max_room_bindings,
             max_live_agents=args.max_live_agents,
             keepalive_timeout_s=args.keepalive_timeout_s,

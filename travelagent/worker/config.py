@@ -29,6 +29,8 @@ class WorkerConfig:
     keepalive_timeout_s: float = 75.0
     # Gateway sockets one remote address may hold at once (0: no limit)
     max_connections_per_address: int = 1000
+    # Gateway sockets one user (token sub, or userId on an open gateway) may hold (0: no limit)
+    max_connections_per_user: int = 100
     # Room bindings (user, room) held at once; past it the least recently bound is released
     max_room_bindings: int = 100_000
     # Agents live in this process at once; past it idle ones are released (least recent first)

@@ -16,6 +16,7 @@ import time
 from aiohttp import WSMsgType, web
 
 from travelagent.agent.base import AgentDirectory
+from travelagent.limits import hold_user, release_user
 from travelagent.wire import gateway as gw
 from travelagent.wire.trace import Trace, now_ns
 from travelagent.worker.config import WorkerConfig
@@ -26,7 +27,7 @@ from travelagent.worker.gateway_session import (
     QueryError,
     Refuse,
 )
-from travelagent.worker.keys import CONFIG, DIRECTORY, PER_ADDRESS, ROOMS, STATS
+from travelagent.worker.keys import CONFIG, DIRECTORY, PER_ADDRESS, PER_USER, ROOMS, STATS
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
         return await _serve_gateway_socket(request)
     finally:
         per_address.release(address)
+        release_user(request)
 
 
 async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
@@ -117,6 +119,9 @@ async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
         if err.status == 401:
             raise web.HTTPUnauthorized(text=str(err)) from None
         raise web.HTTPForbidden(text=str(err)) from None
+    if not hold_user(request, request.app[PER_USER], admission.user_id):
+        stats["gateway_refused_per_user"] += 1
+        raise web.HTTPTooManyRequests(text="too many connections for this user")
     session = GatewaySession(
         user_id=admission.user_id,
         room=admission.room,

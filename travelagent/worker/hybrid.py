@@ -14,6 +14,7 @@ import weakref
 from collections import Counter, OrderedDict, defaultdict
 
 from travelagent.agent.base import Agent, AgentEvent
+from travelagent.logsafe import esc
 from travelagent.worker.publish import Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class RoomAnnouncer:
                     self.announced += 1
                 except PublishError as err:
                     self.failed += 1
-                    log.warning("announcing to room:%s failed: %s", name, err)
+                    log.warning("announcing to room:%s failed: %s", esc(name), esc(err))
 
         agent.add_listener(announce)
 

@@ -5,8 +5,10 @@ in this order: a Standard Webhook is verified (401), its event read (400), de-du
 ``webhook-id`` (a retry is handed back with the turn remembered for it; an id an earlier
 process received, known from the durable log, is answered as a duplicate or, for a message,
 started again under its message-id key, which replays the stored reply), and then either
-acknowledged (presence, connection) or turned into a ``TurnOrder``. A request without
-Standard Webhooks headers is Centrifugo's publish proxy, authenticated by ``X-API-Key``.
+acknowledged (presence, connection) or turned into a ``TurnOrder``. A message's ``userId``
+and ``room`` must belong together (``room_refusal``; 403 otherwise), because the reply goes to
+that room. A request without Standard Webhooks headers is Centrifugo's publish proxy,
+authenticated by ``X-API-Key``.
 The handler in ``webhook.py`` reads the body, asks ``WebhookIntake.receive`` and does what the
 decision says; it is the one place that builds a ``RealtimeTurn`` from a ``TurnOrder``.
 """
@@ -21,9 +23,11 @@ from typing import Any, Generic, TypeVar
 
 from travelagent.wire import gateway as gw
 from travelagent.wire import proxy
+from travelagent.wire.centrifugo import ERROR_PERMISSION_DENIED
 from travelagent.wire.trace import Trace, TraceError, new_msg_id
 from travelagent.wire.webhooks import (
     HEADER_ID,
+    ROOM_GRANTED,
     WebhookVerificationError,
     event_user,
     header,
@@ -148,6 +152,30 @@ def _bad(reason: str) -> Respond:
     return Respond(400, {"error": reason})
 
 
+def room_refusal(channel: str, user: str, *, room_granted: bool) -> str | None:
+    """Why ``user``'s agent may not answer a message in ``channel`` (None: it may).
+
+    The reply is published to ``channel``, so the pairing is checked, never trusted:
+    - ``travel:<u>``, a user's own agent channel: only ``u`` itself;
+    - ``room:<name>``, a shared room: only when the signed event says the realtime service
+      found the room in the user's grants (``"roomGranted": true``); nobody else can tell;
+    - any other channel: only when the channel is the user's id, the original's convention that
+      a room names its user's agent (``event_user`` takes the room for a missing ``userId``).
+    """
+    namespace, sep, name = channel.partition(":")
+    if sep and namespace == "travel":
+        if name == user:
+            return None
+        return f"room {channel!r} is another user's channel, not travel:{user}"
+    if sep and namespace == "room":
+        if room_granted:
+            return None
+        return f"room {channel!r} is not granted to user {user!r} by the realtime service"
+    if channel == user:
+        return None
+    return f"room {channel!r} does not belong to user {user!r}"
+
+
 class WebhookIntake(Generic[T]):
     """Decides what each request to the webhook route becomes.
 
@@ -217,6 +245,11 @@ class WebhookIntake(Generic[T]):
             trace = Trace.from_wire_or_none(message.get("trace"))
         except TraceError as err:
             return _bad(f"bad trace: {err}")
+        refusal = room_refusal(
+            str(event["room"]), user, room_granted=event.get(ROOM_GRANTED) is True
+        )
+        if refusal is not None:
+            return Respond(403, {"error": refusal}, "webhook_refused_room")
         msg_id = message.get("id") if isinstance(message.get("id"), str) else None
         trace = trace or Trace.start(msg_id)
         msg_id = msg_id or trace.id
@@ -247,6 +280,12 @@ class WebhookIntake(Generic[T]):
         user = req.user or data.get("userId")
         if not isinstance(text, str) or not text.strip() or not gw.valid_user_id(user):
             return Respond(200, proxy.refuse())
+        # No signed word from a realtime service here: a shared room is never taken on trust.
+        refusal = room_refusal(req.channel, str(user), room_granted=False)
+        if refusal is not None:
+            return Respond(
+                200, proxy.refuse(ERROR_PERMISSION_DENIED, refusal), "proxy_refused_room"
+            )
         try:
             trace = Trace.from_wire_or_none(data.get("trace"))
         except TraceError:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from travelagent.agent.base import Agent
+from travelagent.logsafe import esc
 from travelagent.wire.server_api import reply_key
 from travelagent.wire.trace import Trace
 from travelagent.worker.publish import Publisher, PublishError
@@ -63,7 +64,7 @@ class RealtimeTurn:
                     self.text, trace=self.trace, msg_id=self.msg_id
                 )
             except Exception as err:  # the client hears about it as an isError publication
-                log.warning("agent %s failed: %s", self.agent.name, err)
+                log.warning("agent %s failed: %s", esc(self.agent.name), esc(err))
                 self.reply, self.is_error = f"agent error: {err}", True
             return
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -81,7 +82,7 @@ class RealtimeTurn:
                     )
             self.reply = "".join(parts)
         except Exception as err:
-            log.warning("agent %s failed while streaming: %s", self.agent.name, err)
+            log.warning("agent %s failed while streaming: %s", esc(self.agent.name), esc(err))
             self.reply, self.is_error = f"agent error: {err}", True
         finally:
             queue.put_nowait(_END)
@@ -89,7 +90,7 @@ class RealtimeTurn:
                 await drain
             except PublishError as err:
                 # Chunks are best effort (the final frame carries the whole text); say so.
-                log.warning("chunk publish failed on %s: %s", self.channel, err)
+                log.warning("chunk publish failed on %s: %s", esc(self.channel), esc(err))
 
     async def _drain(self, queue: asyncio.Queue[Any]) -> None:
         """Publish queued frames in order. Chunks that queued up while a publish was in flight

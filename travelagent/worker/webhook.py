@@ -17,6 +17,7 @@ import sqlite3
 from aiohttp import web
 
 from travelagent.config import API_KEY_ENV, WEBHOOK_SECRET_ENV, secret
+from travelagent.logsafe import esc
 from travelagent.wire.trace import now_ns
 from travelagent.worker.config import WorkerConfig
 from travelagent.worker.intake import (
@@ -105,7 +106,7 @@ async def handle_realtime_webhook(request: web.Request) -> web.Response:
         try:
             await request.app[JOURNAL].owe(decision.order)
         except sqlite3.Error as err:
-            log.error("could not journal turn %s: %s", decision.order.msg_id, err)
+            log.error("could not journal turn %s: %s", esc(decision.order.msg_id), esc(err))
             if decision.webhook_id is not None:
                 intake.dedup.forget(decision.webhook_id)  # so the retry starts it afresh
             return web.json_response({"error": f"turn not stored: {err}"}, status=503)
@@ -148,7 +149,9 @@ def _background(app: web.Application, turn: RealtimeTurn, order: TurnOrder) -> N
                 app[JOURNAL].settled(order)
                 return
             except PublishError as err:
-                log.warning("publish attempt %d for %s failed: %s", attempt + 1, turn.msg_id, err)
+                log.warning(
+                    "publish attempt %d for %s failed: %s", attempt + 1, esc(turn.msg_id), esc(err)
+                )
                 await asyncio.sleep(delay_s)
                 delay_s *= 4
         app[STATS]["publish_failed"] += 1

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from travelagent.logsafe import esc
 from travelagent.sqlite import open_db
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class WebhookLog:
             if self._writes % PRUNE_EVERY == 0:
                 self._conn.execute("DELETE FROM webhooks WHERE t_s < ?", (t_s - self.ttl_s,))
         except sqlite3.Error:
-            log.exception("webhook log %s: writing %s failed", self.path, webhook_id)
+            log.exception("webhook log %s: writing %s failed", self.path, esc(webhook_id))
 
     def close(self) -> None:
         """Finish the writes under way and close."""
