@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from travelagent.agent.catalog import Catalog
@@ -54,6 +54,19 @@ class TripState:
     itinerary: list[dict[str, Any]] = field(default_factory=list)
     recent_messages: list[dict[str, str]] = field(default_factory=list)
     message_count: int = 0  # user+assistant messages ever committed (the next message's index)
+
+    def copy(self) -> TripState:
+        """A copy to change without touching this one: its lists are new, their items shared.
+
+        Items are never changed in place (every rule appends, replaces or deletes whole items),
+        so sharing them is safe, and a turn's copy costs a few list copies, not a deep copy.
+        """
+        return replace(
+            self,
+            preferences=list(self.preferences),
+            itinerary=list(self.itinerary),
+            recent_messages=list(self.recent_messages),
+        )
 
     def basics(self) -> dict[str, Any]:
         return {

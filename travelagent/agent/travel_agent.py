@@ -6,17 +6,24 @@ agent are handled one at a time in arrival order (arrival = the call into the ag
 ``stream_message``, its first iteration). Different agents have different locks and run
 concurrently. Every path releases the lock in ``async with``/``finally``, whatever fails.
 
-Output gate: a turn commits the user's message (with any state it changed) before the LLM is
-asked, and the assistant's reply before the reply leaves: ``handle_message`` returns after the
-commit, ``stream_message`` ends after it, and ``on_message`` calls ``sink.complete`` or
-``sink.response`` after it. Chunks stream before that commit (that is the point of streaming);
-only the final, whole reply is gated. State changes are made on a copy and swapped in after
-the commit, so a failed commit leaves memory and disk agreeing.
+Output gate: a turn commits the user's message (with any state it changed) and then the
+assistant's reply, and nothing leaves before the commits it depends on are durable:
+``handle_message`` returns after the reply's commit, ``stream_message`` ends after it, and
+``on_message`` calls ``sink.complete`` or ``sink.response`` after it. A streamed turn's start and
+first chunk wait for the question's commit; chunks stream before the reply's commit (that is
+the point of streaming); only the final, whole reply is gated on it. As in a Durable Object, the
+question's commit is queued, not awaited, before the LLM is asked: the model runs while it
+becomes durable, and an unstreamed turn's two commits usually share one group commit (one
+fsync, ``store.py``). The reply's commit is written only if the question's was. State changes
+are made on a copy and swapped in once their commit is durable, so a failed commit leaves
+memory and disk agreeing, and the gate stays closed until every commit a turn queued has
+settled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -26,7 +33,14 @@ from travelagent.agent import turns
 from travelagent.agent.base import AgentEvent, AgentListener, LLMBackend, ReplySink
 from travelagent.agent.catalog import Catalog
 from travelagent.agent.state import TripState, apply_user_message, llm_messages
-from travelagent.agent.store import AgentStore, StoreError, TurnDone, TurnStart, TurnWrite
+from travelagent.agent.store import (
+    AgentStore,
+    PendingCommit,
+    StoreError,
+    TurnDone,
+    TurnStart,
+    TurnWrite,
+)
 from travelagent.vocab import StampName
 from travelagent.wire.trace import Trace, TraceError, now_ns
 
@@ -78,7 +92,8 @@ class TravelAgent:
         try:
             parts: list[str] = []
             begin = sink.start if stream else None
-            async with aclosing(self._deliver(text, trace, msg_id, on_begin=begin)) as chunks:
+            delivery = self._deliver(text, trace, msg_id, on_begin=begin, streamed=stream)
+            async with aclosing(delivery) as chunks:
                 async for chunk in chunks:
                     parts.append(chunk)
                     if stream:
@@ -104,7 +119,7 @@ class TravelAgent:
     async def stream_message(
         self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
     ) -> AsyncGenerator[str, None]:
-        async with aclosing(self._deliver(text, trace, msg_id)) as chunks:
+        async with aclosing(self._deliver(text, trace, msg_id, streamed=True)) as chunks:
             async for chunk in chunks:
                 yield chunk
 
@@ -124,14 +139,34 @@ class TravelAgent:
     async def aclose(self) -> None:
         await self.flush_listeners()
 
-    async def _commit(
-        self, state: TripState, appended: list[tuple[int, str, str]], turn: TurnWrite | None
-    ) -> None:
+    def _begin_commit(
+        self,
+        state: TripState,
+        appended: list[tuple[int, str, str]],
+        turn: TurnWrite | None,
+        after: PendingCommit | None = None,
+    ) -> PendingCommit:
         try:
-            await self._store.commit(self.name, state, appended, turn=turn)
+            return self._store.begin_commit(self.name, state, appended, turn=turn, after=after)
+        except StoreError as err:
+            raise AgentError(str(err)) from err
+
+    async def _settle(
+        self,
+        pending: PendingCommit,
+        state: TripState,
+        key: str | None,
+        record: turns.TurnRecord | None,
+    ) -> None:
+        """Wait until ``pending`` is durable, then make ``state`` (and the key's ``record``) the
+        agent's own."""
+        try:
+            await pending
         except StoreError as err:
             raise AgentError(str(err)) from err
         self._state = state
+        if key is not None and record is not None:
+            self._keep(key, record)
 
     # -- one delivery: the turn's key decides (turns.py) --------------------------------------
 
@@ -142,13 +177,16 @@ class TravelAgent:
         msg_id: str | None,
         *,
         on_begin: Callable[[], Awaitable[None]] | None = None,
+        streamed: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Yield the reply's chunks for one delivery of ``msg_id`` (the trace's id if None):
         the LLM's as they come when the turn runs, the whole reply as one chunk when the
-        delivery joins a live run or replays a stored reply."""
+        delivery joins a live run or replays a stored reply. ``streamed``: the caller sends
+        chunks on as they come (so each waits for the question's commit)."""
         key = msg_id or (trace.id if trace is not None else None)
         if key is None:  # nothing to key the turn by
-            async with self._gate, aclosing(self._turn(text, trace, None, on_begin)) as chunks:
+            turn = self._turn(text, trace, None, on_begin, streamed=streamed)
+            async with self._gate, aclosing(turn) as chunks:
                 async for chunk in chunks:
                     yield chunk
             return
@@ -175,7 +213,8 @@ class TravelAgent:
                     yield reply
                 else:
                     resume = record if action == "resume" else None
-                    async with aclosing(self._turn(text, trace, key, on_begin, resume)) as chunks:
+                    turn = self._turn(text, trace, key, on_begin, resume, streamed=streamed)
+                    async with aclosing(turn) as chunks:
                         async for chunk in chunks:
                             parts.append(chunk)
                             yield chunk
@@ -229,55 +268,84 @@ class TravelAgent:
         key: str | None,
         on_begin: Callable[[], Awaitable[None]] | None = None,
         resume: turns.TurnRecord | None = None,
+        *,
+        streamed: bool = False,
     ) -> AsyncGenerator[str, None]:
-        state = copy.deepcopy(await self._loaded())
+        state = (await self._loaded()).copy()
         itinerary_changed = False
+        asked: PendingCommit | None = None  # the question's commit, until it has settled
+        asked_record: turns.TurnRecord | None = None
         if resume is None:
             change = apply_user_message(state, text, self._catalog)
             itinerary_changed = bool(change.itinerary)
             seq = self._append(state, "user", text)
             start = TurnStart(key, seq, text) if key is not None else None
-            await self._commit(state, [(seq, "user", text)], start)
-            if key is not None:
-                self._keep(key, turns.TurnRecord(turns.STARTED, seq, now_ns()))
+            asked = self._begin_commit(state, [(seq, "user", text)], start)
+            asked_record = turns.TurnRecord(turns.STARTED, seq, now_ns())
             history = state
         else:
             # The user's message is committed already (its first run died): not appended again.
             assert key is not None
             stored = await self._stored_message(key, text)
             history = turns.history_until(state, resume.user_seq, stored)
-        # Stamped once the input is committed, right before the LLM is asked: so the
-        # agent.start→llm.done span is the model's alone, and the gate wait, loading and the
-        # commit count as processing (worker.recv→agent.start), not as LLM time.
-        self._stamp(trace, "agent.start")
-        if on_begin is not None:
-            await on_begin()
-        parts: list[str] = []
-        # A backend stamps llm.first and llm.done unguarded: a trace without room for both
-        # (a peer sent it nearly full) is not handed over, so the reply still happens.
-        llm_trace = trace if trace is not None and trace.room >= LLM_STAMPS else None
         try:
-            async for chunk in self._llm.stream(
-                llm_messages(self.name, history), trace=llm_trace, process=self.process
-            ):
-                parts.append(chunk)
-                yield chunk
-        except Exception as err:
-            raise AgentError(f"LLM backend failed: {err}") from err
-        reply = "".join(parts)
-        state = copy.deepcopy(state)
-        seq = self._append(state, "assistant", reply)
-        await self._commit(
-            state, [(seq, "assistant", reply)], TurnDone(key, reply) if key is not None else None
-        )
-        if key is not None:
-            started = self._turns.get(key) or resume
-            assert started is not None
-            self._keep(key, turns.TurnRecord(turns.DONE, started.user_seq, started.t_ns))
+            # Stamped right before the LLM is asked: the agent.start→llm.done span is the
+            # model's alone; the gate wait and loading count as processing before it
+            # (worker.recv→agent.start), the commits after it (llm.done→agent.done), apart
+            # from what of the question's commit the model's time hides.
+            self._stamp(trace, "agent.start")
+            if on_begin is not None:
+                if asked is not None:
+                    asked, pending = None, asked
+                    await self._settle(pending, state, key, asked_record)
+                await on_begin()
+            parts: list[str] = []
+            # A backend stamps llm.first and llm.done unguarded: a trace without room for both
+            # (a peer sent it nearly full) is not handed over, so the reply still happens.
+            llm_trace = trace if trace is not None and trace.room >= LLM_STAMPS else None
+            try:
+                async for chunk in self._llm.stream(
+                    llm_messages(self.name, history), trace=llm_trace, process=self.process
+                ):
+                    parts.append(chunk)
+                    if streamed and asked is not None:  # a chunk leaves: the question first
+                        asked, pending = None, asked
+                        await self._settle(pending, state, key, asked_record)
+                    yield chunk
+            except AgentError:
+                raise
+            except Exception as err:
+                raise AgentError(f"LLM backend failed: {err}") from err
+            reply = "".join(parts)
+            replied = state.copy()
+            seq = self._append(replied, "assistant", reply)
+            done = self._begin_commit(
+                replied,
+                [(seq, "assistant", reply)],
+                TurnDone(key, reply) if key is not None else None,
+                after=asked,
+            )
+            if asked is not None:
+                asked, pending = None, asked
+                await self._settle(pending, state, key, asked_record)
+            started = self._turns.get(key) if key is not None else None
+            started = started or resume
+            done_record = (
+                turns.TurnRecord(turns.DONE, started.user_seq, started.t_ns)
+                if started is not None
+                else None
+            )
+            await self._settle(done, replied, key, done_record)
+        finally:
+            if asked is not None:
+                # Cut off (the LLM failed, the stream was closed): the question's commit still
+                # settles before the gate opens, so memory and disk agree for the next turn.
+                with contextlib.suppress(AgentError):
+                    await self._settle(asked, state, key, asked_record)
         self._stamp(trace, "agent.done")
         if itinerary_changed:
             self._announce(
-                {"type": "itinerary", "agent": self.name, "itinerary": list(state.itinerary)}
+                {"type": "itinerary", "agent": self.name, "itinerary": list(replied.itinerary)}
             )
 
     async def _stored_message(self, key: str, text: str) -> str:
