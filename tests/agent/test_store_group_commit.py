@@ -48,7 +48,7 @@ async def test_a_failing_commit_in_a_group_fails_alone(tmp_path: Path) -> None:
         bad = store.begin_commit("u1", TripState(message_count=2), [(0, "user", "dup seq")])
         good_b = store.begin_commit("b", TripState(message_count=1), [(0, "user", "y")])
         await good_a
-        with pytest.raises(StoreError, match="commit failed.*UNIQUE"):
+        with pytest.raises(StoreError, match=r"commit failed.*UNIQUE"):
             await bad
         await good_b
         assert committed_agents(db) == {"u1": 1, "a": 1, "b": 1}
