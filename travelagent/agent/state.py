@@ -26,6 +26,11 @@ PREFERENCES = (
 _PREF_ALIASES = {"museum": "museums", "restaurants": "food", "foodie": "food", "bars": "nightlife"}
 
 STATE_MARKER = "Trip state (JSON): "
+# Compiled once: a message is checked against every preference word.
+_LIKES = re.compile(r"\b(like|love|enjoy|into|prefer|interested in|want)\b")
+_PREF_WORDS = [
+    (word, re.compile(rf"\b{re.escape(word)}\b")) for word in [*PREFERENCES, *_PREF_ALIASES]
+]
 
 _DATE = r"(\d{4}-\d{2}-\d{2})"
 _ADD = re.compile(
@@ -127,10 +132,10 @@ def apply_user_message(state: TripState, text: str, catalog: Catalog) -> StateCh
     if bm and state.budget != _amount(bm.group(1)):
         state.budget = _amount(bm.group(1))
         change.basics = True
-    if re.search(r"\b(like|love|enjoy|into|prefer|interested in|want)\b", low):
-        for word in [*PREFERENCES, *_PREF_ALIASES]:
+    if _LIKES.search(low):
+        for word, pattern in _PREF_WORDS:
             pref = _PREF_ALIASES.get(word, word)
-            if re.search(rf"\b{re.escape(word)}\b", low) and pref not in state.preferences:
+            if pattern.search(low) and pref not in state.preferences:
                 state.preferences.append(pref)
                 change.preferences = True
     item = None
