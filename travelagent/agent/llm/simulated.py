@@ -48,8 +48,7 @@ class SimulatedLLM:
         for i, token in enumerate(tokens):
             # Sleep to an absolute due time so per-token timer overshoot does not accumulate.
             delay_s = t0 + due_ms[i] / 1000 - loop.time()
-            if delay_s > 0:  # a token already due goes now: no loop pass per token
-                await asyncio.sleep(delay_s)
+            await asyncio.sleep(max(0.0, delay_s))
             if i == 0 and trace is not None:
                 trace.stamp("llm.first", process)
             yield token
