@@ -180,9 +180,9 @@ class TravelAgent:
         streamed: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Yield the reply's chunks for one delivery of ``msg_id`` (the trace's id if None):
-        the LLM's as they come when the turn runs, the whole reply as one chunk when the
-        delivery joins a live run or replays a stored reply. ``streamed``: the caller sends
-        chunks on as they come (so each waits for the question's commit)."""
+        when the turn runs and is ``streamed`` (the caller sends chunks on as they come), the
+        LLM's as they come, each after the question's commit; otherwise the whole reply as one
+        chunk (a turn run unstreamed, a join of a live run, a replay of a stored reply)."""
         key = msg_id or (trace.id if trace is not None else None)
         if key is None:  # nothing to key the turn by
             turn = self._turn(text, trace, None, on_begin, streamed=streamed)
@@ -308,7 +308,9 @@ class TravelAgent:
                     llm_messages(self.name, history), trace=llm_trace, process=self.process
                 ):
                     parts.append(chunk)
-                    if streamed and asked is not None:  # a chunk leaves: the question first
+                    if not streamed:  # nobody sends chunks on: the reply goes whole, at the end
+                        continue
+                    if asked is not None:  # a chunk leaves: the question first
                         asked, pending = None, asked
                         await self._settle(pending, state, key, asked_record)
                     yield chunk
@@ -347,6 +349,9 @@ class TravelAgent:
             self._announce(
                 {"type": "itinerary", "agent": self.name, "itinerary": list(replied.itinerary)}
             )
+        if not streamed and reply:
+            # One chunk instead of one per token: the layers above only join them.
+            yield reply
 
     async def _stored_message(self, key: str, text: str) -> str:
         try:
