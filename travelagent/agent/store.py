@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from travelagent.agent.state import MAX_RECENT_MESSAGES, TripState
 from travelagent.agent.turns import DEFAULT_RETENTION_S, TurnRecord
 from travelagent.sqlite import open_db
+from travelagent.wire import jsoncodec
 from travelagent.wire.trace import now_ns
 
 T = TypeVar("T")
@@ -371,8 +372,8 @@ class AgentStore:
             state.start_date,
             state.end_date,
             state.budget,
-            json.dumps(state.preferences),
-            json.dumps(state.itinerary),
+            jsoncodec.dumps(state.preferences),  # compact JSON lists: read back with json.loads
+            jsoncodec.dumps(state.itinerary),
             state.message_count,
         )
         args = (name, row, list(appended), turn)
