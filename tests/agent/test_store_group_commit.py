@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from travelagent.agent.state import TripState
 from travelagent.agent.store import AgentStore, StoreError, TurnDone, TurnStart
+from travelagent.agent.travel_agent import AgentError
 
 
 def committed_agents(db: Path) -> dict[str, int]:
@@ -91,3 +93,31 @@ async def test_a_read_queued_after_a_commit_sees_it(tmp_path: Path) -> None:
         assert loaded.destination == "Rome"
     finally:
         await store.close()
+
+
+async def test_a_turn_cancelled_at_any_point_leaves_memory_and_disk_agreeing(
+    tmp_path: Path,
+) -> None:
+    from travelagent.agent.directory import LocalAgentDirectory
+    from travelagent.agent.llm.profiles import LatencyProfile
+    from travelagent.agent.llm.simulated import SimulatedLLM
+
+    fast = LatencyProfile("test-fast", (1, 2), (0.05, 0.1), (0, 0), "test")
+    db = tmp_path / "agents.db"
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile=fast))
+    agent = d.get("u1")
+    try:
+        for k in range(0, 40, 2):  # cancel after k loop passes: before, during, after commits
+            task = asyncio.create_task(agent.handle_message(f"question {k}"))
+            for _ in range(k):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AgentError):
+                await task
+            # The next turn works: its seq follows what is on disk, not a stale memory.
+            assert await agent.handle_message("budget tips")
+        stored = await d.store.messages("u1")
+        assert [s for s, _, _ in stored] == list(range(stored[0][0], stored[-1][0] + 1))
+        assert (await agent.state()).message_count == stored[-1][0] + 1
+    finally:
+        await d.close()

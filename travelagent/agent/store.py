@@ -339,7 +339,7 @@ class AgentStore:
         """Run ``fn(*args)`` (a read) on the store thread, in queue order."""
         job = self._submit(what, fn, args, write=False)
         await job.future
-        return job.result  # type: ignore[no-any-return]
+        return job.result
 
     async def load(self, name: str) -> TripState:
         """The agent's committed state (a fresh TripState if it has none)."""
@@ -439,6 +439,11 @@ class PendingCommit:
 
     def __init__(self, job: _Job) -> None:
         self.job = job
+
+    @property
+    def future(self) -> asyncio.Future[None]:
+        """Done once the commit is durable (result None) or has failed (StoreError)."""
+        return self.job.future
 
     def __await__(self) -> Generator[Any, None, None]:
         return self.job.future.__await__()

@@ -145,28 +145,36 @@ class TravelAgent:
         appended: list[tuple[int, str, str]],
         turn: TurnWrite | None,
         after: PendingCommit | None = None,
+        *,
+        key: str | None = None,
+        record: turns.TurnRecord | None = None,
     ) -> PendingCommit:
+        """Queue a commit of ``state``; once it is durable, ``state`` (and the key's ``record``)
+        become the agent's own, whether or not anyone is still waiting for it (a cancelled turn
+        must not leave memory behind disk)."""
         try:
-            return self._store.begin_commit(self.name, state, appended, turn=turn, after=after)
+            pending = self._store.begin_commit(self.name, state, appended, turn=turn, after=after)
         except StoreError as err:
             raise AgentError(str(err)) from err
 
-    async def _settle(
-        self,
-        pending: PendingCommit,
-        state: TripState,
-        key: str | None,
-        record: turns.TurnRecord | None,
-    ) -> None:
-        """Wait until ``pending`` is durable, then make ``state`` (and the key's ``record``) the
-        agent's own."""
+        def durable(fut: asyncio.Future[None]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                return
+            self._state = state
+            if key is not None and record is not None:
+                self._keep(key, record)
+
+        pending.future.add_done_callback(durable)
+        return pending
+
+    @staticmethod
+    async def _settle(pending: PendingCommit) -> None:
+        """Wait until ``pending`` is durable. Shielded: a cancelled wait leaves the commit (and
+        its swap into memory) to finish."""
         try:
-            await pending
+            await asyncio.shield(pending.future)
         except StoreError as err:
             raise AgentError(str(err)) from err
-        self._state = state
-        if key is not None and record is not None:
-            self._keep(key, record)
 
     # -- one delivery: the turn's key decides (turns.py) --------------------------------------
 
@@ -280,8 +288,10 @@ class TravelAgent:
             itinerary_changed = bool(change.itinerary)
             seq = self._append(state, "user", text)
             start = TurnStart(key, seq, text) if key is not None else None
-            asked = self._begin_commit(state, [(seq, "user", text)], start)
             asked_record = turns.TurnRecord(turns.STARTED, seq, now_ns())
+            asked = self._begin_commit(
+                state, [(seq, "user", text)], start, key=key, record=asked_record
+            )
             history = state
         else:
             # The user's message is committed already (its first run died): not appended again.
@@ -296,8 +306,8 @@ class TravelAgent:
             self._stamp(trace, "agent.start")
             if on_begin is not None:
                 if asked is not None:
-                    asked, pending = None, asked
-                    await self._settle(pending, state, key, asked_record)
+                    await self._settle(asked)
+                    asked = None
                 await on_begin()
             parts: list[str] = []
             # A backend stamps llm.first and llm.done unguarded: a trace without room for both
@@ -311,8 +321,8 @@ class TravelAgent:
                     if not streamed:  # nobody sends chunks on: the reply goes whole, at the end
                         continue
                     if asked is not None:  # a chunk leaves: the question first
-                        asked, pending = None, asked
-                        await self._settle(pending, state, key, asked_record)
+                        await self._settle(asked)
+                        asked = None
                     yield chunk
             except AgentError:
                 raise
@@ -321,29 +331,29 @@ class TravelAgent:
             reply = "".join(parts)
             replied = state.copy()
             seq = self._append(replied, "assistant", reply)
+            started = asked_record if resume is None else resume
             done = self._begin_commit(
                 replied,
                 [(seq, "assistant", reply)],
                 TurnDone(key, reply) if key is not None else None,
                 after=asked,
+                key=key,
+                record=(
+                    turns.TurnRecord(turns.DONE, started.user_seq, started.t_ns)
+                    if started is not None
+                    else None
+                ),
             )
             if asked is not None:
-                asked, pending = None, asked
-                await self._settle(pending, state, key, asked_record)
-            started = self._turns.get(key) if key is not None else None
-            started = started or resume
-            done_record = (
-                turns.TurnRecord(turns.DONE, started.user_seq, started.t_ns)
-                if started is not None
-                else None
-            )
-            await self._settle(done, replied, key, done_record)
+                await self._settle(asked)
+                asked = None
+            await self._settle(done)
         finally:
             if asked is not None:
                 # Cut off (the LLM failed, the stream was closed): the question's commit still
                 # settles before the gate opens, so memory and disk agree for the next turn.
                 with contextlib.suppress(AgentError):
-                    await self._settle(asked, state, key, asked_record)
+                    await self._settle(asked)
         self._stamp(trace, "agent.done")
         if itinerary_changed:
             self._announce(
