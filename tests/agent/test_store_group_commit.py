@@ -121,3 +121,22 @@ async def test_a_turn_cancelled_at_any_point_leaves_memory_and_disk_agreeing(
         assert (await agent.state()).message_count == stored[-1][0] + 1
     finally:
         await d.close()
+
+
+async def test_an_unstreamed_turn_commits_question_and_reply_in_one_group(tmp_path: Path) -> None:
+    from travelagent.agent.directory import LocalAgentDirectory
+    from travelagent.agent.llm.simulated import SimulatedLLM
+
+    db = tmp_path / "agents.db"
+    d = LocalAgentDirectory(db, llm=SimulatedLLM(profile="instant"))
+    agent = d.get("u1")
+    try:
+        await agent.handle_message("hotels in Rome")  # loads the agent, opens the store
+        before = d.store.groups
+        reply = await agent.handle_message("budget tips", msg_id="m2")
+        assert d.store.groups - before == 1  # one COMMIT, one fsync, for both writes
+        stored = await d.store.messages("u1")
+        assert stored[-2:] == [(2, "user", "budget tips"), (3, "assistant", reply)]
+        assert (await d.store.turns("u1"))["m2"].state == "done"
+    finally:
+        await d.close()

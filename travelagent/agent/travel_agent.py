@@ -283,15 +283,24 @@ class TravelAgent:
         itinerary_changed = False
         asked: PendingCommit | None = None  # the question's commit, until it has settled
         asked_record: turns.TurnRecord | None = None
+        question: Callable[[], PendingCommit] | None = None  # queues it, until it is queued
         if resume is None:
             change = apply_user_message(state, text, self._catalog)
             itinerary_changed = bool(change.itinerary)
             seq = self._append(state, "user", text)
             start = TurnStart(key, seq, text) if key is not None else None
             asked_record = turns.TurnRecord(turns.STARTED, seq, now_ns())
-            asked = self._begin_commit(
-                state, [(seq, "user", text)], start, key=key, record=asked_record
-            )
+            record, appended = asked_record, [(seq, "user", text)]
+
+            def question() -> PendingCommit:
+                return self._begin_commit(state, appended, start, key=key, record=record)
+
+            if streamed:  # its chunks will wait for it: under way while the model runs
+                asked, question = question(), None
+            # Unstreamed, nothing leaves before the reply: the question is queued with the
+            # reply's commit, so both share one group commit (one fsync) even with no other
+            # turn to share with. A process that dies meanwhile leaves no key: the redelivery
+            # runs the turn afresh, as a resume would, over the same history.
             history = state
         else:
             # The user's message is committed already (its first run died): not appended again.
@@ -332,6 +341,8 @@ class TravelAgent:
             replied = state.copy()
             seq = self._append(replied, "assistant", reply)
             started = asked_record if resume is None else resume
+            if question is not None:
+                asked, question = question(), None
             done = self._begin_commit(
                 replied,
                 [(seq, "assistant", reply)],
@@ -349,9 +360,12 @@ class TravelAgent:
                 asked = None
             await self._settle(done)
         finally:
+            # Cut off (the LLM failed, the stream was closed): the question is still committed
+            # and settles before the gate opens, so memory and disk agree for the next turn.
+            if question is not None:
+                with contextlib.suppress(AgentError):
+                    asked = question()
             if asked is not None:
-                # Cut off (the LLM failed, the stream was closed): the question's commit still
-                # settles before the gate opens, so memory and disk agree for the next turn.
                 with contextlib.suppress(AgentError):
                     await self._settle(asked)
         self._stamp(trace, "agent.done")
