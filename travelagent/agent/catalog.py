@@ -43,13 +43,23 @@ class Catalog:
         """Cities mentioned in ``text``, in order of appearance."""
         low = text.lower()
         found: list[tuple[int, dict[str, Any]]] = []
-        for c in self.cities:
-            m = re.search(rf"\b{re.escape(str(c['name']).lower())}\b", low)
-            if m is None:
-                m = re.search(rf"\b{re.escape(str(c['iata']))}\b", text)
+        for c, by_name, by_code in self._city_patterns:
+            m = by_name.search(low) or by_code.search(text)
             if m is not None:
                 found.append((m.start(), c))
         return [c for _, c in sorted(found, key=lambda p: p[0])]
+
+    @cached_property
+    def _city_patterns(self) -> list[tuple[dict[str, Any], re.Pattern[str], re.Pattern[str]]]:
+        # Compiled once per catalog: every message is checked against every city.
+        return [
+            (
+                c,
+                re.compile(rf"\b{re.escape(str(c['name']).lower())}\b"),
+                re.compile(rf"\b{re.escape(str(c['iata']))}\b"),
+            )
+            for c in self.cities
+        ]
 
     def hotels_in(self, city: str) -> list[dict[str, Any]]:
         return sorted(

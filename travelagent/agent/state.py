@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from travelagent.agent.catalog import Catalog
@@ -26,6 +26,11 @@ PREFERENCES = (
 _PREF_ALIASES = {"museum": "museums", "restaurants": "food", "foodie": "food", "bars": "nightlife"}
 
 STATE_MARKER = "Trip state (JSON): "
+# Compiled once: a message is checked against every preference word.
+_LIKES = re.compile(r"\b(like|love|enjoy|into|prefer|interested in|want)\b")
+_PREF_WORDS = [
+    (word, re.compile(rf"\b{re.escape(word)}\b")) for word in [*PREFERENCES, *_PREF_ALIASES]
+]
 
 _DATE = r"(\d{4}-\d{2}-\d{2})"
 _ADD = re.compile(
@@ -54,6 +59,19 @@ class TripState:
     itinerary: list[dict[str, Any]] = field(default_factory=list)
     recent_messages: list[dict[str, str]] = field(default_factory=list)
     message_count: int = 0  # user+assistant messages ever committed (the next message's index)
+
+    def copy(self) -> TripState:
+        """A copy to change without touching this one: its lists are new, their items shared.
+
+        Items are never changed in place (every rule appends, replaces or deletes whole items),
+        so sharing them is safe, and a turn's copy costs a few list copies, not a deep copy.
+        """
+        return replace(
+            self,
+            preferences=list(self.preferences),
+            itinerary=list(self.itinerary),
+            recent_messages=list(self.recent_messages),
+        )
 
     def basics(self) -> dict[str, Any]:
         return {
@@ -114,10 +132,10 @@ def apply_user_message(state: TripState, text: str, catalog: Catalog) -> StateCh
     if bm and state.budget != _amount(bm.group(1)):
         state.budget = _amount(bm.group(1))
         change.basics = True
-    if re.search(r"\b(like|love|enjoy|into|prefer|interested in|want)\b", low):
-        for word in [*PREFERENCES, *_PREF_ALIASES]:
+    if _LIKES.search(low):
+        for word, pattern in _PREF_WORDS:
             pref = _PREF_ALIASES.get(word, word)
-            if re.search(rf"\b{re.escape(word)}\b", low) and pref not in state.preferences:
+            if pattern.search(low) and pref not in state.preferences:
                 state.preferences.append(pref)
                 change.preferences = True
     item = None

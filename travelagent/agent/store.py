@@ -1,11 +1,21 @@
-"""The agents' SQLite store: one database file, WAL mode, one thread owning the connection.
+"""The agents' SQLite store: one database file, WAL mode, one writer thread owning the connection.
 
 Why a thread: a durable commit ends in an fsync, which takes from microseconds (tmpfs) to tens
 of milliseconds (a busy disk). Run on the event loop it would stall every other agent's tokens
 and the worker's sockets, and that stall would show up as network latency in the measurements.
-So every statement runs on one dedicated thread (``ThreadPoolExecutor(max_workers=1)``): SQLite
-allows one writer at a time anyway, the thread serialises work without locks, and the event
-loop only pays a thread hand-off (tens of microseconds).
+So every statement runs on one dedicated thread that owns the connection: SQLite allows one
+writer at a time anyway, and the thread serialises work without locks.
+
+Group commit: the thread takes every job queued while it was busy (usually the fsync of the
+previous group) and runs the commits among them in ONE transaction, each inside its own
+savepoint, then ends it with one ``COMMIT`` and so one fsync. Concurrent turns of different
+agents thus share an fsync. A caller's future is resolved only after the ``COMMIT`` that holds
+its own writes has returned, so the output gate holds as before: nothing waits on a commit that
+is not durable yet. A commit whose statements fail is rolled back to its savepoint alone (the
+others of its group commit); if the ``COMMIT`` itself fails, every commit of the group fails.
+A commit may name one it comes ``after`` (``begin_commit``): if that one failed, it fails too
+without being written, so a turn's reply is never stored without its question. Reads run
+between groups, in queue order, and see only committed data.
 
 Durability: WAL with ``synchronous=FULL`` (the default here) fsyncs the log on every commit, so
 a transaction that ``commit`` has returned from survives a crash of the process and of the
@@ -17,9 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +38,7 @@ from typing import Any, TypeVar
 from travelagent.agent.state import MAX_RECENT_MESSAGES, TripState
 from travelagent.agent.turns import DEFAULT_RETENTION_S, TurnRecord
 from travelagent.sqlite import open_db
+from travelagent.wire import jsoncodec
 from travelagent.wire.trace import now_ns
 
 T = TypeVar("T")
@@ -110,9 +122,11 @@ class AgentStore:
         self.max_recent = max_recent
         self.turn_retention_s = turn_retention_s
         self._commits = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-store")
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self.groups = 0  # COMMITs run (each one fsync under FULL), for tests and the bench
 
     # -- runs on the store thread ------------------------------------------------------------
 
@@ -147,58 +161,53 @@ class AgentStore:
             message_count=row[6],
         )
 
-    def _commit(
+    def _write(
         self,
         name: str,
         row: tuple[Any, ...],
         appended: list[tuple[int, str, str]],
         turn: TurnWrite | None,
     ) -> None:
+        """One agent's commit, inside the group's open transaction."""
         conn = self._connection()
         t_ns = now_ns()
         self._commits += 1
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        conn.execute(
+            "INSERT INTO agents (name, destination, start_date, end_date, budget, preferences,"
+            " itinerary, message_count, updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET destination=excluded.destination,"
+            " start_date=excluded.start_date, end_date=excluded.end_date,"
+            " budget=excluded.budget, preferences=excluded.preferences,"
+            " itinerary=excluded.itinerary, message_count=excluded.message_count,"
+            " updated_ns=excluded.updated_ns",
+            (name, *row, t_ns),
+        )
+        conn.executemany(
+            "INSERT INTO messages (agent, seq, role, content, t_ns) VALUES (?, ?, ?, ?, ?)",
+            [(name, seq, role, content, t_ns) for seq, role, content in appended],
+        )
+        # Keep the last max_recent messages: the store is bounded per agent.
+        conn.execute(
+            "DELETE FROM messages WHERE agent = ? AND seq < ?",
+            (name, row[-1] - self.max_recent),
+        )
+        # The turn's key rides in the same transaction: no extra write, no extra fsync.
+        if isinstance(turn, TurnStart):
             conn.execute(
-                "INSERT INTO agents (name, destination, start_date, end_date, budget, preferences,"
-                " itinerary, message_count, updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET destination=excluded.destination,"
-                " start_date=excluded.start_date, end_date=excluded.end_date,"
-                " budget=excluded.budget, preferences=excluded.preferences,"
-                " itinerary=excluded.itinerary, message_count=excluded.message_count,"
-                " updated_ns=excluded.updated_ns",
-                (name, *row, t_ns),
+                "INSERT OR REPLACE INTO turns (agent, msg_id, state, user_seq, message, reply,"
+                " t_ns) VALUES (?, ?, 'started', ?, ?, NULL, ?)",
+                (name, turn.msg_id, turn.user_seq, turn.message, t_ns),
             )
-            conn.executemany(
-                "INSERT INTO messages (agent, seq, role, content, t_ns) VALUES (?, ?, ?, ?, ?)",
-                [(name, seq, role, content, t_ns) for seq, role, content in appended],
-            )
-            # Keep the last max_recent messages: the store is bounded per agent.
+        elif isinstance(turn, TurnDone):
             conn.execute(
-                "DELETE FROM messages WHERE agent = ? AND seq < ?",
-                (name, row[-1] - self.max_recent),
+                "UPDATE turns SET state = 'done', reply = ? WHERE agent = ? AND msg_id = ?",
+                (turn.reply, name, turn.msg_id),
             )
-            # The turn's key rides in the same transaction: no extra write, no extra fsync.
-            if isinstance(turn, TurnStart):
-                conn.execute(
-                    "INSERT OR REPLACE INTO turns (agent, msg_id, state, user_seq, message, reply,"
-                    " t_ns) VALUES (?, ?, 'started', ?, ?, NULL, ?)",
-                    (name, turn.msg_id, turn.user_seq, turn.message, t_ns),
-                )
-            elif isinstance(turn, TurnDone):
-                conn.execute(
-                    "UPDATE turns SET state = 'done', reply = ? WHERE agent = ? AND msg_id = ?",
-                    (turn.reply, name, turn.msg_id),
-                )
-            if self._commits % PRUNE_EVERY == 0:
-                conn.execute(
-                    "DELETE FROM turns WHERE agent = ? AND t_ns < ?",
-                    (name, t_ns - int(self.turn_retention_s * 1e9)),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        if self._commits % PRUNE_EVERY == 0:
+            conn.execute(
+                "DELETE FROM turns WHERE agent = ? AND t_ns < ?",
+                (name, t_ns - int(self.turn_retention_s * 1e9)),
+            )
 
     def _turns(self, name: str) -> dict[str, TurnRecord]:
         cutoff = now_ns() - int(self.turn_retention_s * 1e9)
@@ -237,16 +246,100 @@ class AgentStore:
             self._conn.close()
             self._conn = None
 
+    def _serve(self) -> None:
+        """The writer thread: run jobs as they come, the commits among them in groups."""
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                self._close()
+                return
+            batch = [first]
+            stop = False
+            while True:  # everything queued meanwhile joins this round
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            group: list[_Job] = []
+            for job in batch:
+                if job.write:
+                    group.append(job)
+                    continue
+                self._commit_group(group)  # a read sees what was queued before it
+                group = []
+                try:
+                    job.result = job.fn(*job.args)
+                except Exception as err:  # reported to its caller; the thread goes on
+                    job.error = err
+                _settle([job])
+            self._commit_group(group)
+            if stop:
+                self._close()
+                return
+
+    def _commit_group(self, group: list[_Job]) -> None:
+        if not group:
+            return
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            for job in group:
+                job.error = err
+            _settle(group)
+            return
+        written = []
+        for job in group:
+            if job.after is not None and job.after.error is not None:
+                job.error = sqlite3.OperationalError(
+                    f"not written: the commit it follows failed ({job.after.error})"
+                )
+                continue
+            try:
+                conn.execute("SAVEPOINT one")
+                job.fn(*job.args)
+                conn.execute("RELEASE one")
+                written.append(job)
+            except Exception as err:  # this commit alone is rolled back
+                job.error = err
+                conn.execute("ROLLBACK TO one")
+                conn.execute("RELEASE one")
+        try:
+            conn.execute("COMMIT")
+            self.groups += 1
+        except sqlite3.Error as err:
+            conn.execute("ROLLBACK")
+            for job in written:
+                job.error = err
+        _settle(group)
+
     # -- the event loop's side ----------------------------------------------------------------
 
-    async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+    def _submit(
+        self, what: str, fn: Callable[..., Any], args: tuple[Any, ...], *, write: bool,
+        after: PendingCommit | None = None,
+    ) -> _Job:  # fmt: skip
         if self._closed:
             raise StoreError(f"store {self.path} is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, *args)
-        except sqlite3.Error as err:
-            raise StoreError(f"store {self.path}: {what} failed: {err}") from err
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._serve, name=f"agent-store-{id(self):x}", daemon=True
+            )
+            self._thread.start()
+        job = _Job(what, fn, args, write, asyncio.get_running_loop(), self.path)
+        job.after = after.job if after is not None else None
+        self._jobs.put(job)
+        return job
+
+    async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` (a read) on the store thread, in queue order."""
+        job = self._submit(what, fn, args, write=False)
+        await job.future
+        return job.result
 
     async def load(self, name: str) -> TripState:
         """The agent's committed state (a fresh TripState if it has none)."""
@@ -260,6 +353,32 @@ class AgentStore:
         """The stored (user message, reply or None) of one turn, or None if it has no key."""
         return await self._run("read turn", self._turn_texts, name, msg_id)
 
+    def begin_commit(
+        self,
+        name: str,
+        state: TripState,
+        appended: list[tuple[int, str, str]],
+        *,
+        turn: TurnWrite | None = None,
+        after: PendingCommit | None = None,
+    ) -> PendingCommit:
+        """Queue a durable, atomic write of ``state``, the new ``(seq, role, content)``
+        messages and the turn's key (``turn``); await the result to know it is durable (it
+        raises StoreError if it is not). With ``after``, it is written only if that earlier
+        commit was."""
+        # Serialise here, on the loop, so the store thread never reads a state being mutated.
+        row = (
+            state.destination,
+            state.start_date,
+            state.end_date,
+            state.budget,
+            jsoncodec.dumps(state.preferences),  # compact JSON lists: read back with json.loads
+            jsoncodec.dumps(state.itinerary),
+            state.message_count,
+        )
+        args = (name, row, list(appended), turn)
+        return PendingCommit(self._submit("commit", self._write, args, write=True, after=after))
+
     async def commit(
         self,
         name: str,
@@ -270,17 +389,7 @@ class AgentStore:
     ) -> None:
         """Durably write ``state``, the new ``(seq, role, content)`` messages and the turn's
         key (``turn``), atomically."""
-        # Serialise here, on the loop, so the store thread never reads a state being mutated.
-        row = (
-            state.destination,
-            state.start_date,
-            state.end_date,
-            state.budget,
-            json.dumps(state.preferences),
-            json.dumps(state.itinerary),
-            state.message_count,
-        )
-        await self._run("commit", self._commit, name, row, list(appended), turn)
+        await self.begin_commit(name, state, appended, turn=turn)
 
     async def messages(self, name: str) -> list[tuple[int, str, str]]:
         """Stored ``(seq, role, content)`` of an agent, oldest first."""
@@ -289,7 +398,78 @@ class AgentStore:
     async def close(self) -> None:
         if self._closed:
             return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close)
         self._closed = True
-        self._executor.shutdown(wait=True)
+        if self._thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._thread.join)
+
+
+class _Job:
+    """One read or commit on its way through the store thread."""
+
+    __slots__ = (
+        "after",
+        "args",
+        "error",
+        "fn",
+        "future",
+        "loop",
+        "path",
+        "result",
+        "what",
+        "write",
+    )  # fmt: skip
+
+    def __init__(
+        self, what: str, fn: Callable[..., Any], args: tuple[Any, ...], write: bool,
+        loop: asyncio.AbstractEventLoop, path: str,
+    ) -> None:  # fmt: skip
+        self.what, self.fn, self.args, self.write, self.path = what, fn, args, write, path
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.after: _Job | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class PendingCommit:
+    """A queued commit: await it to know it is durable."""
+
+    __slots__ = ("job",)
+
+    def __init__(self, job: _Job) -> None:
+        self.job = job
+
+    @property
+    def future(self) -> asyncio.Future[None]:
+        """Done once the commit is durable (result None) or has failed (StoreError)."""
+        return self.job.future
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.job.future.__await__()
+
+
+def _settle(jobs: list[_Job]) -> None:
+    """Resolve the jobs' futures on their loops: one wake-up per loop, not one per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+    for job in jobs:
+        by_loop.setdefault(job.loop, []).append(job)
+    for loop, mine in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, mine)
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            pass
+
+
+def _resolve(jobs: list[_Job]) -> None:
+    for job in jobs:
+        if job.future.done():  # the caller was cancelled
+            continue
+        if job.error is None:
+            job.future.set_result(None)
+        elif isinstance(job.error, sqlite3.Error):
+            err = StoreError(f"store {job.path}: {job.what} failed: {job.error}")
+            err.__cause__ = job.error
+            job.future.set_exception(err)
+        else:
+            job.future.set_exception(job.error)

@@ -6,17 +6,24 @@ agent are handled one at a time in arrival order (arrival = the call into the ag
 ``stream_message``, its first iteration). Different agents have different locks and run
 concurrently. Every path releases the lock in ``async with``/``finally``, whatever fails.
 
-Output gate: a turn commits the user's message (with any state it changed) before the LLM is
-asked, and the assistant's reply before the reply leaves: ``handle_message`` returns after the
-commit, ``stream_message`` ends after it, and ``on_message`` calls ``sink.complete`` or
-``sink.response`` after it. Chunks stream before that commit (that is the point of streaming);
-only the final, whole reply is gated. State changes are made on a copy and swapped in after
-the commit, so a failed commit leaves memory and disk agreeing.
+Output gate: a turn commits the user's message (with any state it changed) and then the
+assistant's reply, and nothing leaves before the commits it depends on are durable:
+``handle_message`` returns after the reply's commit, ``stream_message`` ends after it, and
+``on_message`` calls ``sink.complete`` or ``sink.response`` after it. A streamed turn's start and
+first chunk wait for the question's commit; chunks stream before the reply's commit (that is
+the point of streaming); only the final, whole reply is gated on it. As in a Durable Object, the
+question's commit is queued, not awaited, before the LLM is asked: the model runs while it
+becomes durable, and an unstreamed turn's two commits usually share one group commit (one
+fsync, ``store.py``). The reply's commit is written only if the question's was. State changes
+are made on a copy and swapped in once their commit is durable, so a failed commit leaves
+memory and disk agreeing, and the gate stays closed until every commit a turn queued has
+settled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -26,7 +33,14 @@ from travelagent.agent import turns
 from travelagent.agent.base import AgentEvent, AgentListener, LLMBackend, ReplySink
 from travelagent.agent.catalog import Catalog
 from travelagent.agent.state import TripState, apply_user_message, llm_messages
-from travelagent.agent.store import AgentStore, StoreError, TurnDone, TurnStart, TurnWrite
+from travelagent.agent.store import (
+    AgentStore,
+    PendingCommit,
+    StoreError,
+    TurnDone,
+    TurnStart,
+    TurnWrite,
+)
 from travelagent.logsafe import esc
 from travelagent.vocab import StampName
 from travelagent.wire.trace import Trace, TraceError, now_ns
@@ -79,7 +93,8 @@ class TravelAgent:
         try:
             parts: list[str] = []
             begin = sink.start if stream else None
-            async with aclosing(self._deliver(text, trace, msg_id, on_begin=begin)) as chunks:
+            delivery = self._deliver(text, trace, msg_id, on_begin=begin, streamed=stream)
+            async with aclosing(delivery) as chunks:
                 async for chunk in chunks:
                     parts.append(chunk)
                     if stream:
@@ -105,7 +120,7 @@ class TravelAgent:
     async def stream_message(
         self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
     ) -> AsyncGenerator[str, None]:
-        async with aclosing(self._deliver(text, trace, msg_id)) as chunks:
+        async with aclosing(self._deliver(text, trace, msg_id, streamed=True)) as chunks:
             async for chunk in chunks:
                 yield chunk
 
@@ -125,14 +140,42 @@ class TravelAgent:
     async def aclose(self) -> None:
         await self.flush_listeners()
 
-    async def _commit(
-        self, state: TripState, appended: list[tuple[int, str, str]], turn: TurnWrite | None
-    ) -> None:
+    def _begin_commit(
+        self,
+        state: TripState,
+        appended: list[tuple[int, str, str]],
+        turn: TurnWrite | None,
+        after: PendingCommit | None = None,
+        *,
+        key: str | None = None,
+        record: turns.TurnRecord | None = None,
+    ) -> PendingCommit:
+        """Queue a commit of ``state``; once it is durable, ``state`` (and the key's ``record``)
+        become the agent's own, whether or not anyone is still waiting for it (a cancelled turn
+        must not leave memory behind disk)."""
         try:
-            await self._store.commit(self.name, state, appended, turn=turn)
+            pending = self._store.begin_commit(self.name, state, appended, turn=turn, after=after)
         except StoreError as err:
             raise AgentError(str(err)) from err
-        self._state = state
+
+        def durable(fut: asyncio.Future[None]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                return
+            self._state = state
+            if key is not None and record is not None:
+                self._keep(key, record)
+
+        pending.future.add_done_callback(durable)
+        return pending
+
+    @staticmethod
+    async def _settle(pending: PendingCommit) -> None:
+        """Wait until ``pending`` is durable. Shielded: a cancelled wait leaves the commit (and
+        its swap into memory) to finish."""
+        try:
+            await asyncio.shield(pending.future)
+        except StoreError as err:
+            raise AgentError(str(err)) from err
 
     # -- one delivery: the turn's key decides (turns.py) --------------------------------------
 
@@ -143,13 +186,16 @@ class TravelAgent:
         msg_id: str | None,
         *,
         on_begin: Callable[[], Awaitable[None]] | None = None,
+        streamed: bool = False,
     ) -> AsyncGenerator[str, None]:
         """Yield the reply's chunks for one delivery of ``msg_id`` (the trace's id if None):
-        the LLM's as they come when the turn runs, the whole reply as one chunk when the
-        delivery joins a live run or replays a stored reply."""
+        when the turn runs and is ``streamed`` (the caller sends chunks on as they come), the
+        LLM's as they come, each after the question's commit; otherwise the whole reply as one
+        chunk (a turn run unstreamed, a join of a live run, a replay of a stored reply)."""
         key = msg_id or (trace.id if trace is not None else None)
         if key is None:  # nothing to key the turn by
-            async with self._gate, aclosing(self._turn(text, trace, None, on_begin)) as chunks:
+            turn = self._turn(text, trace, None, on_begin, streamed=streamed)
+            async with self._gate, aclosing(turn) as chunks:
                 async for chunk in chunks:
                     yield chunk
             return
@@ -176,7 +222,8 @@ class TravelAgent:
                     yield reply
                 else:
                     resume = record if action == "resume" else None
-                    async with aclosing(self._turn(text, trace, key, on_begin, resume)) as chunks:
+                    turn = self._turn(text, trace, key, on_begin, resume, streamed=streamed)
+                    async with aclosing(turn) as chunks:
                         async for chunk in chunks:
                             parts.append(chunk)
                             yield chunk
@@ -230,56 +277,106 @@ class TravelAgent:
         key: str | None,
         on_begin: Callable[[], Awaitable[None]] | None = None,
         resume: turns.TurnRecord | None = None,
+        *,
+        streamed: bool = False,
     ) -> AsyncGenerator[str, None]:
-        state = copy.deepcopy(await self._loaded())
+        state = (await self._loaded()).copy()
         itinerary_changed = False
+        asked: PendingCommit | None = None  # the question's commit, until it has settled
+        asked_record: turns.TurnRecord | None = None
+        question: Callable[[], PendingCommit] | None = None  # queues it, until it is queued
         if resume is None:
             change = apply_user_message(state, text, self._catalog)
             itinerary_changed = bool(change.itinerary)
             seq = self._append(state, "user", text)
             start = TurnStart(key, seq, text) if key is not None else None
-            await self._commit(state, [(seq, "user", text)], start)
-            if key is not None:
-                self._keep(key, turns.TurnRecord(turns.STARTED, seq, now_ns()))
+            asked_record = turns.TurnRecord(turns.STARTED, seq, now_ns())
+            record, appended = asked_record, [(seq, "user", text)]
+
+            def question() -> PendingCommit:
+                return self._begin_commit(state, appended, start, key=key, record=record)
+
+            if streamed:  # its chunks will wait for it: under way while the model runs
+                asked, question = question(), None
+            # Unstreamed, nothing leaves before the reply: the question is queued with the
+            # reply's commit, so both share one group commit (one fsync) even with no other
+            # turn to share with. A process that dies meanwhile leaves no key: the redelivery
+            # runs the turn afresh, as a resume would, over the same history.
             history = state
         else:
             # The user's message is committed already (its first run died): not appended again.
             assert key is not None
             stored = await self._stored_message(key, text)
             history = turns.history_until(state, resume.user_seq, stored)
-        # Stamped once the input is committed, right before the LLM is asked: so the
-        # agent.start→llm.done span is the model's alone, and the gate wait, loading and the
-        # commit count as processing (worker.recv→agent.start), not as LLM time.
-        self._stamp(trace, "agent.start")
-        if on_begin is not None:
-            await on_begin()
-        parts: list[str] = []
-        # A backend stamps llm.first and llm.done unguarded: a trace without room for both
-        # (a peer sent it nearly full) is not handed over, so the reply still happens.
-        llm_trace = trace if trace is not None and trace.room >= LLM_STAMPS else None
         try:
-            async for chunk in self._llm.stream(
-                llm_messages(self.name, history), trace=llm_trace, process=self.process
-            ):
-                parts.append(chunk)
-                yield chunk
-        except Exception as err:
-            raise AgentError(f"LLM backend failed: {err}") from err
-        reply = "".join(parts)
-        state = copy.deepcopy(state)
-        seq = self._append(state, "assistant", reply)
-        await self._commit(
-            state, [(seq, "assistant", reply)], TurnDone(key, reply) if key is not None else None
-        )
-        if key is not None:
-            started = self._turns.get(key) or resume
-            assert started is not None
-            self._keep(key, turns.TurnRecord(turns.DONE, started.user_seq, started.t_ns))
+            # Stamped right before the LLM is asked: the agent.start→llm.done span is the
+            # model's alone; the gate wait and loading count as processing before it
+            # (worker.recv→agent.start), the commits after it (llm.done→agent.done), apart
+            # from what of the question's commit the model's time hides.
+            self._stamp(trace, "agent.start")
+            if on_begin is not None:
+                if asked is not None:
+                    await self._settle(asked)
+                    asked = None
+                await on_begin()
+            parts: list[str] = []
+            # A backend stamps llm.first and llm.done unguarded: a trace without room for both
+            # (a peer sent it nearly full) is not handed over, so the reply still happens.
+            llm_trace = trace if trace is not None and trace.room >= LLM_STAMPS else None
+            try:
+                async for chunk in self._llm.stream(
+                    llm_messages(self.name, history), trace=llm_trace, process=self.process
+                ):
+                    parts.append(chunk)
+                    if not streamed:  # nobody sends chunks on: the reply goes whole, at the end
+                        continue
+                    if asked is not None:  # a chunk leaves: the question first
+                        await self._settle(asked)
+                        asked = None
+                    yield chunk
+            except AgentError:
+                raise
+            except Exception as err:
+                raise AgentError(f"LLM backend failed: {err}") from err
+            reply = "".join(parts)
+            replied = state.copy()
+            seq = self._append(replied, "assistant", reply)
+            started = asked_record if resume is None else resume
+            if question is not None:
+                asked, question = question(), None
+            done = self._begin_commit(
+                replied,
+                [(seq, "assistant", reply)],
+                TurnDone(key, reply) if key is not None else None,
+                after=asked,
+                key=key,
+                record=(
+                    turns.TurnRecord(turns.DONE, started.user_seq, started.t_ns)
+                    if started is not None
+                    else None
+                ),
+            )
+            if asked is not None:
+                await self._settle(asked)
+                asked = None
+            await self._settle(done)
+        finally:
+            # Cut off (the LLM failed, the stream was closed): the question is still committed
+            # and settles before the gate opens, so memory and disk agree for the next turn.
+            if question is not None:
+                with contextlib.suppress(AgentError):
+                    asked = question()
+            if asked is not None:
+                with contextlib.suppress(AgentError):
+                    await self._settle(asked)
         self._stamp(trace, "agent.done")
         if itinerary_changed:
             self._announce(
-                {"type": "itinerary", "agent": self.name, "itinerary": list(state.itinerary)}
+                {"type": "itinerary", "agent": self.name, "itinerary": list(replied.itinerary)}
             )
+        if not streamed and reply:
+            # One chunk instead of one per token: the layers above only join them.
+            yield reply
 
     async def _stored_message(self, key: str, text: str) -> str:
         try:

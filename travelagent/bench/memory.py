@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from travelagent.bench import services
+from travelagent.topology.plan import ComponentContext, realtime_command, worker_command
 
 WARM_CONNECTIONS = 200
 SETTLE_S = 1.0
@@ -107,7 +108,11 @@ async def run_memory(
             break
         t0 = time.perf_counter()
         scenario = services.bench_scenario(f"memory-{r}")
-        async with services.topology(scenario, run_dir) as topo:
+        topo = services.topology(scenario, run_dir)
+        # 10,000 sockets come from one address: lift the servers' per-address cap (1,000 by
+        # default), which would otherwise refuse all but the first 1,000.
+        topo.commands.update(uncapped_commands())
+        async with topo:
             env = topo.client_env()
             servers = [("gateway", topo.urls["gateway"], topo.pids["worker"]),
                        ("realtime", topo.urls["realtime"], topo.pids["realtime"])]  # fmt: skip
@@ -118,3 +123,15 @@ async def run_memory(
                     progress(out[-1])
         round_s = time.perf_counter() - t0
     return out
+
+
+def uncapped_commands() -> dict[str, Callable[[ComponentContext], list[str]]]:
+    """The worker's and the realtime service's commands with no per-address connection cap."""
+
+    def worker(ctx: ComponentContext) -> list[str]:
+        return [*worker_command(ctx), "--max-connections-per-address", "0"]
+
+    def realtime(ctx: ComponentContext) -> list[str]:
+        return [*realtime_command(ctx), "--max-connections-per-address", "0"]
+
+    return {"worker": worker, "realtime": realtime}

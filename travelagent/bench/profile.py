@@ -37,6 +37,7 @@ def frame_key(frame: str) -> str:
 PROJECT = "(travelagent/"
 LOOP = "BaseEventLoop.run_forever ("
 POOL = "_worker (concurrent/futures/thread.py)"
+STORE = "AgentStore._serve (travelagent/agent/store.py)"  # the store's writer thread
 IDLE = "EpollSelector.select ("
 ENTRY = ("main (", "<module> (")  # the worker's entry points: on every stack of the loop
 
@@ -77,6 +78,8 @@ def top_frames(raw: str, *, n: int = 15) -> Profile:
             where["event loop, waiting in select" if idle else "event loop, busy"] += k
         elif POOL in frames:
             where["thread pool"] += k
+        elif STORE in frames:
+            where["store writer thread"] += k
         else:
             where["other"] += k
     project = Counter(

@@ -89,6 +89,7 @@ class MessageRecord:
 
 
 _COLUMNS = tuple(MESSAGES_SCHEMA.names)
+_STAMP_COLUMNS = tuple(STAMPS_SCHEMA.names)
 
 
 class Recorder:
@@ -100,8 +101,11 @@ class Recorder:
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         self.tag = tag or f"{socket.gethostname()}-{os.getpid()}"
         self.flush_every = flush_every
-        self._rows: list[dict[str, Any]] = []
-        self._stamps: list[dict[str, Any]] = []
+        # Column buffers, not a dict per row: appending is cheaper per message, and a flush
+        # builds its table from columns (``from_pydict``), several times faster than from rows,
+        # so the load generator stalls less at every flush.
+        self._cols: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+        self._stamp_cols: dict[str, list[Any]] = {name: [] for name in _STAMP_COLUMNS}
         self._part = 0
         self._lock = threading.Lock()
         self.count = 0
@@ -109,34 +113,38 @@ class Recorder:
     def add(self, rec: MessageRecord) -> None:
         if rec.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {rec.status!r}")
-        stamps = []
-        if rec.trace is not None:
-            for seq, (name, t_ns, proc) in enumerate(rec.trace.stamps):
-                stamps.append(
-                    {"msg_id": rec.msg_id, "seq": seq, "name": name, "t_ns": t_ns, "process": proc}
-                )
+        stamps = rec.trace.stamps if rec.trace is not None else []
         with self._lock:
-            self._rows.append(rec.row())
-            self._stamps.extend(stamps)
+            for name, column in self._cols.items():
+                column.append(getattr(rec, name))
+            if stamps:
+                sc = self._stamp_cols
+                sc["msg_id"].extend([rec.msg_id] * len(stamps))
+                sc["seq"].extend(range(len(stamps)))
+                sc["name"].extend([name for name, _, _ in stamps])
+                sc["t_ns"].extend([t_ns for _, t_ns, _ in stamps])
+                sc["process"].extend([proc for _, _, proc in stamps])
             self.count += 1
-            full = len(self._rows) >= self.flush_every
+            full = len(self._cols["msg_id"]) >= self.flush_every
         if full:
             self.flush()
 
     def flush(self) -> None:
         with self._lock:
-            rows, stamps = self._rows, self._stamps
-            self._rows, self._stamps = [], []
+            cols, stamp_cols = self._cols, self._stamp_cols
+            self._cols = {name: [] for name in _COLUMNS}
+            self._stamp_cols = {name: [] for name in _STAMP_COLUMNS}
             part = self._part
             self._part += 1
-        if not rows:
+        if not cols["msg_id"]:
             return
         name = f"{self.tag}-{part:05d}.parquet"
         _write_atomic(
-            pa.Table.from_pylist(rows, schema=MESSAGES_SCHEMA), self.parts_dir / f"messages-{name}"
+            pa.Table.from_pydict(cols, schema=MESSAGES_SCHEMA), self.parts_dir / f"messages-{name}"
         )
         _write_atomic(
-            pa.Table.from_pylist(stamps, schema=STAMPS_SCHEMA), self.parts_dir / f"stamps-{name}"
+            pa.Table.from_pydict(stamp_cols, schema=STAMPS_SCHEMA),
+            self.parts_dir / f"stamps-{name}",
         )
 
     close = flush

@@ -132,7 +132,16 @@ class _Direction:
         if self.queued_bytes > MAX_QUEUED_BYTES and not self.queue_full:
             self.queue_full = True
             self._update_reading()
-        self._arm()
+        if (
+            not self.armed
+            and len(self.fifo) == 1
+            and deliver_ns <= mono_ns() + self.conn.link.timer.lead_ns
+        ):
+            # Due already (no delay configured, or it passed while the chunk was read) and
+            # nothing queued before it: written now, without a timer wake-up in between.
+            self.flush()
+        else:
+            self._arm()
 
     def set_dest_full(self, full: bool) -> None:
         self.dest_full = full

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from travelagent.wire import ndjson
+from travelagent.wire import jsoncodec, ndjson
 
 # --- client error codes (replies) ---------------------------------------------------------
 ERROR_INTERNAL = 100
@@ -385,7 +385,7 @@ PONG = "{}"
 
 def command(cmd_id: int, method: str, params: Mapping[str, Any]) -> str:
     """One client command line: ``{"id": cmd_id, method: params}``."""
-    return json.dumps({"id": cmd_id, method: params}, separators=(",", ":"))
+    return jsoncodec.dumps({"id": cmd_id, method: params})
 
 
 def reply_error(body: Mapping[str, Any]) -> tuple[int, str] | None:

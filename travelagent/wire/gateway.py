@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from travelagent.wire import jsoncodec
 from travelagent.wire.trace import Trace, TraceError
 
 DEFAULT_MAX_FRAME_BYTES = 1 << 20  # 1 MiB
@@ -105,7 +106,7 @@ def message_frame(
         obj["stream"] = stream
     if trace is not None:
         obj["trace"] = trace.to_wire()
-    return json.dumps(obj, separators=(",", ":"))
+    return jsoncodec.dumps(obj)
 
 
 def _response(user_id: str | None, msg_id: str | None, trace: Trace | None, **fields: Any) -> str:
@@ -116,7 +117,7 @@ def _response(user_id: str | None, msg_id: str | None, trace: Trace | None, **fi
         obj["id"] = msg_id
     if trace is not None:
         obj["trace"] = trace.to_wire()
-    return json.dumps(obj, separators=(",", ":"))
+    return jsoncodec.dumps(obj)
 
 
 def response_frame(

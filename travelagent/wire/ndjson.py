@@ -13,6 +13,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from travelagent.wire import jsoncodec
+
 
 def lines(text: str | bytes) -> Iterator[str]:
     """The non-blank lines of ``text``, unchanged (bytes are decoded as UTF-8, replacing)."""
@@ -41,6 +43,10 @@ def dumps(obj: Any) -> str:
     as a ``\\ud800`` escape) cannot be: such a line is written escaped, all ASCII, instead of
     failing later in the socket write with UnicodeEncodeError.
     """
+    try:
+        return jsoncodec.dumps_strict(obj)  # orjson: non-ASCII as itself, fast
+    except TypeError:  # a lone surrogate (or a value orjson does not take): the old way
+        pass
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
     if not text.isascii():
         try:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from travelagent.wire import ndjson, secret
+from travelagent.wire import jsoncodec, ndjson, secret
 from travelagent.wire.centrifugo import ERROR_BAD_REQUEST, reply_error
 
 API_KEY_HEADER = "X-API-Key"
@@ -82,7 +82,7 @@ def socket_url(url: str) -> str:
 
 def socket_command(cmd_id: int, method: str, params: Mapping[str, Any]) -> str:
     """One command line for the publisher socket."""
-    return json.dumps({"id": cmd_id, "method": method, "params": params}, separators=(",", ":"))
+    return jsoncodec.dumps({"id": cmd_id, "method": method, "params": params})
 
 
 @dataclass(frozen=True)

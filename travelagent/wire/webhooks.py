@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from travelagent.wire import jsoncodec
 from travelagent.wire.centrifugo import MAX_CHANNEL_CHARS
 from travelagent.wire.gateway import valid_user_id
 from travelagent.wire.trace import Trace
@@ -192,7 +193,7 @@ def webhook_event(
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":")).encode()
+    return jsoncodec.dumps_bytes(event)
 
 
 # --- delivery: the retry schedule -------------------------------------------------------------

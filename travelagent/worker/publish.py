@@ -120,10 +120,9 @@ class WsPublisher:
                     await self._client.connect()
                     self._connected = True
         try:
-            return await asyncio.wait_for(
-                self._client.publish(channel, data, idempotency_key=idempotency_key),
-                self._timeout_s,
-            )
+            # A timeout scope, not wait_for: no extra task per publish on the hot path.
+            async with asyncio.timeout(self._timeout_s):
+                return await self._client.publish(channel, data, idempotency_key=idempotency_key)
         except TimeoutError:
             raise PublishError(f"publish over the publisher socket timed out ({channel})") from None
         except Exception as err:
