@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from conftest import free_port
-from worker_helpers import JWT_SECRET, connect, recv_reply, running_worker
+from worker_helpers import JWT_SECRET, GatedLLM, connect, recv_reply, running_worker
 
 from travelagent.agent.directory import LocalAgentDirectory
 from travelagent.agent.host import create_app as create_agent_host
@@ -22,37 +22,6 @@ from travelagent.client.centrifugo import make_token
 from travelagent.link.faults import Faults
 from travelagent.link.proxy import Link
 from travelagent.link.schedule import LinkShape
-from travelagent.wire.trace import Trace
-
-
-class GatedLLM:
-    """Answers in two chunks; the second waits until ``gate`` is set (when ``hold`` is on), so a
-    test can cut the socket in the middle of a reply. Counts the turns it is asked for."""
-
-    def __init__(self) -> None:
-        self.gate = asyncio.Event()
-        self.hold = False
-        self.runs = 0
-        self.first_sent = asyncio.Event()
-
-    async def _stream(
-        self, messages: list[dict[str, str]], trace: Trace | None
-    ) -> AsyncIterator[str]:
-        self.runs += 1
-        n = self.runs
-        yield f"Reply {n} begins. "
-        self.first_sent.set()
-        if self.hold:
-            await self.gate.wait()
-        yield f"Reply {n} ends."
-
-    def stream(
-        self, messages: list[dict[str, str]], *, trace: Trace | None, process: str
-    ) -> AsyncIterator[str]:
-        return self._stream(messages, trace)
-
-    async def aclose(self) -> None:
-        pass
 
 
 def message(msg_id: str, user: str = "u1") -> str:
