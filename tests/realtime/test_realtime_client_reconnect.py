@@ -6,16 +6,23 @@ the reply once; what was cut off and never recovered ends ``lost``, not ``timeou
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 from conftest import free_port
 from worker_helpers import GatedLLM, running_worker
 
 from travelagent.client.aio_realtime import AsyncRealtimeClient
+from travelagent.client.sync_realtime import RealtimeClient
 from travelagent.config import JWT_SECRET_ENV, secret
 from travelagent.realtime.config import RealtimeConfig
-from travelagent.realtime.testing import running_realtime
+from travelagent.realtime.testing import RunningRealtime, running_realtime
+
+T = TypeVar("T")
 
 FAST_RETRIES = (0.05, 0.1, 0.2) + (0.4,) * 16
 
@@ -153,3 +160,96 @@ async def test_reconnect_says_recovered_only_when_the_reply_was_delivered(
     assert rec.status == "ok" and rec.reply == "Reply 1 begins. Reply 1 ends."
     assert delivered is True and second.status == "ok"
     assert second.reply == "Reply 2 begins. Reply 2 ends."
+
+
+class LoopThread:
+    """An event loop in a thread of its own, for servers a blocking (gevent-style) client
+    talks to."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever)
+        self.thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout_s: float = 20.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    lt = LoopThread()
+    try:
+        yield lt
+    finally:
+        lt.close()
+
+
+def test_the_sync_client_reconnects_by_itself_across_a_restart_mid_stream(
+    loop_thread: LoopThread, tmp_path: Path, tf: float
+) -> None:
+    rt_port, w_port = free_port(), free_port()
+    cfg = realtime_config(
+        rt_port, w_port, tmp_path, history="sqlite", db_path=str(tmp_path / "rt.sqlite"),
+        webhook_outbox_path=str(tmp_path / "outbox.sqlite"),
+    )  # fmt: skip
+    stack = contextlib.AsyncExitStack()
+    llm = GatedLLM()
+
+    async def start() -> RunningRealtime:
+        llm.gate, llm.first_sent = asyncio.Event(), asyncio.Event()
+        rt = await stack.enter_async_context(running_realtime(cfg))
+        worker = running_worker(
+            w_port, tmp_path / "w.db", llm=llm, realtime_url=rt.base_url, stream=True,
+            publish="http-new",
+        )  # fmt: skip
+        await stack.enter_async_context(worker)
+        return rt
+
+    rt = loop_thread.call(start())
+    try:
+        client = RealtimeClient(
+            rt.ws_url, "u5", jwt_secret=secret(JWT_SECRET_ENV), stream=True, timeout_s=15 * tf
+        )
+        first = client.request("hotels in Paris")
+        llm.hold = True
+        cut = client.send("hotels in Rome")
+        for _ in range(int(500 * tf)):
+            if cut.record.chunks >= 1:
+                break
+            client.pump(0.01)
+        loop_thread.call(rt.restart())
+        loop_thread.loop.call_soon_threadsafe(llm.gate.set)
+        rec = client.wait(cut)
+        client.close()
+    finally:
+        loop_thread.call(stack.aclose())
+    assert first.status == "ok"
+    assert rec.status == "ok", rec.error
+    assert rec.reply == "Reply 2 begins. Reply 2 ends."
+    assert client.reconnects == 1
+    assert llm.runs == 2
+
+
+def test_the_sync_client_says_lost_for_a_reply_cut_off_and_never_recovered(
+    loop_thread: LoopThread, tmp_path: Path, tf: float
+) -> None:
+    cfg = realtime_config(free_port(), free_port(), tmp_path)
+    rt = RunningRealtime(cfg)
+    loop_thread.call(rt.start())
+    try:
+        client = RealtimeClient(rt.ws_url, "u6", jwt_secret=secret(JWT_SECRET_ENV), timeout_s=tf)
+        waited = client.request("hotels in Paris")
+        cut = client.send("hotels in Rome")
+        loop_thread.call(rt.restart())
+        rec = client.wait(cut)
+        client.close()
+    finally:
+        loop_thread.call(rt.stop())
+    assert waited.status == "timeout"
+    assert rec.status == "lost" and "not recovered" in rec.error
+    assert client.reconnects == 1

@@ -38,17 +38,13 @@ from travelagent.client.replies import (
     ReplyEvent,
     agent_channel,
     classify_publication,
+    may_reconnect,
     message_data,
     realtime_ws_url,
     reconnect_delay_s,
     start_message,
 )
 from travelagent.wire.trace import now_ns
-
-
-def may_reconnect(code: Any) -> bool:
-    """Centrifugo's rule: a disconnect code in 3500-3999 (or 4500-4999) means do not."""
-    return not (isinstance(code, int) and (3500 <= code <= 3999 or 4500 <= code <= 4999))
 
 
 class AsyncRealtimeClient(AsyncClient):

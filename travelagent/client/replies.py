@@ -317,6 +317,11 @@ def start_message(
 RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
+def may_reconnect(code: Any) -> bool:
+    """Centrifugo's rule: a disconnect code in 3500-3999 (or 4500-4999) means do not."""
+    return not (isinstance(code, int) and (3500 <= code <= 3999 or 4500 <= code <= 4999))
+
+
 def reconnect_delay_s(attempt: int) -> float:
     """How long to wait before reconnect attempt ``attempt`` (0, 1, ...): doubling, capped."""
     return RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
