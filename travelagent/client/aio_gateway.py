@@ -157,7 +157,11 @@ class AsyncGatewayClient(AsyncClient):
             self._ws, self._asked = ws, self.pending.ids()
             self._ready.set()
             try:
-                await ws.send(gw.resume_frame(self.last_reply, self._asked, user_id=self.user_id))
+                await ws.send(
+                    gw.resume_frame(
+                        self.last_reply, self._asked[: gw.MAX_RESUME_PENDING], user_id=self.user_id
+                    )
+                )
             except websockets.ConnectionClosed as err:
                 self._ready.clear()
                 error = str(err)
@@ -198,7 +202,9 @@ class AsyncGatewayClient(AsyncClient):
             # The worker does not know our last reply (a new database, or past its retention):
             # ask for the pending ids alone.
             self.last_reply = None
-            await ws.send(gw.resume_frame(None, asked, user_id=self.user_id))
+            await ws.send(
+                gw.resume_frame(None, asked[: gw.MAX_RESUME_PENDING], user_id=self.user_id)
+            )
             return
         self._asked = None
         states = None if frame is None else (frame.pending or {})
