@@ -87,6 +87,8 @@ class AsyncGatewayClient(AsyncClient):
         """Start one message without waiting (open loop); pass the result to ``wait``."""
         if self._reader is None:
             raise RuntimeError("connect() first")
+        if self._reader.done() and not self._closing:  # the reader gave up: start afresh
+            await self.connect()
         p = start_message(
             run=self.run, cell=self.cell, arch=self.arch, publish="", stream=self.stream,
             user_id=self.user_id, timeout_s=self.timeout_s, intended_ns=intended_ns,
@@ -98,8 +100,6 @@ class AsyncGatewayClient(AsyncClient):
             if len(self._texts) > 2 * len(self.pending) + 64:
                 keep = set(self.pending.ids())
                 self._texts = {k: v for k, v in self._texts.items() if k in keep}
-        if self._reader.done():  # the reader gave up earlier: start afresh
-            await self.connect()
         await self._send_message(mid, text, p)
         return p
 
