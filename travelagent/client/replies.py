@@ -102,6 +102,9 @@ class PendingSet:
         self._lock = threading.Lock()
         self.on_done = on_done
         self.ids_echoed = False  # the peer echoes message ids (else replies match in order)
+        # Ids in flight when the connection dropped (``cut_off``): one that times out before
+        # its reply is recovered ends ``lost``, not ``timeout``.
+        self._cut: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -152,11 +155,25 @@ class PendingSet:
                 del self._pending[p.record.msg_id]
         out = []
         for p in late:
-            p.record.status = "timeout"
-            p.record.error = "no complete reply before the timeout"
+            if p.record.msg_id in self._cut:
+                p.record.status = "lost"
+                p.record.error = "the connection dropped and the reply was not recovered"
+            else:
+                p.record.status = "timeout"
+                p.record.error = "no complete reply before the timeout"
             p.record.trace = p.trace
             out.append(self._finish(p))
         return out
+
+    def cut_off(self) -> list[str]:
+        """Mark every message in flight as cut off by a dropped connection; return their ids."""
+        with self._lock:
+            ids = list(self._pending)
+            self._cut.update(ids)
+            return ids
+
+    def is_cut_off(self, msg_id: str) -> bool:
+        return msg_id in self._cut
 
     def fail_all(self, status: str, error: str) -> list[MessageRecord]:
         """End every outstanding message (connection lost or closed)."""
@@ -171,11 +188,30 @@ class PendingSet:
             out.append(self._finish(p))
         return out
 
+    def get(self, msg_id: str) -> Pending | None:
+        with self._lock:
+            return self._pending.get(msg_id)
+
+    def ids(self) -> list[str]:
+        """The ids still waiting for a reply, oldest first."""
+        with self._lock:
+            return list(self._pending)
+
+    def fail(self, msg_id: str, status: str, error: str) -> MessageRecord | None:
+        """End one outstanding message with ``status``; None if it is not outstanding."""
+        with self._lock:
+            p = self._pending.pop(msg_id, None)
+        if p is None:
+            return None
+        p.record.status, p.record.error, p.record.trace = status, error, p.trace
+        return self._finish(p)
+
     def next_deadline_ns(self) -> int | None:
         with self._lock:
             return min((p.deadline_ns for p in self._pending.values()), default=None)
 
     def _finish(self, p: Pending) -> MessageRecord:
+        self._cut.discard(p.record.msg_id)
         p.done.set()
         if self.on_done is not None:
             self.on_done(p.record)
@@ -202,8 +238,8 @@ def gateway_event(data: str | bytes) -> ReplyEvent | None:
     frame = parse_server_frame(data)
     size = len(data)
     kind = frame.kind
-    if kind is ServerFrameKind.OTHER:
-        return None
+    if kind is ServerFrameKind.OTHER or kind is ServerFrameKind.RESUMED:
+        return None  # a resume's end is the client's business, not a reply
     if kind is ServerFrameKind.START:
         return ReplyEvent("start", frame.id, size, t_ns=t)
     if kind is ServerFrameKind.CHUNK:
@@ -275,3 +311,48 @@ def start_message(
         send_ns=t,
     )  # fmt: skip
     return Pending(rec, trace, deadline_ns=t + int(timeout_s * 1e9))
+
+
+# -- gateway resume (docs/protocol.md): what a reconnected client does -----------------------------
+RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+def may_reconnect(code: Any) -> bool:
+    """Centrifugo's rule: a disconnect code in 3500-3999 (or 4500-4999) means do not."""
+    return not (isinstance(code, int) and (3500 <= code <= 3999 or 4500 <= code <= 4999))
+
+
+def reconnect_delay_s(attempt: int) -> float:
+    """How long to wait before reconnect attempt ``attempt`` (0, 1, ...): doubling, capped."""
+    return RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
+
+
+@dataclass
+class ResumePlan:
+    """What a ``resumed`` answer leaves to do: ``resend`` these ids (same id, so the worker
+    never runs a turn twice), end ``lost`` these (the worker confirmed it never received them
+    and resending is off)."""
+
+    resend: list[str]
+    lost: list[str]
+
+
+def plan_after_resume(
+    states: dict[str, str] | None, asked: list[str], still_pending: list[str], *, resend: bool
+) -> ResumePlan:
+    """``states``: the ``resumed`` frame's state per id asked about (None: the server does not
+    resume, e.g. the original Worker); ``asked``: the ids the resume named; ``still_pending``:
+    those not completed by a replay since. ``done`` ids were replayed; ``started`` ones are being
+    answered or were cut off, and a resend joins or resumes them; ``new`` ones never arrived."""
+    waiting = [i for i in asked if i in set(still_pending)]
+    if states is None:
+        return ResumePlan(waiting if resend else [], [])
+    plan = ResumePlan([], [])
+    for msg_id in waiting:
+        # A done one was replayed before the resumed frame, so it is not waiting any more; if
+        # it is, a resend gets the stored reply.
+        if resend:
+            plan.resend.append(msg_id)
+        elif states.get(msg_id) == "new":  # not asked about (over the cap): not confirmed
+            plan.lost.append(msg_id)
+    return plan
