@@ -176,7 +176,7 @@ def parse_chaos(data: dict[str, Any], *, source: str = "<chaos>") -> ChaosExperi
             )
     if data.get("kind") != "chaos":
         raise ExperimentError(f"{src}: kind must be 'chaos', got {data.get('kind')!r}")
-    name = data.get("name", Path(source).stem)
+    name = data.get("name", Path(source).stem if source != "<chaos>" else "chaos")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ExperimentError(f"{src}: name must be 1-48 letters, digits, '-', '_' or '.'")
 
@@ -345,6 +345,7 @@ async def _phase(
                   duration_s=ph.before_s + ph.after_s, seed=index)  # fmt: skip
     )
     await asyncio.sleep(ph.before_s)
+    state.stop_at = math.inf  # the load goes on for as long as the fault takes
     if fault.kind == "none":
         log.injected_ns = log.cleared_ns = time.time_ns()
     else:
