@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import websockets
 from aiohttp import web
 
 from travelagent.agent.llm import make_llm
+from travelagent.wire.trace import Trace
 from travelagent.worker.app import create_app
 from travelagent.worker.config import WorkerConfig
 
@@ -50,3 +52,33 @@ async def recv_reply(ws: Any, timeout_s: float = 10.0) -> list[dict[str, Any]]:
 
 def connect(port: int, query: str = "userId=u1", **kw: Any) -> Any:
     return websockets.connect(f"ws://127.0.0.1:{port}/api/gateway/ws?{query}", **kw)
+
+
+class GatedLLM:
+    """Answers in two chunks; the second waits until ``gate`` is set (when ``hold`` is on), so a
+    test can cut the socket in the middle of a reply. Counts the turns it is asked for."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.hold = False
+        self.runs = 0
+        self.first_sent = asyncio.Event()
+
+    async def _stream(
+        self, messages: list[dict[str, str]], trace: Trace | None
+    ) -> AsyncIterator[str]:
+        self.runs += 1
+        n = self.runs
+        yield f"Reply {n} begins. "
+        self.first_sent.set()
+        if self.hold:
+            await self.gate.wait()
+        yield f"Reply {n} ends."
+
+    def stream(
+        self, messages: list[dict[str, str]], *, trace: Trace | None, process: str
+    ) -> AsyncIterator[str]:
+        return self._stream(messages, trace)
+
+    async def aclose(self) -> None:
+        pass

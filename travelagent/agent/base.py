@@ -9,9 +9,10 @@ the agent only through a ``ReplySink`` (gateway socket) or as values of ``handle
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from travelagent.agent.turns import Replies
 from travelagent.wire.trace import Trace
 
 # An agent event for listeners (the hybrid's room announcements), e.g.
@@ -66,6 +67,12 @@ class Agent(Protocol):
         ...
 
     def add_listener(self, listener: AgentListener) -> None: ...
+
+    async def replies_after(self, after: str | None, ids: Sequence[str] = ()) -> Replies:
+        """Committed replies after message ``after`` and of ``ids``, for a client that
+        reconnects (``agent/turns.py``, ``Replies``); raise ``UnknownMessage`` for an
+        ``after`` the agent does not know, ``AgentError`` if they cannot be read."""
+        ...
 
 
 class AgentDirectory(Protocol):

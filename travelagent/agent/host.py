@@ -10,6 +10,8 @@ Routes:
   ``travelagent.wire.agent_rpc`` (shared with the caller, ``agent/remote.py``). A final object
   may carry ``"events"``: the agent's itinerary events since the last reply (see
   ``EventMailbox``).
+- ``POST /agents/TravelAgent/{name}/replies``: the committed replies a reconnecting gateway
+  client missed (``agent_rpc.REPLIES_ROUTE``; 404 for a message id the agent does not know).
 
 A reply to a client that has gone away is dropped, not raised: the turn still commits, as a
 Durable Object keeps running after its caller disconnects.
@@ -28,6 +30,7 @@ from aiohttp import WSMsgType, web
 from travelagent.agent.base import AgentEvent
 from travelagent.agent.directory import LocalAgentDirectory
 from travelagent.agent.travel_agent import AgentError, TravelAgent
+from travelagent.agent.turns import UnknownMessage
 from travelagent.http_auth import require_bearer
 from travelagent.wire import agent_rpc as rpc
 from travelagent.wire import gateway
@@ -207,6 +210,27 @@ async def agent_rpc(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def agent_replies(request: web.Request) -> web.Response:
+    """The committed replies a reconnecting gateway client missed (``wire.agent_rpc``)."""
+    name = _agent_name(request)
+    try:
+        after, ids = rpc.parse_replies_request(await request.json())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _bad_request("body must be a JSON object")
+    except rpc.RpcError as err:
+        return _bad_request(str(err))
+    agent = request.app[DIRECTORY].get(name)
+    try:
+        found = await agent.replies_after(after, ids)
+    except UnknownMessage as err:
+        return web.json_response({"error": str(err)}, status=404)
+    except AgentError as err:
+        return web.json_response({"error": str(err)}, status=500)
+    return web.json_response(
+        rpc.replies_body([(r.msg_id, r.user_seq, r.reply) for r in found.replies], found.pending)
+    )
+
+
 def create_app(
     directory: LocalAgentDirectory,
     *,
@@ -235,6 +259,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get(AGENT_ROUTE, agent_websocket)
     app.router.add_post(AGENT_ROUTE + "/rpc", agent_rpc)
+    app.router.add_post(rpc.REPLIES_ROUTE, agent_replies)
 
     async def close_directory(app: web.Application) -> None:
         await app[DIRECTORY].close()

@@ -26,14 +26,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
 
 from travelagent.agent.base import AgentListener, ReplySink
 from travelagent.agent.travel_agent import AgentError
+from travelagent.agent.turns import Replies, StoredReply, TurnState, UnknownMessage
 from travelagent.wire import agent_rpc as rpc
 from travelagent.wire.gateway import MAX_USER_ID_CHARS, valid_user_id
 from travelagent.wire.trace import Trace
@@ -155,6 +156,25 @@ class RemoteAgent:
 
     def add_listener(self, listener: AgentListener) -> None:
         self._listeners.append(listener)
+
+    async def replies_after(self, after: str | None, ids: Sequence[str] = ()) -> Replies:
+        url = rpc.REPLIES_ROUTE.format(name=quote(self.name, safe=""))
+        try:
+            resp = await self._client.post(url, json=rpc.replies_request_body(after, ids))
+        except httpx.HTTPError as err:
+            raise AgentError(f"agent host unreachable: {err!r}") from err
+        if resp.status_code == 404:
+            raise UnknownMessage(rpc.error_reason(resp.content))
+        if resp.status_code != 200:
+            raise self._error(resp.status_code, resp.content)
+        try:
+            replies, pending = rpc.parse_replies(resp.json())
+        except (json.JSONDecodeError, rpc.RpcError):
+            raise AgentError("agent host sent malformed replies") from None
+        return Replies(
+            [StoredReply(m, "done", q, r) for m, q, r in replies],
+            {k: cast(TurnState, v) for k, v in pending.items()},
+        )
 
     def _deliver(self, data: dict[str, Any]) -> None:
         """Hand the itinerary events a reply carried to the listeners, in order, off the

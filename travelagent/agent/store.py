@@ -18,14 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from travelagent.agent.state import MAX_RECENT_MESSAGES, TripState
-from travelagent.agent.turns import DEFAULT_RETENTION_S, TurnRecord
+from travelagent.agent.turns import DEFAULT_RETENTION_S, Replies, StoredReply, TurnRecord, TurnState
 from travelagent.sqlite import open_db
 from travelagent.wire.trace import now_ns
 
@@ -293,3 +293,45 @@ class AgentStore:
         await loop.run_in_executor(self._executor, self._close)
         self._closed = True
         self._executor.shutdown(wait=True)
+
+    async def replies_after(
+        self, name: str, after: str | None, ids: Sequence[str] = ()
+    ) -> Replies | None:
+        """The committed replies of ``name`` a reconnecting client missed: every done turn
+        whose message came after ``after``'s (None: none by position), and any of ``ids``
+        that is done, each once, in commit order (the user messages' ``seq``); with the state
+        of each of ``ids``. None if ``after`` names no turn this agent keeps."""
+
+        def read() -> Replies | None:
+            conn = self._connection()
+            cutoff = now_ns() - int(self.turn_retention_s * 1e9)
+            start: int | None = None
+            if after is not None:
+                row = conn.execute(
+                    "SELECT user_seq FROM turns WHERE agent = ? AND msg_id = ? AND t_ns >= ?",
+                    (name, after, cutoff),
+                ).fetchone()
+                if row is None:
+                    return None
+                start = int(row[0])
+            found: dict[str, StoredReply] = {}
+            if start is not None:
+                for m, s, q, r in conn.execute(
+                    "SELECT msg_id, state, user_seq, reply FROM turns WHERE agent = ?"
+                    " AND user_seq > ? AND state = 'done' AND t_ns >= ?",
+                    (name, start, cutoff),
+                ):
+                    found[str(m)] = StoredReply(str(m), s, int(q), r)
+            states: dict[str, TurnState] = {}
+            for msg_id in dict.fromkeys(ids):
+                row = conn.execute(
+                    "SELECT state, user_seq, reply FROM turns WHERE agent = ? AND msg_id = ?"
+                    " AND t_ns >= ?",
+                    (name, msg_id, cutoff),
+                ).fetchone()
+                states[msg_id] = "new" if row is None else row[0]
+                if row is not None and row[0] == "done":
+                    found.setdefault(msg_id, StoredReply(msg_id, "done", int(row[1]), row[2]))
+            return Replies(sorted(found.values(), key=lambda r: r.user_seq), states)
+
+        return await self._run("read replies", read)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 
 from travelagent.agent import turns
@@ -110,6 +110,17 @@ class TravelAgent:
 
     def add_listener(self, listener: AgentListener) -> None:
         self._listeners.append(listener)
+
+    async def replies_after(self, after: str | None, ids: Sequence[str] = ()) -> turns.Replies:
+        """The committed replies a reconnecting client missed (``AgentStore.replies_after``);
+        raise ``UnknownMessage`` if ``after`` names no turn of this agent."""
+        try:
+            found = await self._store.replies_after(self.name, after, ids)
+        except StoreError as err:
+            raise AgentError(str(err)) from err
+        if found is None:
+            raise turns.UnknownMessage(f"unknown message id {after!r}")
+        return found
 
     async def state(self) -> TripState:
         """A copy of the committed state (waits its turn at the input gate)."""

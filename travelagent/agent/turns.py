@@ -71,3 +71,27 @@ def history_until(state: TripState, user_seq: int, text: str) -> TripState:
 
 def expired(record: TurnRecord, *, now_ns: int, retention_s: float) -> bool:
     return record.t_ns < now_ns - int(retention_s * 1e9)
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    """A turn as a resuming client asks for it: ``reply`` is None until the turn is done."""
+
+    msg_id: str
+    state: TurnState
+    user_seq: int
+    reply: str | None
+
+
+@dataclass(frozen=True)
+class Replies:
+    """What a resume gets (``AgentStore.replies_after``): the done turns after the last one a
+    client saw, in commit order, and the state of each message id it still waits for."""
+
+    replies: list[StoredReply]  # done, after ``after`` (or asked for by id), by user_seq
+    pending: dict[str, TurnState]  # each asked-for id: "done", "started" or "new" (unknown)
+
+
+class UnknownMessage(LookupError):
+    """A resume names a message id the agent keeps no turn for (never seen, another user's,
+    or older than the retention); ``str(err)`` says which."""

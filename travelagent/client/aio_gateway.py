@@ -3,6 +3,13 @@
 Several messages may be in flight on one socket (open loop). Reply bookkeeping (matching by
 ``id`` or in order, stamps, timeouts, records) is ``travelagent.client.replies``, shared with
 the gevent-friendly clients; this module is the asyncio socket layer.
+
+Reconnection, as the gevent-friendly ``GatewayClient``: when the socket drops with messages in
+flight, the reader reconnects (at most ``max_reconnects`` attempts, doubling waits) and sends a
+``resume`` frame naming the last reply seen and the ids still waiting; replays complete their
+messages, and when the ``resumed`` frame comes the rest are resent under their ids (the worker
+de-duplicates, so no turn runs twice). A message ends ``lost`` only when the worker says it
+never received it and resending is off; ``error`` with the reason when every attempt fails.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from travelagent.client.replies import (
     bearer_headers,
     gateway_event,
     gateway_ws_url,
+    plan_after_resume,
+    reconnect_delay_s,
     start_message,
 )
 from travelagent.wire import gateway as gw
@@ -39,58 +48,171 @@ class AsyncGatewayClient(AsyncClient):
         arch: str = "gateway",
         on_chunk: Callable[[str], None] | None = None,
         jwt_secret: str = "",
+        max_reconnects: int = 5,
+        resend: bool = True,
     ) -> None:
         self.url = gateway_ws_url(url, user_id, room)
         self.jwt_secret = jwt_secret  # set: each connect sends a token (see sync_gateway)
         self.user_id, self.run, self.cell = user_id, run, cell
         self.stream, self.timeout_s, self.arch = stream, timeout_s, arch
         self.on_chunk = on_chunk  # called with each chunk's text as it arrives (chat)
+        self.max_reconnects, self.resend = max_reconnects, resend
         self.pending = AsyncPendingSet()
+        self.last_reply: str | None = None  # id of the last reply seen: where a resume starts
+        self.reconnects = 0  # successful reconnections
+        self.replayed = 0  # replies received by resume
+        self.resent = 0  # messages resent after a resume
+        self._texts: dict[str, str] = {}  # in flight: what to resend
+        self._asked: list[str] | None = None  # ids named by the resume under way
         self._ws: ClientConnection | None = None
+        self._ready = asyncio.Event()  # a socket is open (not set while reconnecting)
+        self._closing = False
         self._reader: asyncio.Task[None] | None = None
 
-    async def connect(self) -> None:
-        self._ws = await websockets.connect(
+    async def _open(self) -> ClientConnection:
+        return await websockets.connect(
             self.url,
             max_size=None,
             open_timeout=self.timeout_s,
             additional_headers=bearer_headers(self.user_id, self.jwt_secret),
         )
+
+    async def connect(self) -> None:
+        self._closing = False
+        self._ws = await self._open()
+        self._ready.set()
         self._reader = asyncio.create_task(self._read())
 
     async def send(self, text: str, *, intended_ns: int | None = None) -> Pending:
         """Start one message without waiting (open loop); pass the result to ``wait``."""
-        if self._ws is None:
+        if self._reader is None:
             raise RuntimeError("connect() first")
         p = start_message(
             run=self.run, cell=self.cell, arch=self.arch, publish="", stream=self.stream,
             user_id=self.user_id, timeout_s=self.timeout_s, intended_ns=intended_ns,
         )  # fmt: skip
         self.pending.add(p)
-        frame = gw.message_frame(text, user_id=self.user_id, msg_id=p.record.msg_id,
-                                 trace=p.trace, stream=self.stream)  # fmt: skip
-        try:
-            await self._ws.send(frame)
-        except websockets.ConnectionClosed as err:
-            self.pending.fail_all("error", f"connection closed: {err}")
+        mid = p.record.msg_id
+        if self.max_reconnects > 0:
+            self._texts[mid] = text
+            if len(self._texts) > 2 * len(self.pending) + 64:
+                keep = set(self.pending.ids())
+                self._texts = {k: v for k, v in self._texts.items() if k in keep}
+        if self._reader.done():  # the reader gave up earlier: start afresh
+            await self.connect()
+        await self._send_message(mid, text, p)
         return p
 
-    async def _read(self) -> None:
-        assert self._ws is not None
+    async def _send_message(self, mid: str, text: str, p: Pending) -> None:
+        frame = gw.message_frame(text, user_id=self.user_id, msg_id=mid, trace=p.trace,
+                                 stream=self.stream)  # fmt: skip
+        if self.max_reconnects > 0 and not self._ready.is_set():
+            return  # reconnecting: the resume names it and it is resent
+        ws = self._ws
         try:
-            async for data in self._ws:
-                ev = gateway_event(data)
-                if ev is None:
-                    continue  # cf_agent_* frames of the original, or junk
-                if ev.kind == "chunk" and self.on_chunk is not None:
-                    self.on_chunk(ev.text)
-                self.pending.handle(ev)
-        except websockets.ConnectionClosed:
-            pass
+            if ws is None:
+                raise websockets.ConnectionClosed(None, None)
+            await ws.send(frame)
+        except websockets.ConnectionClosed as err:
+            if self.max_reconnects <= 0:
+                self.pending.fail_all("error", f"connection closed: {err}")
+            # else: the reader sees the socket close, reconnects, and the resume resends it
+
+    async def _read(self) -> None:
+        reason = "connection closed before the reply"
+        try:
+            while True:
+                ws = self._ws
+                assert ws is not None
+                try:
+                    async for data in ws:
+                        await self._on_frame(data)
+                except websockets.ConnectionClosed as err:
+                    reason = f"connection lost: {err}"
+                if self._closing or self.max_reconnects <= 0 or not len(self.pending):
+                    break  # nothing in flight: the next send connects afresh
+                if not await self._reconnect(reason):
+                    return
         finally:
-            self.pending.fail_all("lost", "connection closed before the reply")
+            self._ready.clear()
+            self.pending.fail_all(
+                "stopped" if self._closing else "lost" if self.max_reconnects <= 0 else "error",
+                "client closed before the reply" if self._closing else reason,
+            )
+
+    async def _reconnect(self, reason: str) -> bool:
+        self._ready.clear()
+        error = ""
+        for attempt in range(self.max_reconnects):
+            await asyncio.sleep(reconnect_delay_s(attempt))
+            if self._closing:
+                return False
+            try:
+                ws = await self._open()
+            except (OSError, TimeoutError, websockets.InvalidHandshake) as err:
+                error = str(err) or type(err).__name__
+                continue
+            # Together, with no await between: a message sent from here on goes on the new
+            # socket; one sent before is among the ids the resume names.
+            self._ws, self._asked = ws, self.pending.ids()
+            self._ready.set()
+            try:
+                await ws.send(gw.resume_frame(self.last_reply, self._asked, user_id=self.user_id))
+            except websockets.ConnectionClosed as err:
+                self._ready.clear()
+                error = str(err)
+                continue
+            self.reconnects += 1
+            return True
+        self.pending.fail_all(
+            "error", f"{reason}; {self.max_reconnects} reconnects failed: {error}"
+        )
+        return False
+
+    async def _on_frame(self, data: str | bytes) -> None:
+        frame = gw.parse_server_frame(data)
+        if frame.kind is gw.ServerFrameKind.RESUMED:
+            await self._resumed(frame)
+            return
+        if self._asked is not None and frame.kind is gw.ServerFrameKind.ERROR and not frame.id:
+            await self._resumed(None)  # "unknown type 'resume'": a server that does not resume
+            return
+        ev = gateway_event(data)
+        if ev is None:
+            return  # cf_agent_* frames of the original, or junk
+        if ev.kind == "chunk" and self.on_chunk is not None:
+            self.on_chunk(ev.text)
+        if frame.replay:
+            self.replayed += 1
+        rec = self.pending.handle(ev)
+        if rec is not None:
+            self._texts.pop(rec.msg_id, None)
+            if rec.status == "ok":
+                self.last_reply = rec.msg_id
+
+    async def _resumed(self, frame: gw.ServerFrame | None) -> None:
+        asked, ws = self._asked, self._ws
+        if asked is None or ws is None:
+            return  # not ours (a resume this client did not ask for)
+        if frame is not None and frame.error is not None and self.last_reply is not None:
+            # The worker does not know our last reply (a new database, or past its retention):
+            # ask for the pending ids alone.
+            self.last_reply = None
+            await ws.send(gw.resume_frame(None, asked, user_id=self.user_id))
+            return
+        self._asked = None
+        states = None if frame is None else (frame.pending or {})
+        plan = plan_after_resume(states, asked, self.pending.ids(), resend=self.resend)
+        for msg_id in plan.lost:
+            self.pending.fail(msg_id, "lost", "the gateway never received it")
+        for msg_id in plan.resend:
+            text, p = self._texts.get(msg_id), self.pending.get(msg_id)
+            if text is not None and p is not None:
+                await self._send_message(msg_id, text, p)
+                self.resent += 1
 
     async def close(self) -> None:
+        self._closing = True
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:

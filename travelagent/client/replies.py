@@ -171,6 +171,24 @@ class PendingSet:
             out.append(self._finish(p))
         return out
 
+    def get(self, msg_id: str) -> Pending | None:
+        with self._lock:
+            return self._pending.get(msg_id)
+
+    def ids(self) -> list[str]:
+        """The ids still waiting for a reply, oldest first."""
+        with self._lock:
+            return list(self._pending)
+
+    def fail(self, msg_id: str, status: str, error: str) -> MessageRecord | None:
+        """End one outstanding message with ``status``; None if it is not outstanding."""
+        with self._lock:
+            p = self._pending.pop(msg_id, None)
+        if p is None:
+            return None
+        p.record.status, p.record.error, p.record.trace = status, error, p.trace
+        return self._finish(p)
+
     def next_deadline_ns(self) -> int | None:
         with self._lock:
             return min((p.deadline_ns for p in self._pending.values()), default=None)
@@ -202,8 +220,8 @@ def gateway_event(data: str | bytes) -> ReplyEvent | None:
     frame = parse_server_frame(data)
     size = len(data)
     kind = frame.kind
-    if kind is ServerFrameKind.OTHER:
-        return None
+    if kind is ServerFrameKind.OTHER or kind is ServerFrameKind.RESUMED:
+        return None  # a resume's end is the client's business, not a reply
     if kind is ServerFrameKind.START:
         return ReplyEvent("start", frame.id, size, t_ns=t)
     if kind is ServerFrameKind.CHUNK:
@@ -275,3 +293,43 @@ def start_message(
         send_ns=t,
     )  # fmt: skip
     return Pending(rec, trace, deadline_ns=t + int(timeout_s * 1e9))
+
+
+# -- gateway resume (docs/protocol.md): what a reconnected client does -----------------------------
+RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+def reconnect_delay_s(attempt: int) -> float:
+    """How long to wait before reconnect attempt ``attempt`` (0, 1, ...): doubling, capped."""
+    return RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
+
+
+@dataclass
+class ResumePlan:
+    """What a ``resumed`` answer leaves to do: ``resend`` these ids (same id, so the worker
+    never runs a turn twice), end ``lost`` these (the worker confirmed it never received them
+    and resending is off)."""
+
+    resend: list[str]
+    lost: list[str]
+
+
+def plan_after_resume(
+    states: dict[str, str] | None, asked: list[str], still_pending: list[str], *, resend: bool
+) -> ResumePlan:
+    """``states``: the ``resumed`` frame's state per id asked about (None: the server does not
+    resume, e.g. the original Worker); ``asked``: the ids the resume named; ``still_pending``:
+    those not completed by a replay since. ``done`` ids were replayed; ``started`` ones are being
+    answered or were cut off, and a resend joins or resumes them; ``new`` ones never arrived."""
+    waiting = [i for i in asked if i in set(still_pending)]
+    if states is None:
+        return ResumePlan(waiting if resend else [], [])
+    plan = ResumePlan([], [])
+    for msg_id in waiting:
+        # A done one was replayed before the resumed frame, so it is not waiting any more; if
+        # it is, a resend gets the stored reply.
+        if resend:
+            plan.resend.append(msg_id)
+        elif states.get(msg_id, "new") == "new":
+            plan.lost.append(msg_id)
+    return plan

@@ -8,11 +8,20 @@ answers its messages one at a time.
 
 Reply bookkeeping (stamps, matching, timeouts, records) is ``travelagent.client.replies``,
 shared with the realtime client and the async clients; this module is the socket layer.
+
+Reconnection (``GatewayClient``): when the socket drops with messages in flight, the client
+reconnects (at most ``max_reconnects`` attempts, doubling waits), sends a ``resume`` frame
+naming the last reply it saw and the ids it still waits for, completes those the worker
+replays, and resends the rest under the same ids (the worker de-duplicates by id, so no turn
+runs twice). A message ends ``lost`` only when the worker says it never received it and
+resending is off; when every attempt fails, ``error`` with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from typing import Any
 
 from travelagent.client.records import MessageRecord
@@ -23,9 +32,16 @@ from travelagent.client.replies import (
     bearer_headers,
     gateway_event,
     gateway_ws_url,
+    plan_after_resume,
+    reconnect_delay_s,
     start_message,
 )
-from travelagent.wire.gateway import message_frame
+from travelagent.wire.gateway import (
+    ServerFrameKind,
+    message_frame,
+    parse_server_frame,
+    resume_frame,
+)
 from travelagent.wire.trace import now_ns
 
 __all__ = [
@@ -79,11 +95,16 @@ class SocketClient:
     def connected(self) -> bool:
         return self._ws is not None
 
+    def _connection_lost(self, reason: str) -> list[MessageRecord]:
+        """The socket dropped (``self._ws`` is None): what becomes of the messages in flight.
+        Here they are ``lost``; ``GatewayClient`` reconnects and resumes instead."""
+        return self.pending.fail_all("lost", reason)
+
     def close(self) -> list[MessageRecord]:
-        """Close the socket; messages still outstanding end as ``lost``."""
+        """Close the socket; messages still outstanding end as ``stopped`` (cut short by us)."""
         # Records first: closing waits for the peer's close frame, and a stopping load user
         # may be killed during that wait.
-        lost = self.pending.fail_all("lost", "connection closed before the reply")
+        lost = self.pending.fail_all("stopped", "client closed before the reply")
         ws, self._ws = self._ws, None
         if ws is not None:
             try:
@@ -96,15 +117,19 @@ class SocketClient:
         """Read one frame (waiting up to ``timeout_s``), expire late messages; return the
         records that finished."""
         done = self.pending.expire()
-        if self._ws is None:
+        ws = self._ws
+        if ws is None:
+            if len(self.pending):
+                done += self._connection_lost("connection lost")
             return done
         try:
-            data = self._ws.recv(timeout=max(timeout_s, 0.0))
+            data = ws.recv(timeout=max(timeout_s, 0.0))
         except TimeoutError:
             return done
-        except Exception as err:  # the connection dropped: everything in flight is lost
-            self._ws = None
-            return done + self.pending.fail_all("lost", f"connection lost: {err}")
+        except Exception as err:  # the connection dropped
+            if self._ws is ws:
+                self._ws = None
+            return done + self._connection_lost(f"connection lost: {err}")
         return done + self._frame_records(data, now_ns())
 
     def wait(self, pending: Pending) -> MessageRecord:
@@ -113,8 +138,6 @@ class SocketClient:
             deadline = self.pending.next_deadline_ns()
             left_s = 1.0 if deadline is None else max((deadline - now_ns()) / 1e9, 0.0)
             self.pump(min(left_s, 1.0) + 0.001)
-            if self._ws is None and not pending.done.is_set():
-                self.pending.fail_all("lost", "connection lost")
         if (
             self.restart_after_unmatched_timeout
             and self.pending.ids_echoed is False
@@ -129,8 +152,7 @@ class SocketClient:
     def receive_forever(self, stop: threading.Event) -> None:
         """Receiver loop for open-loop use; finished records go to ``on_done``."""
         while not stop.is_set():
-            if self._ws is None:
-                self.pending.expire()
+            if self._ws is None and not len(self.pending):
                 stop.wait(0.05)
                 continue
             self.pump(0.2)
@@ -161,8 +183,19 @@ class GatewayClient(SocketClient):
         on_done: OnDone | None = None,
         arch: str | None = None,
         jwt_secret: str = "",
+        max_reconnects: int = 5,
+        resend: bool = True,
     ) -> None:
+        """``max_reconnects``: attempts after a drop with messages in flight (0: none, they
+        end ``lost`` as before); ``resend``: resend what a resume did not deliver."""
         self.url = gateway_ws_url(url, user_id)
+        self.max_reconnects, self.resend = max_reconnects, resend
+        self.last_reply: str | None = None  # id of the last reply seen: where a resume starts
+        self._texts: dict[str, str] = {}  # in flight: what to resend
+        self._conn_lock = threading.RLock()
+        self.reconnects = 0  # successful reconnections
+        self.replayed = 0  # replies received by resume
+        self.resent = 0  # messages resent after a resume
         # With a secret, each connect sends a fresh token (the gateway's user is its sub);
         # without one, nothing, as the original Worker's clients (an open gateway only).
         self.jwt_secret = jwt_secret
@@ -179,35 +212,129 @@ class GatewayClient(SocketClient):
     # -- connection ---------------------------------------------------------------------------
 
     def connect(self) -> None:
-        self._ws = ws_connect(
+        self._ws = self._open()
+
+    def _open(self) -> Any:
+        return ws_connect(
             self.url,
             timeout_s=self.connect_timeout_s,
             headers=bearer_headers(self.user_id, self.jwt_secret),
         )
+
+    def _connection_lost(self, reason: str) -> list[MessageRecord]:
+        if self.max_reconnects <= 0:
+            return super()._connection_lost(reason)
+        return self._reconnect(reason)
+
+    def _reconnect(self, reason: str) -> list[MessageRecord]:
+        """Reconnect, resume and resend (see the module docstring); the records finished."""
+        with self._conn_lock:
+            if self._ws is not None:  # another greenlet got there first
+                return []
+            error = ""
+            for attempt in range(self.max_reconnects):
+                time.sleep(reconnect_delay_s(attempt))
+                try:
+                    ws = self._open()
+                except Exception as err:
+                    error = f"{err}"
+                    continue
+                try:
+                    done = self._resume(ws)
+                except Exception as err:  # dropped again during the resume: try again
+                    error = f"{err}"
+                    with contextlib.suppress(Exception):
+                        ws.close()
+                    continue
+                self._ws = ws
+                self.reconnects += 1
+                return done
+            return self.pending.fail_all(
+                "error", f"{reason}; {self.max_reconnects} reconnects failed: {error}"
+            )
+
+    def _resume(self, ws: Any) -> list[MessageRecord]:
+        """Ask ``ws`` for what was missed, read the replays up to ``resumed``, resend the rest."""
+        asked = self.pending.ids()
+        ws.send(resume_frame(self.last_reply, asked, user_id=self.user_id))
+        done: list[MessageRecord] = []
+        states: dict[str, str] | None = None
+        deadline = time.monotonic() + self.connect_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break  # no answer: a server that does not resume; resend everything
+            try:
+                data = ws.recv(timeout=left)
+            except TimeoutError:
+                break
+            frame = parse_server_frame(data)
+            if frame.kind is ServerFrameKind.RESUMED:
+                if frame.error is not None and self.last_reply is not None:
+                    # The worker does not know our last reply (restarted on a new database,
+                    # or older than its retention): ask for the pending ids alone.
+                    self.last_reply = None
+                    ws.send(resume_frame(None, asked, user_id=self.user_id))
+                    continue
+                states = frame.pending or {}
+                break
+            if frame.kind is ServerFrameKind.ERROR and frame.id is None:
+                break  # "unknown type 'resume'": a server that does not resume
+            if frame.replay:
+                self.replayed += 1
+            done += self._frame_records(data, now_ns())
+        plan = plan_after_resume(states, asked, self.pending.ids(), resend=self.resend)
+        for msg_id in plan.lost:
+            rec = self.pending.fail(msg_id, "lost", "the gateway never received it")
+            if rec is not None:
+                done.append(rec)
+        for msg_id in plan.resend:
+            text = self._texts.get(msg_id)
+            p = self.pending.get(msg_id)
+            if text is None or p is None:
+                continue
+            ws.send(message_frame(text, user_id=self.user_id, msg_id=msg_id, trace=p.trace,
+                                  stream=self.stream))  # fmt: skip
+            self.resent += 1
+        return done
 
     # -- sending ------------------------------------------------------------------------------
 
     def send(
         self, text: str, *, intended_ns: int | None = None, msg_id: str | None = None
     ) -> Pending:
-        if self._ws is None:
-            self.connect()
+        with self._conn_lock:
+            if self._ws is None:
+                if len(self.pending):
+                    self._reconnect("connection lost")
+                if self._ws is None:
+                    self.connect()
+            ws = self._ws
         with self._send_lock:
             p = start_message(
                 run=self.run, cell=self.cell, arch=self.arch, publish=self.publish,
                 stream=self.stream, user_id=self.user_id, timeout_s=self.timeout_s,
                 intended_ns=intended_ns, msg_id=msg_id,
             )  # fmt: skip
+            mid = p.record.msg_id
             self.pending.add(p)
+            if self.max_reconnects > 0:
+                self._texts[mid] = text
+                if len(self._texts) > 2 * len(self.pending) + 64:
+                    keep = set(self.pending.ids())
+                    self._texts = {k: v for k, v in self._texts.items() if k in keep}
             frame = message_frame(
-                text, user_id=self.user_id, msg_id=p.record.msg_id, trace=p.trace,
-                stream=self.stream,
-            )  # fmt: skip
+                text, user_id=self.user_id, msg_id=mid, trace=p.trace, stream=self.stream
+            )
             try:
-                self._ws.send(frame)
+                ws.send(frame)
             except Exception as err:
-                self.pending.fail_all("error", f"send failed: {err}")
-                self._ws = None
+                if self.max_reconnects <= 0:
+                    self.pending.fail_all("error", f"send failed: {err}")
+                # Otherwise the message stays in flight: the reader finds the socket dead,
+                # reconnects, and the resume resends it under its id.
+                if self._ws is ws:
+                    self._ws = None
         return p
 
     # -- receiving ----------------------------------------------------------------------------
@@ -215,4 +342,9 @@ class GatewayClient(SocketClient):
     def _frame_records(self, data: str | bytes, t_ns: int) -> list[MessageRecord]:
         ev = gateway_event(data)
         rec = self.pending.handle(ev) if ev is not None else None
-        return [rec] if rec is not None else []
+        if rec is None:
+            return []
+        self._texts.pop(rec.msg_id, None)
+        if rec.status == "ok":
+            self.last_reply = rec.msg_id
+        return [rec]

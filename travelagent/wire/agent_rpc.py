@@ -17,7 +17,7 @@ The host (``agent/host.py``) reads requests and writes replies with this module;
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,3 +167,58 @@ def returned_trace(body: Mapping[str, Any]) -> Trace | None:
         return Trace.from_wire(wire)
     except TraceError as err:
         raise RpcError(f"agent host returned a bad trace: {err}") from None
+
+
+# --- resume: the replies a reconnecting gateway client missed -------------------------------------
+# ``POST /agents/TravelAgent/{name}/replies`` with ``{"after": <msg id> | null, "ids": [...]}``;
+# answers ``{"replies": [{"id", "seq", "reply"}], "pending": {<id>: <state>}}``, or 404 with
+# ``{"error"}`` when the agent keeps no turn ``after``.
+REPLIES_ROUTE = AGENT_ROUTE + "/replies"
+MAX_RESUME_IDS = 256
+
+
+def replies_request_body(after: str | None, ids: Sequence[str]) -> dict[str, Any]:
+    return {"after": after, "ids": list(ids)}
+
+
+def _msg_ids(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_RESUME_IDS:
+        raise RpcError(f"'{what}' must be a list of at most {MAX_RESUME_IDS} message ids")
+    if not all(isinstance(v, str) and v for v in value):
+        raise RpcError(f"'{what}' must hold non-empty strings")
+    return list(value)
+
+
+def parse_replies_request(body: Any) -> tuple[str | None, list[str]]:
+    """(after, ids) of a replies request; raise RpcError with the 400 reason."""
+    if not isinstance(body, dict):
+        raise RpcError("body must be a JSON object")
+    after = body.get("after")
+    if after is not None and (not isinstance(after, str) or not after):
+        raise RpcError("'after' must be a non-empty string or null")
+    return after, _msg_ids(body.get("ids", []), "ids")
+
+
+def replies_body(
+    replies: Sequence[tuple[str, int, str | None]], pending: Mapping[str, str]
+) -> dict[str, Any]:
+    """The answer: ``replies`` as (msg id, seq, reply), ``pending`` as id -> turn state."""
+    return {
+        "replies": [{"id": m, "seq": q, "reply": r} for m, q, r in replies],
+        "pending": dict(pending),
+    }
+
+
+def parse_replies(data: Any) -> tuple[list[tuple[str, int, str]], dict[str, str]]:
+    """(replies as (msg id, seq, reply), pending id -> state) of a replies answer,
+    JSON-decoded; raise RpcError if it is malformed."""
+    try:
+        replies = [(str(r["id"]), int(r["seq"]), str(r["reply"])) for r in data["replies"]]
+        pending = data["pending"]
+        if not isinstance(pending, dict) or not all(
+            s in ("new", "started", "done") for s in pending.values()
+        ):
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise RpcError("agent host sent malformed replies") from None
+    return replies, {str(k): str(v) for k, v in pending.items()}

@@ -5,6 +5,13 @@ admitted (a token's ``sub``, or on an open gateway ``userId`` in the query or th
 message), the one agent the socket is bound to, and a cap on messages in flight. Each accepted
 message is handed to its agent as a task, so the reader keeps reading (and answering bad
 frames at once) while the agent works; the agent's input gate keeps messages in order.
+
+Resume (docs/protocol.md): a ``resume`` frame, or ``?resumeAfter=`` on connect, is answered
+inline, before the next frame is read: the agent's committed replies after the named one (and
+of the ids the client still waits for) go out as ``replay`` frames in commit order, then one
+``resumed`` frame. A reply carries the trace its first delivery had while this worker still
+holds it (``ReplayTraces``, memory only), else a trace of its own with the replay's
+``worker.send``.
 """
 
 from __future__ import annotations
@@ -12,10 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from travelagent.agent.base import AgentDirectory
+from travelagent.agent.base import Agent, AgentDirectory
+from travelagent.agent.travel_agent import AgentError
+from travelagent.agent.turns import UnknownMessage
 from travelagent.wire import gateway as gw
 from travelagent.wire.trace import Trace, now_ns
 from travelagent.worker.config import WorkerConfig
@@ -25,6 +37,7 @@ from travelagent.worker.gateway_session import (
     GatewaySession,
     QueryError,
     Refuse,
+    Resume,
 )
 from travelagent.worker.keys import CONFIG, DIRECTORY, PER_ADDRESS, ROOMS, STATS
 
@@ -32,6 +45,37 @@ log = logging.getLogger(__name__)
 
 # aiohttp closes the socket (1009) above ``max_frame_bytes``: the hard cap is the limit, so a
 # frame too big for the codec is never read into memory first.
+
+
+class ReplayTraces:
+    """The final traces of the last ``max_entries`` replies, by (user, msg id): what a replay
+    of a reply this worker sent carries."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._traces: OrderedDict[tuple[str, str], Trace] = OrderedDict()
+
+    def keep(self, user_id: str, msg_id: str, trace: Trace) -> None:
+        self._traces[(user_id, msg_id)] = trace.copy()
+        self._traces.move_to_end((user_id, msg_id))
+        while len(self._traces) > self.max_entries:
+            self._traces.popitem(last=False)
+
+    def get(self, user_id: str, msg_id: str) -> Trace | None:
+        trace = self._traces.get((user_id, msg_id))
+        return None if trace is None else trace.copy()
+
+
+_REPLAY_TRACES: weakref.WeakKeyDictionary[web.Application, ReplayTraces] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def replay_traces(app: web.Application) -> ReplayTraces:
+    traces = _REPLAY_TRACES.get(app)
+    if traces is None:
+        traces = _REPLAY_TRACES[app] = ReplayTraces()
+    return traces
 
 
 class SocketSink:
@@ -45,9 +89,11 @@ class SocketSink:
         user_id: str,
         msg_id: str,
         process: str,
+        traces: ReplayTraces | None = None,
     ) -> None:
         self.ws, self.lock = ws, lock
         self.user_id, self.msg_id, self.process = user_id, msg_id, process
+        self.traces = traces
 
     async def _send(self, frame: str) -> None:
         if self.ws.closed:
@@ -64,16 +110,20 @@ class SocketSink:
     async def chunk(self, text: str) -> None:
         await self._send(gw.chunk_frame(text, user_id=self.user_id, msg_id=self.msg_id))
 
-    async def complete(self, text: str, trace: Trace | None) -> None:
+    def _keep(self, trace: Trace | None) -> None:
         if trace is not None:
             trace.try_stamp("worker.send", self.process)
+            if self.traces is not None:  # kept even if the socket is gone: a resume wants it
+                self.traces.keep(self.user_id, self.msg_id, trace)
+
+    async def complete(self, text: str, trace: Trace | None) -> None:
+        self._keep(trace)
         await self._send(
             gw.complete_frame(text, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
         )
 
     async def response(self, text: str, trace: Trace | None) -> None:
-        if trace is not None:
-            trace.try_stamp("worker.send", self.process)
+        self._keep(trace)
         await self._send(
             gw.response_frame(text, user_id=self.user_id, msg_id=self.msg_id, trace=trace)
         )
@@ -140,12 +190,21 @@ async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
             rooms.unbind(bound_user, bound_room)
         raise
     stats["gateway_sockets"] += 1
+    traces = replay_traces(request.app)
+
+    async def send(frame: str) -> None:
+        async with send_lock:
+            await ws.send_str(frame)
 
     try:
+        if admission.resume_after is not None and admission.user_id is not None:
+            resume = Resume(admission.user_id, admission.resume_after)
+            agent = directory.get(admission.user_id)
+            await _resume(send, agent, resume, traces=traces, stats=stats, process=cfg.process)
         async for msg in ws:
             t_recv = now_ns()
             if msg.type is WSMsgType.BINARY:
-                decision: Accept | Refuse = session.receive_binary()
+                decision: Accept | Resume | Refuse = session.receive_binary()
             elif msg.type is WSMsgType.TEXT:
                 decision = session.receive_text(msg.data, t_recv, inflight=len(inflight))
             else:
@@ -160,12 +219,18 @@ async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
                 frame = gw.error_frame(
                     decision.reason, user_id=decision.user_id, msg_id=decision.msg_id
                 )
-                async with send_lock:
-                    await ws.send_str(frame)
+                await send(frame)
+                continue
+            if isinstance(decision, Resume):
+                agent = directory.get(decision.user_id)
+                await _resume(
+                    send, agent, decision, traces=traces, stats=stats, process=cfg.process
+                )
                 continue
             sink = SocketSink(
-                ws, send_lock, user_id=decision.user_id, msg_id=decision.msg_id, process=cfg.process
-            )
+                ws, send_lock, user_id=decision.user_id, msg_id=decision.msg_id,
+                process=cfg.process, traces=traces,
+            )  # fmt: skip
             agent = directory.get(decision.user_id)
             task = asyncio.create_task(
                 agent.on_message(
@@ -188,3 +253,38 @@ async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
             rooms.unbind(bound_user, bound_room)
         stats["gateway_sockets"] -= 1
     return ws
+
+
+async def _resume(
+    send: Callable[[str], Awaitable[None]],
+    agent: Agent,
+    resume: Resume,
+    *,
+    traces: ReplayTraces,
+    stats: Counter[str],
+    process: str,
+) -> None:
+    """Replay ``resume.user_id``'s committed replies after ``resume.after`` and of its pending
+    ids, in commit order, then the ``resumed`` frame (or its error)."""
+    stats["gateway_resumes"] += 1
+    user = resume.user_id
+    try:
+        found = await agent.replies_after(resume.after, resume.pending)
+    except UnknownMessage as err:
+        stats["gateway_resume_unknown"] += 1
+        await send(gw.resumed_frame(resume.after, error=str(err)))
+        return
+    except AgentError as err:
+        await send(gw.resumed_frame(resume.after, error=f"replies cannot be read: {err}"))
+        return
+    for reply in found.replies:
+        trace = traces.get(user, reply.msg_id)
+        if trace is None:
+            trace = Trace.start(reply.msg_id)
+            trace.try_stamp("worker.send", process)
+        text = reply.reply or ""
+        await send(gw.replay_frame(text, user_id=user, msg_id=reply.msg_id, trace=trace))
+    stats["gateway_replayed"] += len(found.replies)
+    await send(
+        gw.resumed_frame(resume.after, replayed=len(found.replies), pending=dict(found.pending))
+    )

@@ -17,6 +17,9 @@ Design rules (every rule that decides who gets in and what a gateway frame becom
 - At most ``max_inflight`` messages are in flight on one socket; one more is refused.
 - An accepted message keeps the client's trace (or starts one with its id) and gets
   ``worker.recv`` at its arrival time, unless the trace is already full.
+- A resume (``{"type":"resume"}`` or ``?resumeAfter=`` on connect) asks for the bound user's
+  committed replies only: it binds the socket like a message, so a token's socket can never
+  resume another user's turns, and an open gateway's only the user it is bound to.
 - A refusal is an error frame and the socket stays open.
 
 ``handle_gateway_websocket`` (``gateway.py``) is the adapter: it reads frames, asks
@@ -58,6 +61,7 @@ class Admission:
     user_id: str | None
     room: str | None
     authenticated: bool
+    resume_after: str | None = None  # ?resumeAfter=: replay what followed that reply at once
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,17 @@ class Accept:
     text: str
     trace: Trace
     stream: bool
+    join_room: str | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Send ``user``'s committed replies after ``after`` and of ``pending`` (``wire.gateway``,
+    ``ResumeRequest``), then the ``resumed`` frame; ``join_room`` as in ``Accept``."""
+
+    user_id: str
+    after: str | None
+    pending: tuple[str, ...] = ()
     join_room: str | None = None
 
 
@@ -120,11 +135,16 @@ class GatewaySession:
     ) -> Admission:
         """Whether, and as whom, a socket request gets in; raise QueryError or AuthError."""
         user, room = GatewaySession.parse_query(query)
+        resume_after = query.get("resumeAfter") or None
+        if resume_after is not None and not gw.valid_msg_id(resume_after):
+            raise QueryError(f"resumeAfter must be 1-{gw.MAX_MSG_ID_CHARS} characters")
         token = bearer_token(query, headers)
         if token is None:
             if not open_access:
                 raise AuthError(401, "token required: ?token=... or Authorization: Bearer ...")
-            return Admission(user, room, authenticated=False)
+            if resume_after is not None and user is None:
+                raise QueryError("resumeAfter needs the user: a token or ?userId=")
+            return Admission(user, room, authenticated=False, resume_after=resume_after)
         try:
             claims = verify_token(token, policy, now_s=now_s)
         except TokenError as err:
@@ -135,7 +155,7 @@ class GatewaySession:
             grants = cf.Grants.build(claims.user, config_rooms=None, token_rooms=claims.rooms)
             if cf.channel_permission(grants, f"{cf.ROOM_NAMESPACE}:{room}") is not None:
                 raise AuthError(403, f"the token does not grant room {room!r}")
-        return Admission(claims.user, room, authenticated=True)
+        return Admission(claims.user, room, authenticated=True, resume_after=resume_after)
 
     def initial_room_binding(self) -> tuple[str, str] | None:
         """(user, room) to join before the upgrade, when the query names both."""
@@ -146,12 +166,14 @@ class GatewaySession:
     def receive_binary(self) -> Refuse:
         return Refuse(BINARY_REFUSAL, self.user_id)
 
-    def receive_text(self, text: str, t_ns: int, *, inflight: int = 0) -> Accept | Refuse:
+    def receive_text(self, text: str, t_ns: int, *, inflight: int = 0) -> Accept | Resume | Refuse:
         """What the frame ``text``, read at ``t_ns``, becomes with ``inflight`` replies pending."""
         try:
-            cm = gw.parse_client_frame(text, max_frame_bytes=self.max_frame_bytes)
+            cm = gw.parse_gateway_frame(text, max_frame_bytes=self.max_frame_bytes)
         except gw.FrameError as err:
             return Refuse(str(err), self.user_id)
+        if isinstance(cm, gw.ResumeRequest):
+            return self._resume(cm)
         user = self.user_id or cm.user_id
         if user is None:
             return Refuse("userId required: in the query (?userId=...) or in the message")
@@ -169,3 +191,15 @@ class GatewaySession:
         trace.try_stamp("worker.recv", self.process, t_ns=t_ns)
         stream = self.default_stream if cm.stream is None else cm.stream
         return Accept(user, msg_id, cm.text, trace, stream, join_room)
+
+    def _resume(self, req: gw.ResumeRequest) -> Resume | Refuse:
+        user = self.user_id or req.user_id
+        if user is None:
+            return Refuse("userId required: in the query (?userId=...) or in the resume")
+        join_room = None
+        if self.user_id is None:
+            self.user_id = user
+            join_room = self.room or None
+        elif req.user_id is not None and req.user_id != self.user_id:
+            return Refuse(f"this socket is bound to userId {self.user_id!r}", self.user_id)
+        return Resume(user, req.after, req.pending, join_room)
