@@ -297,6 +297,7 @@ class PhaseLog:
     inject_error: str = ""
     resets_done: int = 0
     connect_failures: dict[str, int] = field(default_factory=dict)
+    client_exceptions: dict[str, int] = field(default_factory=dict)
 
 
 def _inject(topo: Any, fault: Fault, phases: Phases, log: PhaseLog, state: LoadState) -> None:
@@ -360,6 +361,7 @@ async def _phase(
     log.ended_ns = time.time_ns()
     log.resets_done = state.resets_done
     log.connect_failures = dict(state.connect_failures)
+    log.client_exceptions = dict(state.client_exceptions)
     for mid, n in state.finals.items():
         finals[mid] = finals.get(mid, 0) + n
     return log

@@ -55,6 +55,7 @@ class LoadState:
 
     finals: Counter[str] = field(default_factory=Counter)
     connect_failures: Counter[str] = field(default_factory=Counter)
+    client_exceptions: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     # Set to ask every user to reset its socket at its next reply chunk (mid-reply), once.
     reset_mid_reply: asyncio.Event | None = None
@@ -158,11 +159,20 @@ async def _user(
                     continue
                 _count_finals(c, state.finals)
                 client = c
-            rec: MessageRecord = await client.request(texts[rng.randrange(len(texts))])
-            state.sent += 1
+            try:
+                recs: list[MessageRecord] = [
+                    await client.request(texts[rng.randrange(len(texts))])
+                ]
+            except Exception as err:  # the client raised instead of ending the message:
+                # what it started ends as an error the user saw (the exception), recorded
+                why = f"client raised {type(err).__name__}: {err}"
+                recs = list(client.pending.fail_all("error", why[:200]))
+                state.client_exceptions[why[:120]] += 1
+            state.sent += len(recs)
             in_generation += 1
-            recorder.add(rec)
-            if rec.status != "ok":
+            for rec in recs:
+                recorder.add(rec)
+            if not recs or any(r.status != "ok" for r in recs):
                 await _close(client)
                 client = None
             if load.think_ms:
