@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,9 @@ from travelagent.runner.experiment import ExperimentError
 S = 1_000_000_000
 
 
-def msg(mid: str, status: str, send_s: float, recv_s: float | None = None, error: str = ""):
+def msg(
+    mid: str, status: str, send_s: float, recv_s: float | None = None, error: str = ""
+) -> dict[str, Any]:
     return {
         "msg_id": mid,
         "status": status,
@@ -77,9 +80,7 @@ def _store(path: Path) -> sqlite3.Connection:
 
 
 def _turn(conn: sqlite3.Connection, agent: str, mid: str, seq: int, *, done: bool = True) -> None:
-    conn.execute(
-        "INSERT INTO messages VALUES (?, ?, 'user', 'hi', 1)", (agent, seq)
-    )
+    conn.execute("INSERT INTO messages VALUES (?, ?, 'user', 'hi', 1)", (agent, seq))
     conn.execute(
         "INSERT OR REPLACE INTO turns VALUES (?, ?, ?, ?, 'hi', ?, 1)",
         (agent, mid, "done" if done else "started", seq, "reply" if done else None),
@@ -116,9 +117,9 @@ def test_bad_chaos_files_are_refused_with_the_key() -> None:
         parse_chaos({**base, "faults": ["meteor"]})
     with pytest.raises(ExperimentError, match="arch must be one of gateway, realtime"):
         parse_chaos({**base, "scenarios": [{"preset": "loopback", "arch": "hybrid"}]})
-    with pytest.raises(ExperimentError, match="phases.hold_s must be a number"):
+    with pytest.raises(ExperimentError, match=r"phases\.hold_s must be a number"):
         parse_chaos({**base, "phases": {"hold_s": float("nan")}})
-    with pytest.raises(ExperimentError, match="load.users must be a whole number"):
+    with pytest.raises(ExperimentError, match=r"load\.users must be a whole number"):
         parse_chaos({**base, "load": {"users": 1.5}})
     with pytest.raises(ExperimentError, match="durations"):
         parse_chaos({**base, "durations_s": [3]})

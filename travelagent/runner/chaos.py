@@ -342,8 +342,15 @@ async def _phase(
     ph = exp.phases
     log.started_ns = time.time_ns()
     load = asyncio.create_task(
-        run_users(target, exp.load, recorder, state, prefix=prefix,
-                  duration_s=ph.before_s + ph.after_s, seed=index)  # fmt: skip
+        run_users(
+            target,
+            exp.load,
+            recorder,
+            state,
+            prefix=prefix,
+            duration_s=ph.before_s + ph.after_s,
+            seed=index,
+        )
     )
     await asyncio.sleep(ph.before_s)
     state.stop_at = math.inf  # the load goes on for as long as the fault takes
@@ -430,13 +437,13 @@ def count_path(
     rows: list[FaultCount] = []
     for lg in logs:
         mine = msgs[msgs["user"].astype(str).str.startswith(lg.prefix + "-u")]
-        records = [
+        records: list[dict[str, Any]] = [
             {
-                "msg_id": r.msg_id, "status": r.status, "error": r.error,
-                "send_ns": int(r.send_ns),
-                "recv_ns": None if pd.isna(r.recv_ns) else int(r.recv_ns),
+                "msg_id": r["msg_id"], "status": r["status"], "error": r["error"],
+                "send_ns": int(r["send_ns"]),
+                "recv_ns": None if pd.isna(r["recv_ns"]) else int(r["recv_ns"]),
             }
-            for r in mine.itertuples()
+            for r in mine.to_dict("records")
         ]  # fmt: skip
         agents = set(mine["agent"].astype(str))
         dups = store_duplicates(stores, agents)

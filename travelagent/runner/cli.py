@@ -30,11 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from travelagent.client.runinfo import new_run_id
-    from travelagent.runner.experiment import ExperimentError, load_experiment
-    from travelagent.runner.run import locust_command, run_experiment
-
     from travelagent.runner.chaos import is_chaos
-    from travelagent.runner.experiment import experiment_path
+    from travelagent.runner.experiment import ExperimentError, experiment_path, load_experiment
+    from travelagent.runner.run import locust_command, run_experiment
 
     if is_chaos(experiment_path(args.experiment)):
         return run_chaos_main(args)

@@ -73,13 +73,17 @@ class FaultCount:
         out["error_reasons"] = format_reasons(self.error_reasons)
         out["lost_reasons"] = format_reasons(self.lost_reasons)
         out["recovery_s"] = "" if math.isnan(self.recovery_s) else round(self.recovery_s, 3)
-        out["injected_at_s"] = "" if math.isnan(self.injected_at_s) else round(self.injected_at_s, 3)
+        out["injected_at_s"] = (
+            "" if math.isnan(self.injected_at_s) else round(self.injected_at_s, 3)
+        )
         return {k: out[k] for k in COLUMNS}
 
 
 def format_reasons(reasons: Mapping[str, int]) -> str:
     """``reason ×n; other ×m``, commonest first."""
-    return "; ".join(f"{r} ×{n}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    return "; ".join(
+        f"{r} ×{n}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
 
 
 def _reason(text: Any) -> str:

@@ -160,9 +160,7 @@ async def _user(
                 _count_finals(c, state.finals)
                 client = c
             try:
-                recs: list[MessageRecord] = [
-                    await client.request(texts[rng.randrange(len(texts))])
-                ]
+                recs: list[MessageRecord] = [await client.request(texts[rng.randrange(len(texts))])]
             except Exception as err:  # the client raised instead of ending the message:
                 # what it started ends as an error the user saw (the exception), recorded
                 why = f"client raised {type(err).__name__}: {err}"

@@ -76,7 +76,9 @@ def slope_per_minute(points: list[tuple[float, float]]) -> tuple[float, float, f
     return (b, b - h, b + h, n)
 
 
-def memory_summary(rss: list[tuple[int, str, int]], t0_ns: int, duration_s: float) -> dict[str, Any]:
+def memory_summary(
+    rss: list[tuple[int, str, int]], t0_ns: int, duration_s: float
+) -> dict[str, Any]:
     """Per process: RSS (MiB) at start and end (median of the first and last window after the
     warm-up) and the slope over window medians."""
     warm = max(WINDOW_S, duration_s * WARMUP_FRACTION)
@@ -89,13 +91,13 @@ def memory_summary(rss: list[tuple[int, str, int]], t0_ns: int, duration_s: floa
                 windows.setdefault(int((s - warm) // WINDOW_S), []).append(b / MIB)
         pts = [(warm + (k + 0.5) * WINDOW_S, statistics.median(v))
                for k, v in sorted(windows.items())]  # fmt: skip
-        slope, lo, hi, n = slope_per_minute(pts)
+        slope, lo, hi, n_windows = slope_per_minute(pts)
         out[name] = {
             "start_mib": round(pts[0][1], 2) if pts else None,
             "end_mib": round(pts[-1][1], 2) if pts else None,
             "slope_mib_per_min": round(slope, 4),
             "slope_ci95": [round(lo, 4), round(hi, 4)],
-            "windows": n,
+            "windows": n_windows,
         }
     return out
 
@@ -164,9 +166,10 @@ def render(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         bad = sum(v for k, v in r["statuses"].items() if k != "ok")
+        crashed = f" crashed: {r['crashed']}" if r["crashed"] else ""
         lines.append(f"{r['path']}: {r['messages']} messages in {r['minutes']:g} min "
                      f"({r['rate_per_s']}/s, {r['users']} users), not ok: {bad} "
-                     f"{r['statuses']}" + (f" crashed: {r['crashed']}" if r["crashed"] else ""))  # fmt: skip
+                     f"{r['statuses']}{crashed}")  # fmt: skip
         for err, n in r["errors"].items():
             lines.append(f"    {n} × {err}")
         lines.append(f"    {'process':<10} {'start MiB':>10} {'end MiB':>10} "
