@@ -117,7 +117,9 @@ async def test_webhooks_retried_while_the_worker_is_down_each_make_exactly_one_r
 
 async def test_a_reply_published_while_the_client_was_away_is_recovered(tmp_path: Path) -> None:
     async with realtime_path(tmp_path, stream=False, profile="note") as url:
-        client = AsyncRealtimeClient(url, "u8", jwt_secret=secret(JWT_SECRET_ENV), timeout_s=10)
+        client = AsyncRealtimeClient(
+            url, "u8", jwt_secret=secret(JWT_SECRET_ENV), timeout_s=10, auto_reconnect=False
+        )
         async with client:
             first = await client.request("hotels in Paris")
             assert first.status == "ok"

@@ -90,3 +90,45 @@ def test_server_frames_use_the_original_flags() -> None:
     assert json.loads(gw.chunk_frame("ab", msg_id="m"))["chunk"] is True
     done = json.loads(gw.complete_frame("abc", trace=Trace.start("m")))
     assert done["complete"] is True and done["text"] == "abc" and done["trace"]["id"] == "m"
+
+
+def test_a_resume_frame_names_the_last_reply_seen_and_the_ids_still_waiting() -> None:
+    req = gw.parse_gateway_frame(gw.resume_frame("m4", ["m5", "m6", "m5"], user_id="u1"))
+    assert req == gw.ResumeRequest("m4", ("m5", "m6"), "u1")
+    assert gw.parse_gateway_frame('{"type":"resume"}') == gw.ResumeRequest(None, (), None)
+    assert isinstance(gw.parse_gateway_frame(gw.message_frame("hi")), gw.ClientMessage)
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ('{"type":"resume","after":7}', "'after' must be a message id"),
+        ('{"type":"resume","after":""}', "'after' must be a message id"),
+        ('{"type":"resume","after":"' + "x" * 129 + '"}', "'after' must be a message id"),
+        ('{"type":"resume","pending":"m1"}', "'pending' must be a list"),
+        ('{"type":"resume","pending":[1]}', "'pending' must be a list"),
+        ('{"type":"resume","pending":' + json.dumps(["m"] * 257) + "}", "at most 256"),
+        ('{"type":"resume","userId":"a/b"}', "'userId'"),
+        ('{"type":"hello"}', "expected 'message' or 'resume'"),
+    ],
+)
+def test_a_bad_resume_is_refused_with_a_reason(frame: str, reason: str) -> None:
+    with pytest.raises(gw.FrameError, match=reason):
+        gw.parse_gateway_frame(frame)
+
+
+def test_the_agent_hosts_own_socket_still_takes_messages_only() -> None:
+    with pytest.raises(gw.FrameError, match=r"expected 'message'$"):
+        gw.parse_client_frame('{"type":"resume","after":"m1"}')
+
+
+def test_replays_and_the_end_of_a_resume_are_told_apart_by_a_client() -> None:
+    replay = gw.parse_server_frame(gw.replay_frame("hi", user_id="u1", msg_id="m2"))
+    assert replay.kind is gw.ServerFrameKind.RESPONSE and replay.replay and replay.text == "hi"
+    live = gw.parse_server_frame(gw.response_frame("hi", msg_id="m2"))
+    assert not live.replay
+    end = gw.parse_server_frame(gw.resumed_frame("m1", replayed=1, pending={"m2": "done"}))
+    assert end.kind is gw.ServerFrameKind.RESUMED and end.id == "m1"
+    assert end.pending == {"m2": "done"} and end.error is None
+    bad = gw.parse_server_frame(gw.resumed_frame("m0", error="unknown message id 'm0'"))
+    assert bad.kind is gw.ServerFrameKind.RESUMED and bad.error == "unknown message id 'm0'"

@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from strategies import JSON_OBJECTS, JSON_VALUES, TEXT
 
 from travelagent.wire import gateway as gw
-from travelagent.worker.gateway_session import Accept, GatewaySession, QueryError, Refuse
+from travelagent.worker.gateway_session import (
+    Accept,
+    GatewaySession,
+    QueryError,
+    Refuse,
+    Resume,
+)
 
 USERS = st.sampled_from(["u1", "u2"])
 
@@ -19,7 +25,20 @@ def frames() -> st.SearchStrategy[str]:
         {"type": st.just("message"), "text": st.one_of(st.just("hi"), JSON_VALUES)},
         optional={"userId": st.one_of(USERS, JSON_VALUES), "id": JSON_VALUES},
     )
-    return st.one_of(messages.map(json.dumps), JSON_OBJECTS.map(json.dumps), st.text(max_size=30))
+    resumes = st.fixed_dictionaries(
+        {"type": st.just("resume")},
+        optional={
+            "after": st.one_of(st.just("m1"), JSON_VALUES),
+            "pending": st.one_of(st.lists(st.sampled_from(["m1", "m2", ""])), JSON_VALUES),
+            "userId": st.one_of(USERS, JSON_VALUES),
+        },
+    )
+    return st.one_of(
+        messages.map(json.dumps),
+        resumes.map(json.dumps),
+        JSON_OBJECTS.map(json.dumps),
+        st.text(max_size=30),
+    )
 
 
 @given(
@@ -34,10 +53,16 @@ def test_every_frame_is_accepted_or_refused_and_the_socket_stays_bound_to_one_us
     joined = 0
     for t_ns, (text, inflight) in enumerate(inputs):
         out = session.receive_text(text, t_ns, inflight=inflight)
-        assert isinstance(out, Accept | Refuse)
+        assert isinstance(out, Accept | Resume | Refuse)
         joined += out.join_room is not None
         if isinstance(out, Refuse):
             assert out.reason
+            continue
+        if isinstance(out, Resume):  # binds like a message, never to another user
+            assert bound is None or out.user_id == bound
+            assert out.after is None or gw.valid_msg_id(out.after)
+            assert all(gw.valid_msg_id(m) for m in out.pending)
+            bound = out.user_id
             continue
         assert inflight < 64 and out.text.strip()
         assert bound is None or out.user_id == bound

@@ -17,6 +17,7 @@ from travelagent.worker.gateway_session import (
     GatewaySession,
     QueryError,
     Refuse,
+    Resume,
 )
 
 
@@ -177,3 +178,28 @@ def test_a_frame_claiming_another_user_on_a_token_bound_socket_is_refused() -> N
     s = GatewaySession(user_id=a.user_id, room=a.room)
     d = s.receive_text(frame(userId="u2", id="m1"), 1)
     assert isinstance(d, Refuse) and d.user_id == "u1" and "bound to userId" in d.reason
+
+
+def test_a_resume_binds_like_a_message_and_never_to_another_user() -> None:
+    session = GatewaySession(room="lobby")
+    out = session.receive_text('{"type":"resume","after":"m1","userId":"u1"}', 1)
+    assert out == Resume("u1", "m1", (), "lobby")
+    other = session.receive_text('{"type":"resume","after":"m1","userId":"u2"}', 2)
+    assert isinstance(other, Refuse) and "bound to userId 'u1'" in other.reason
+    unbound = GatewaySession().receive_text('{"type":"resume","after":"m1"}', 3)
+    assert isinstance(unbound, Refuse) and "userId required" in unbound.reason
+
+
+def test_resume_after_in_the_query_needs_a_known_user() -> None:
+    policy = TokenPolicy(secret="s" * 32)
+    adm = GatewaySession.admit(
+        {"userId": "u1", "resumeAfter": "m1"}, {}, policy=policy, open_access=True, now_s=0
+    )
+    assert adm.resume_after == "m1" and adm.user_id == "u1"
+    with pytest.raises(QueryError, match="resumeAfter needs the user"):
+        GatewaySession.admit({"resumeAfter": "m1"}, {}, policy=policy, open_access=True, now_s=0)
+    with pytest.raises(QueryError, match="resumeAfter must be"):
+        GatewaySession.admit(
+            {"userId": "u1", "resumeAfter": "x" * 200}, {}, policy=policy, open_access=True,
+            now_s=0,
+        )  # fmt: skip

@@ -48,7 +48,7 @@ class AsyncGatewayClient(AsyncClient):
         arch: str = "gateway",
         on_chunk: Callable[[str], None] | None = None,
         jwt_secret: str = "",
-        max_reconnects: int = 5,
+        max_reconnects: int = 8,
         resend: bool = True,
     ) -> None:
         self.url = gateway_ws_url(url, user_id, room)

@@ -5,6 +5,15 @@ The client subscribes to its agent channel ``travel:<user>``, publishes
 agent's ``agent_response`` publications with the same ``id`` (start/chunk/complete when
 streamed, ``isError`` on failure). Its own message, echoed back by the channel, is ignored.
 Reply bookkeeping is ``travelagent.client.replies``, shared with every other client.
+
+Reconnection: when the socket drops (a close, or the server's ``disconnect`` push with a code
+that allows it), the client reconnects by itself (at most ``max_reconnects`` attempts, doubling
+waits) and resubscribes with Centrifugo recovery from the last ``(offset, epoch)`` it saw:
+recovered replies complete their messages, and a message whose publish was never answered is
+published again under its id (the worker keys the turn by it, so it never runs twice). A
+message in flight at the drop is *cut off*: if its reply has not come by its deadline it ends
+``lost``, not ``timeout``. ``reconnect()`` does the same on demand and says ``True`` only when
+the service recovered the gap and every message cut off has its reply.
 """
 
 from __future__ import annotations
@@ -12,16 +21,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Any
+
+import websockets
 
 from travelagent.client.aio_core import AsyncClient, AsyncPendingSet
-from travelagent.client.centrifugo import CentrifugoClient, CentrifugoError, Push, make_token
+from travelagent.client.centrifugo import (
+    CentrifugoClient,
+    CentrifugoError,
+    ConnectionLost,
+    Push,
+    make_token,
+)
 from travelagent.client.replies import (
     Pending,
     ReplyEvent,
     agent_channel,
     classify_publication,
+    may_reconnect,
     message_data,
     realtime_ws_url,
+    reconnect_delay_s,
     start_message,
 )
 from travelagent.wire.trace import now_ns
@@ -40,41 +60,86 @@ class AsyncRealtimeClient(AsyncClient):
         stream: bool = False,
         timeout_s: float = 30.0,
         on_chunk: Callable[[str], None] | None = None,
+        auto_reconnect: bool = True,
+        max_reconnects: int = 8,
     ) -> None:
         self.user_id = user_id
         self.on_chunk = on_chunk
         self.channel = agent_channel(user_id)
         self.run, self.cell, self.publish = run, cell, publish
         self.stream, self.timeout_s = stream, timeout_s
+        self.auto_reconnect, self.max_reconnects = auto_reconnect, max_reconnects
         self._url, self._token = realtime_ws_url(url), make_token(user_id, jwt_secret)
-        self.centrifugo = CentrifugoClient(self._url, self._token, timeout_s=timeout_s)
+        self.centrifugo = self._new_centrifugo()
         self.pending = AsyncPendingSet()
         self._dispatch: asyncio.Task[None] | None = None
         self.recovery: tuple[int, str] | None = None  # last (offset, epoch) seen
+        self.reconnects = 0  # successful reconnections (by itself or by ``reconnect()``)
+        self.recovered = 0  # replies completed from a recovery
+        self.republished = 0  # messages published again after a reconnect
+        self._unacked: dict[str, dict[str, Any]] = {}  # msg id -> data, until publish answers
+        self._ready = asyncio.Event()  # connected and subscribed
+        self._closing = False
+
+    def _new_centrifugo(self) -> CentrifugoClient:
+        client = CentrifugoClient(self._url, self._token, timeout_s=self.timeout_s)
+        queue = client.pushes
+
+        def closed(lost: ConnectionLost) -> None:
+            body = {"code": lost.code, "reason": lost.reason}
+            queue.put_nowait(Push("closed", self.channel, body, now_ns()))
+
+        client.on_close = closed
+        return client
 
     async def connect(self) -> None:
+        self._closing = False
         await self.centrifugo.connect()
         result = await self.centrifugo.subscribe(self.channel)
         if "epoch" in result:
             self.recovery = (int(result.get("offset", 0)), str(result["epoch"]))
+        self._ready.set()
         self._dispatch = asyncio.create_task(self._run_dispatch())
 
     async def reconnect(self) -> bool:
         """Open a new socket and resubscribe from the last offset seen. Replies published in
-        between are recovered and complete their messages (stamped when recovered). Returns
-        whether the service could recover the gap (False: the epoch changed, replies lost)."""
+        between are recovered and complete their messages (stamped when recovered). True only
+        if the service recovered the gap and every message cut off by the drop has its reply;
+        False if the epoch changed (replies lost) or a cut-off message still waits."""
         await self._stop_dispatch()
         await self.centrifugo.aclose()
-        self.centrifugo = CentrifugoClient(self._url, self._token, timeout_s=self.timeout_s)
+        try:
+            return await self._resubscribe()
+        finally:
+            self._dispatch = asyncio.create_task(self._run_dispatch())
+
+    async def _resubscribe(self) -> bool:
+        self._ready.clear()
+        cut = self.pending.cut_off()
+        self.centrifugo = self._new_centrifugo()
         await self.centrifugo.connect()
         result = await self.centrifugo.subscribe(self.channel, recover_from=self.recovery)
         t = now_ns()
         for pub in result.get("publications", []):
-            self._on_publication(Push("pub", self.channel, pub, t))
+            if self._on_publication(Push("pub", self.channel, pub, t)):
+                self.recovered += 1
         if "epoch" in result:
             self.recovery = (int(result.get("offset", 0)), str(result["epoch"]))
-        self._dispatch = asyncio.create_task(self._run_dispatch())
-        return bool(result.get("recovered"))
+        self.reconnects += 1
+        self._ready.set()
+        await self._republish()
+        waiting = set(self.pending.ids())
+        return bool(result.get("recovered")) and not any(i in waiting for i in cut)
+
+    async def _republish(self) -> None:
+        """Publish again every message whose publish was never answered (same id)."""
+        waiting = set(self.pending.ids())
+        for mid, data in list(self._unacked.items()):
+            if mid not in waiting:
+                del self._unacked[mid]
+                continue
+            await self._publish(mid, data)
+            self.republished += 1
 
     async def _stop_dispatch(self) -> None:
         if self._dispatch is not None:
@@ -92,33 +157,93 @@ class AsyncRealtimeClient(AsyncClient):
         mid = p.record.msg_id
         self.pending.add(p)
         data = message_data(text, user_id=self.user_id, msg_id=mid, trace=p.trace, stream=None)
-        try:
-            await self.centrifugo.publish(self.channel, data)
-        except (CentrifugoError, ConnectionError, TimeoutError) as err:
-            self.pending.handle(ReplyEvent("error", mid, 0, error=f"publish refused: {err}"))
+        self._unacked[mid] = data
+        if self.auto_reconnect and not self._ready.is_set():
+            with contextlib.suppress(TimeoutError):  # reconnecting: publish on the new socket
+                await asyncio.wait_for(self._ready.wait(), self.timeout_s)
+        await self._publish(mid, data)
         return p
 
-    async def _run_dispatch(self) -> None:
-        queue = self.centrifugo.pushes
-        while True:
-            push = await queue.get()
-            if push.kind == "pub" and push.channel == self.channel:
-                self._on_publication(push)
-            elif push.kind == "disconnect":
-                break
-        self.pending.fail_all("lost", "disconnected before the reply")
+    async def _publish(self, mid: str, data: dict[str, Any]) -> None:
+        try:
+            await self.centrifugo.publish(self.channel, data)
+        except ConnectionLost as err:
+            if not self.auto_reconnect:
+                self._unacked.pop(mid, None)
+                self.pending.handle(ReplyEvent("error", mid, 0, error=f"publish failed: {err}"))
+            # else: unanswered; the reconnect publishes it again
+            return
+        except (CentrifugoError, ConnectionError, TimeoutError) as err:
+            self._unacked.pop(mid, None)
+            self.pending.handle(ReplyEvent("error", mid, 0, error=f"publish refused: {err}"))
+            return
+        self._unacked.pop(mid, None)
 
-    def _on_publication(self, push: Push) -> None:
+    async def _run_dispatch(self) -> None:
+        reason = "disconnected before the reply"
+        try:
+            while True:
+                push = await self.centrifugo.pushes.get()
+                if push.kind == "pub" and push.channel == self.channel:
+                    self._on_publication(push)
+                elif push.kind in ("disconnect", "closed"):
+                    code, why = push.body.get("code"), push.body.get("reason")
+                    reason = f"disconnected ({code} {why}) before the reply"
+                    if self._closing:
+                        break
+                    if not self.auto_reconnect or not may_reconnect(code):
+                        # Cut off: ``reconnect()`` may still recover them; if not, they end
+                        # ``lost`` at their deadline.
+                        self._ready.clear()
+                        self.pending.cut_off()
+                        return
+                    if not await self._reconnect_by_itself(reason):
+                        return
+        except asyncio.CancelledError:
+            raise  # stopped by ``reconnect()`` or ``close()``, which see to the messages
+        self._ready.clear()
+        if self._closing:
+            self.pending.fail_all("stopped", "client closed before the reply")
+        else:
+            self.pending.fail_all("lost", reason)
+
+    async def _reconnect_by_itself(self, reason: str) -> bool:
+        self._ready.clear()
+        self.pending.cut_off()
+        error = ""
+        for attempt in range(self.max_reconnects):
+            await asyncio.sleep(reconnect_delay_s(attempt))
+            if self._closing:
+                return False
+            with contextlib.suppress(Exception):
+                await self.centrifugo.aclose()
+            try:
+                await self._resubscribe()
+                return True
+            except (
+                CentrifugoError,
+                ConnectionError,
+                OSError,
+                TimeoutError,
+                websockets.InvalidHandshake,
+            ) as err:
+                error = str(err) or type(err).__name__
+        self.pending.fail_all("lost", f"{reason}; {self.max_reconnects} reconnects failed: {error}")
+        return False
+
+    def _on_publication(self, push: Push) -> bool:
+        """Apply one publication; True if it completed a message."""
         if self.recovery is not None and push.offset:
             self.recovery = (max(push.offset, self.recovery[0]), self.recovery[1])
         ev = classify_publication(push.data, push.size, push.t_ns)
         if ev is None:
-            return  # our own message echoed back, or someone else's traffic
+            return False  # our own message echoed back, or someone else's traffic
         if ev.kind == "chunk" and self.on_chunk is not None:
             self.on_chunk(ev.text)
-        self.pending.handle(ev)
+        return self.pending.handle(ev) is not None
 
     async def close(self) -> None:
+        self._closing = True
         await self._stop_dispatch()
         await self.centrifugo.aclose()
-        self.pending.fail_all("lost", "client closed")
+        self.pending.fail_all("stopped", "client closed before the reply")

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,9 @@ class CentrifugoClient:
         self._pending: dict[int, asyncio.Future[cf.ServerReply]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.closed: ConnectionLost | None = None
+        # Called once the socket has closed (after pending commands fail): a client that
+        # reconnects by itself learns of the drop here rather than by a timeout.
+        self.on_close: Callable[[ConnectionLost], None] | None = None
 
     async def connect(self, **params: Any) -> dict[str, Any]:
         """Open the socket and send ``connect``; return its result (client id, ping interval)."""
@@ -165,6 +169,8 @@ class CentrifugoClient:
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(self.closed)
+            if self.on_close is not None:
+                self.on_close(self.closed)
 
     async def _on_message(self, ws: ClientConnection, msg: cf.ServerMessage, t_ns: int) -> None:
         if isinstance(msg, cf.ServerReply):

@@ -102,6 +102,9 @@ class PendingSet:
         self._lock = threading.Lock()
         self.on_done = on_done
         self.ids_echoed = False  # the peer echoes message ids (else replies match in order)
+        # Ids in flight when the connection dropped (``cut_off``): one that times out before
+        # its reply is recovered ends ``lost``, not ``timeout``.
+        self._cut: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -152,11 +155,25 @@ class PendingSet:
                 del self._pending[p.record.msg_id]
         out = []
         for p in late:
-            p.record.status = "timeout"
-            p.record.error = "no complete reply before the timeout"
+            if p.record.msg_id in self._cut:
+                p.record.status = "lost"
+                p.record.error = "the connection dropped and the reply was not recovered"
+            else:
+                p.record.status = "timeout"
+                p.record.error = "no complete reply before the timeout"
             p.record.trace = p.trace
             out.append(self._finish(p))
         return out
+
+    def cut_off(self) -> list[str]:
+        """Mark every message in flight as cut off by a dropped connection; return their ids."""
+        with self._lock:
+            ids = list(self._pending)
+            self._cut.update(ids)
+            return ids
+
+    def is_cut_off(self, msg_id: str) -> bool:
+        return msg_id in self._cut
 
     def fail_all(self, status: str, error: str) -> list[MessageRecord]:
         """End every outstanding message (connection lost or closed)."""
@@ -194,6 +211,7 @@ class PendingSet:
             return min((p.deadline_ns for p in self._pending.values()), default=None)
 
     def _finish(self, p: Pending) -> MessageRecord:
+        self._cut.discard(p.record.msg_id)
         p.done.set()
         if self.on_done is not None:
             self.on_done(p.record)
@@ -297,6 +315,11 @@ def start_message(
 
 # -- gateway resume (docs/protocol.md): what a reconnected client does -----------------------------
 RECONNECT_BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+def may_reconnect(code: Any) -> bool:
+    """Centrifugo's rule: a disconnect code in 3500-3999 (or 4500-4999) means do not."""
+    return not (isinstance(code, int) and (3500 <= code <= 3999 or 4500 <= code <= 4999))
 
 
 def reconnect_delay_s(attempt: int) -> float:

@@ -183,7 +183,7 @@ class GatewayClient(SocketClient):
         on_done: OnDone | None = None,
         arch: str | None = None,
         jwt_secret: str = "",
-        max_reconnects: int = 5,
+        max_reconnects: int = 8,
         resend: bool = True,
     ) -> None:
         """``max_reconnects``: attempts after a drop with messages in flight (0: none, they

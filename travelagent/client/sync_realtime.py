@@ -12,10 +12,18 @@ for presence.
 
 The frame handling (``decode_frames``, ``classify_push``) is pure; ``RealtimeClient`` is the thin
 socket layer, sharing its message bookkeeping with the gateway client.
+
+Reconnection, as the asyncio ``AsyncRealtimeClient``: when the socket drops with messages in
+flight (a close, or a ``disconnect`` push whose code allows it), the client reconnects by itself
+(``max_reconnects`` attempts, doubling waits), resubscribes with recovery from the last
+``(offset, epoch)`` seen, completes messages from the recovered replies and publishes again
+those whose publish was never answered (same id). A message cut off by the drop ends ``lost``
+(not ``timeout``) if its reply has not come by its deadline, or when every attempt fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,8 +39,10 @@ from travelagent.client.replies import (
     ReplyEvent,
     agent_channel,
     classify_publication,
+    may_reconnect,
     message_data,
     realtime_ws_url,
+    reconnect_delay_s,
     start_message,
 )
 from travelagent.client.sync_gateway import SocketClient, ws_connect
@@ -88,6 +98,7 @@ class RealtimeClient(SocketClient):
         agent: bool = True,
         rooms: tuple[str, ...] = (),
         on_push: Callable[[str, str], None] | None = None,
+        max_reconnects: int = 8,
     ) -> None:
         self.url = realtime_ws_url(url)
         self.user_id = user_id
@@ -106,6 +117,14 @@ class RealtimeClient(SocketClient):
         self._cmd_id = 0
         self._publishes: dict[int, str] = {}  # command id -> message id, for publish errors
         self._send_lock = threading.Lock()
+        self.max_reconnects = max_reconnects
+        self.recovery: tuple[int, str] | None = None  # last (offset, epoch) of the agent channel
+        self._unacked: dict[str, dict[str, Any]] = {}  # msg id -> publish data, until answered
+        self._disconnect_code: int | None = None
+        self._conn_lock = threading.RLock()
+        self.reconnects = 0  # successful reconnections
+        self.recovered = 0  # replies completed from a recovery
+        self.republished = 0  # messages published again after a reconnect
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -147,7 +166,14 @@ class RealtimeClient(SocketClient):
                 return reply if isinstance(reply, dict) else {}
 
     def connect(self) -> None:
+        self._connect(recover=False)
+
+    def _connect(self, *, recover: bool) -> list[MessageRecord]:
+        """Open, connect and subscribe; with ``recover``, from the last position seen, and
+        return the records the recovered publications completed."""
         self._ws = ws_connect(self.url, timeout_s=self.connect_timeout_s)
+        self._disconnect_code = None
+        done: list[MessageRecord] = []
         try:
             token = make_token(self.user_id, self.jwt_secret)
             reply = self._await_reply(
@@ -155,8 +181,19 @@ class RealtimeClient(SocketClient):
             )
             self.client_id = str(reply.get("client", ""))
             if self.agent:
-                cid = self._command("subscribe", {"channel": agent_channel(self.user_id)})
-                self._await_reply(cid, "subscribe")
+                params: dict[str, Any] = {"channel": agent_channel(self.user_id)}
+                if recover and self.recovery is not None:
+                    params.update(recover=True, offset=self.recovery[0], epoch=self.recovery[1])
+                sub = self._await_reply(self._command("subscribe", params), "subscribe")
+                t_ns = now_ns()
+                for pub in sub.get("publications") or []:
+                    if isinstance(pub, dict):
+                        rec = self._publication(pub, len(str(pub.get("data"))), t_ns)
+                        if rec is not None:
+                            self.recovered += 1
+                            done.append(rec)
+                if "epoch" in sub:
+                    self.recovery = (int(sub.get("offset", 0)), str(sub["epoch"]))
             for room in self.rooms:
                 cid = self._command("subscribe", {"channel": room, "join_leave": True})
                 self._await_reply(cid, "subscribe")
@@ -164,14 +201,56 @@ class RealtimeClient(SocketClient):
             ws, self._ws = self._ws, None
             ws.close()
             raise
+        return done
+
+    def _connection_lost(self, reason: str) -> list[MessageRecord]:
+        code = self._disconnect_code
+        if self.max_reconnects <= 0 or not may_reconnect(code):
+            return super()._connection_lost(reason)
+        with self._conn_lock:
+            if self._ws is not None:  # another greenlet reconnected already
+                return []
+            self.pending.cut_off()
+            error = ""
+            for attempt in range(self.max_reconnects):
+                time.sleep(reconnect_delay_s(attempt))
+                try:
+                    done = self._connect(recover=True)
+                except Exception as err:
+                    error = str(err) or type(err).__name__
+                    continue
+                self.reconnects += 1
+                self._republish()
+                return done
+            return self.pending.fail_all(
+                "lost", f"{reason}; {self.max_reconnects} reconnects failed: {error}"
+            )
+
+    def _republish(self) -> None:
+        """Publish again (same id) every message whose publish was never answered."""
+        waiting = set(self.pending.ids())
+        self._publishes.clear()  # answers to the old socket's commands never come
+        for mid, data in list(self._unacked.items()):
+            if mid not in waiting:
+                del self._unacked[mid]
+                continue
+            with self._send_lock:
+                self._cmd_id += 1
+                self._publishes[self._cmd_id] = mid
+                params = {"channel": agent_channel(self.user_id), "data": data}
+                self._ws.send(cf.command(self._cmd_id, "publish", params))
+            self.republished += 1
 
     # -- messages -----------------------------------------------------------------------------
 
     def send(
         self, text: str, *, intended_ns: int | None = None, msg_id: str | None = None
     ) -> Pending:
-        if self._ws is None:
-            self.connect()
+        with self._conn_lock:
+            if self._ws is None and len(self.pending):
+                self._connection_lost("connection lost")
+            if self._ws is None:
+                self.connect()
         with self._send_lock:
             self._cmd_id += 1
             cid = self._cmd_id
@@ -187,10 +266,14 @@ class RealtimeClient(SocketClient):
                 text, user_id=self.user_id, msg_id=mid, trace=p.trace, stream=self.stream
             )
             params = {"channel": agent_channel(self.user_id), "data": data}
+            if self.agent and self.max_reconnects > 0:
+                self._unacked[mid] = data
             try:
                 self._ws.send(cf.command(cid, "publish", params))
             except Exception as err:
-                self.pending.fail_all("error", f"send failed: {err}")
+                if mid not in self._unacked:
+                    self.pending.fail_all("error", f"send failed: {err}")
+                # else: still in flight; the reader reconnects and publishes it again
                 self._ws = None
         return p
 
@@ -202,6 +285,7 @@ class RealtimeClient(SocketClient):
         cid = obj.get("id")
         if isinstance(cid, int) and cid in self._publishes:
             mid = self._publishes.pop(cid)
+            self._unacked.pop(mid, None)
             if "error" in obj:
                 err = obj.get("error") or {}
                 reason = f"publish refused: {err.get('code')} {err.get('message')}"
@@ -222,13 +306,25 @@ class RealtimeClient(SocketClient):
         elif isinstance(push.get("pub"), dict):
             self.presence.publications += 1
             if channel == agent_channel(self.user_id):
-                ev = classify_publication(push["pub"].get("data"), size, t_ns)
-                if ev is not None:
-                    return self.pending.handle(ev)
+                return self._publication(push["pub"], size, t_ns)
         elif "disconnect" in push:
-            self._ws = None
-            self.pending.fail_all("lost", f"disconnected by server: {push['disconnect']}")
+            # The server closes the socket next: the reader sees it and reconnects, unless
+            # the code forbids it (then what is in flight ends lost).
+            info = push["disconnect"] if isinstance(push["disconnect"], dict) else {}
+            code = info.get("code")
+            self._disconnect_code = code if isinstance(code, int) else None
+            ws, self._ws = self._ws, None
+            if ws is not None:
+                with contextlib.suppress(Exception):
+                    ws.close()
         return None
+
+    def _publication(self, pub: dict[str, Any], size: int, t_ns: int) -> MessageRecord | None:
+        offset = pub.get("offset")
+        if self.recovery is not None and isinstance(offset, int):
+            self.recovery = (max(offset, self.recovery[0]), self.recovery[1])
+        ev = classify_publication(pub.get("data"), size, t_ns)
+        return self.pending.handle(ev) if ev is not None else None
 
     def _frame_records(self, data: str | bytes, t_ns: int) -> list[MessageRecord]:
         done = []
