@@ -298,6 +298,8 @@ class PhaseLog:
     resets_done: int = 0
     connect_failures: dict[str, int] = field(default_factory=dict)
     client_exceptions: dict[str, int] = field(default_factory=dict)
+    settle_s: float = 0.0  # before the phase: until a probe message got an ok reply
+    settled: bool = True
 
 
 def _inject(topo: Any, fault: Fault, phases: Phases, log: PhaseLog, state: LoadState) -> None:
@@ -323,6 +325,46 @@ def _inject(topo: Any, fault: Fault, phases: Phases, log: PhaseLog, state: LoadS
     log.cleared_ns = time.time_ns()
 
 
+SETTLE_LIMIT_S = 30.0
+
+
+def _target(topo: Any, path: ChaosPath, run_id: str, cell: str) -> Target:
+    return Target(
+        arch=path.arch,
+        url=topo.urls["gateway" if path.arch == "gateway" else "realtime"],
+        jwt_secret=topo.secrets[JWT_SECRET_ENV],
+        run=run_id,
+        cell=cell,
+        publish=path.publish,
+        stream=bool(path.scenario.worker.stream),
+    )
+
+
+async def _settle(
+    topo: Any, exp: ChaosExperiment, path: ChaosPath, index: int, run_id: str
+) -> tuple[float, bool]:
+    """Probe the path with one user until a message gets an ok reply (at most
+    ``SETTLE_LIMIT_S``); (seconds it took, whether it did). Its messages are not counted."""
+    t0 = time.monotonic()
+    target = _target(topo, path, run_id, f"{path.name}-settle")
+    probe = UserLoad(users=1, think_ms=100, timeout_s=exp.load.timeout_s,
+                     message_mix=exp.load.message_mix, rotate_every=0)  # fmt: skip
+
+    class _Sink:
+        ok = False
+
+        def add(self, rec: Any) -> None:
+            if rec.status == "ok":
+                self.ok = True
+                state.stop_at = 0.0  # done: the user stops after this message
+
+    sink = _Sink()
+    state = LoadState()
+    await run_users(target, probe, sink, state, prefix=f"{path.name}-s{index}",  # type: ignore[arg-type]
+                    duration_s=SETTLE_LIMIT_S)  # fmt: skip
+    return (time.monotonic() - t0, sink.ok)
+
+
 async def _phase(
     topo: Any, exp: ChaosExperiment, path: ChaosPath, fault: Fault, index: int,
     recorder: Recorder, run_id: str, finals: dict[str, int],
@@ -330,15 +372,7 @@ async def _phase(
     prefix = f"{path.name}-p{index}"
     log = PhaseLog(fault.name, fault.target, prefix)
     state = LoadState(reset_mid_reply=asyncio.Event())
-    target = Target(
-        arch=path.arch,
-        url=topo.urls["gateway" if path.arch == "gateway" else "realtime"],
-        jwt_secret=topo.secrets[JWT_SECRET_ENV],
-        run=run_id,
-        cell=path.name,
-        publish=path.publish,
-        stream=bool(path.scenario.worker.stream),
-    )
+    target = _target(topo, path, run_id, path.name)
     ph = exp.phases
     log.started_ns = time.time_ns()
     load = asyncio.create_task(
@@ -363,7 +397,8 @@ async def _phase(
             log.inject_error = f"{type(err).__name__}: {err}"[:500]
             log.cleared_ns = time.time_ns()
     # after_s of load once the fault is over (a restarted process healthy, a link clear)
-    state.stop_at = time.monotonic() + ph.after_s
+    state.cleared_at = time.monotonic()
+    state.stop_at = state.cleared_at + ph.after_s
     await load
     log.ended_ns = time.time_ns()
     log.resets_done = state.resets_done
@@ -394,9 +429,12 @@ def _run_path(
             for i, fault in enumerate(exp.plan(path)):
                 if progress is not None:
                     progress(path, fault)
-                logs.append(
-                    asyncio.run(_phase(topo, exp, path, fault, i, recorder, run_id, finals))
-                )
+                # The previous phase's fault must not spill into this one: wait until the path
+                # answers again (bounded), and say how long that took.
+                settle = asyncio.run(_settle(topo, exp, path, i, run_id)) if i else (0.0, True)
+                log = asyncio.run(_phase(topo, exp, path, fault, i, recorder, run_id, finals))
+                log.settle_s, log.settled = round(settle[0], 3), settle[1]
+                logs.append(log)
             crashes = [c.name for c in topo.crashes]
             info["status"] = "ok" if not crashes else "failed"
             if crashes:

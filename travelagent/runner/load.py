@@ -61,6 +61,9 @@ class LoadState:
     reset_mid_reply: asyncio.Event | None = None
     resets_done: int = 0
     stop_at: float = 0.0  # time.monotonic() when users stop sending; may be moved while running
+    # Set when a fault is over: each user then starts at least one message after it (so the
+    # recovery shows), if need be past stop_at, but not past stop_at + 2 timeouts.
+    cleared_at: float | None = None
 
 
 def reset_socket(client: AsyncClient) -> bool:
@@ -141,7 +144,16 @@ async def _user(
                 state.resets_done += 1
 
     try:
-        while time.monotonic() < state.stop_at:
+        sent_after_clear = False
+
+        def go_on() -> bool:
+            now = time.monotonic()
+            if now < state.stop_at:
+                return True
+            owed = state.cleared_at is not None and not sent_after_clear
+            return owed and now < state.stop_at + 2 * load.timeout_s
+
+        while go_on():
             if load.rotate_every and in_generation >= load.rotate_every:
                 generation, in_generation = generation + 1, 0
                 if client is not None:
@@ -159,6 +171,8 @@ async def _user(
                     continue
                 _count_finals(c, state.finals)
                 client = c
+            if state.cleared_at is not None and time.monotonic() >= state.cleared_at:
+                sent_after_clear = True
             try:
                 recs: list[MessageRecord] = [await client.request(texts[rng.randrange(len(texts))])]
             except Exception as err:  # the client raised instead of ending the message:
