@@ -6,6 +6,11 @@ second whatever the replies do, and a receiver greenlet matches replies to messa
 carries its intended send time. Messages still in flight when a user stops are given up to
 ``--stop-timeout`` (at most ``--timeout-s``) and otherwise end as ``stopped`` (cut short by the
 stop, not a failure); none is dropped.
+
+A user whose socket drops mid-reply does not lose the message to it: the clients reconnect by
+themselves (the gateway ones resume after the last reply seen and resend under the same ids;
+the realtime ones resubscribe with recovery), so a message ends ``ok``, ``error`` with the
+reason the client was told, ``timeout``, ``lost`` (see docs/load.md) or ``stopped``.
 """
 
 from __future__ import annotations

@@ -88,3 +88,62 @@ async def test_a_closed_store_refuses_work_with_a_clear_error(tmp_path: Path) ->
 def test_unknown_synchronous_mode_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         AgentStore(tmp_path / "x.db", synchronous="SOMETIMES")
+
+
+async def commit_turn(
+    store: AgentStore, state: TripState, name: str, msg_id: str, *, done: bool = True
+) -> None:
+    from travelagent.agent.store import TurnDone, TurnStart
+
+    seq = state.message_count
+    state.message_count += 1
+    await store.commit(
+        name, state, [(seq, "user", f"q {msg_id}")], turn=TurnStart(msg_id, seq, "q")
+    )
+    if done:
+        state.message_count += 1
+        await store.commit(
+            name,
+            state,
+            [(seq + 1, "assistant", f"a {msg_id}")],
+            turn=TurnDone(msg_id, f"a {msg_id}"),
+        )
+
+
+async def test_replies_after_gives_the_done_turns_after_one_in_commit_order(
+    tmp_path: Path,
+) -> None:
+    store = AgentStore(tmp_path / "a.db", synchronous="NORMAL")
+    try:
+        mine, other = TripState(), TripState()
+        for m in ("m1", "m2", "m3"):
+            await commit_turn(store, mine, "u1", m)
+        await commit_turn(store, mine, "u1", "m4", done=False)  # started: no reply yet
+        await commit_turn(store, mine, "u1", "m5")
+        await commit_turn(store, other, "u2", "x1")
+        after = await store.replies_after("u1", "m2", ["m4", "m1", "x1", "zz"])
+        nothing = await store.replies_after("u1", "m5")
+        unknown = await store.replies_after("u1", "x1")  # u2's id is not u1's
+    finally:
+        await store.close()
+    assert after is not None and nothing is not None
+    assert [(r.msg_id, r.reply) for r in after.replies] == [
+        ("m1", "a m1"),  # asked for by id, though before "after"
+        ("m3", "a m3"),
+        ("m5", "a m5"),
+    ]
+    assert after.pending == {"m4": "started", "m1": "done", "x1": "new", "zz": "new"}
+    assert nothing.replies == [] and unknown is None
+
+
+async def test_replies_after_ignores_turns_older_than_the_retention(tmp_path: Path) -> None:
+    store = AgentStore(tmp_path / "a.db", synchronous="NORMAL", turn_retention_s=0.0)
+    try:
+        state = TripState()
+        await commit_turn(store, state, "u1", "m1")
+        found = await store.replies_after("u1", None, ["m1"])
+        gone = await store.replies_after("u1", "m1")
+    finally:
+        await store.close()
+    assert found is not None and found.replies == [] and found.pending == {"m1": "new"}
+    assert gone is None

@@ -234,6 +234,9 @@ async def test_async_client_ends_in_error_when_reconnects_fail(
                 await link.set_faults(Faults(reset=True, refuse=True))
                 rec = await client.wait(p)
                 llm.gate.set()
+                await link.set_faults(Faults())
+                after = await client.request("hotels in Oslo")  # starts afresh
         finally:
             await link.stop()
     assert rec.status == "error" and "2 reconnects failed" in rec.error
+    assert after.status == "ok" and after.reply == "Reply 2 begins. Reply 2 ends."

@@ -126,8 +126,14 @@ async def test_giving_up_reconnecting_ends_what_was_cut_off_as_lost(
         cut = await client.send("hotels in Rome")
         await rt.stop()
         rec = await client.wait(cut)
+        await rt.start()
+        again = await client.send("hotels in Oslo")  # starts afresh (no worker: no reply)
+        history = await client.centrifugo.history("travel:u3", limit=-1)
         await client.close()
     assert rec.status == "lost" and "2 reconnects failed" in rec.error
+    published = [p["data"].get("id") for p in history["publications"]]
+    assert published[-1] == again.record.msg_id
+    assert again.record.status == "stopped"  # still waiting when the client was closed
 
 
 async def test_reconnect_says_recovered_only_when_the_reply_was_delivered(

@@ -68,3 +68,31 @@ def test_any_reply_and_its_trace_read_back_or_raise_rpc_error(data: Any) -> None
 )
 def test_any_error_body_gives_a_reason_string(body: bytes) -> None:
     assert isinstance(rpc.error_reason(body), str)
+
+
+@given(JSON_VALUES)
+def test_any_replies_request_parses_or_gets_a_reason(body: Any) -> None:
+    try:
+        after, ids = rpc.parse_replies_request(body)
+    except rpc.RpcError as err:
+        assert str(err)
+        return
+    assert after is None or (isinstance(after, str) and after)
+    assert all(isinstance(i, str) and i for i in ids) and len(ids) <= rpc.MAX_RESUME_IDS
+
+
+@given(
+    st.lists(st.tuples(TEXT.filter(bool), st.integers(0, 10**6), TEXT), max_size=4),
+    st.dictionaries(TEXT, st.sampled_from(["new", "started", "done"]), max_size=4),
+)
+def test_replies_round_trip(replies: list[tuple[str, int, str]], pending: dict[str, str]) -> None:
+    wire = json.loads(json.dumps(rpc.replies_body(replies, pending)))
+    assert rpc.parse_replies(wire) == (replies, pending)
+
+
+@given(JSON_VALUES)
+def test_any_replies_answer_reads_back_or_raises_rpc_error(data: Any) -> None:
+    try:
+        rpc.parse_replies(data)
+    except rpc.RpcError as err:
+        assert str(err)

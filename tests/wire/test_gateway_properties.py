@@ -110,3 +110,40 @@ def test_every_server_frame_round_trips_to_its_kind(
 @given(TRACES)
 def test_trace_round_trips_through_the_wire(trace: Trace) -> None:
     assert Trace.from_wire(json.loads(json.dumps(trace.to_wire()))) == trace
+
+
+def near_valid_resumes() -> st.SearchStrategy[dict[str, Any]]:
+    """A valid resume frame with one key replaced by an arbitrary JSON value."""
+    base = {"type": "resume", "after": "m1", "pending": ["m2"], "userId": "u1"}
+    keys = st.sampled_from(["after", "pending", "userId"])
+    return st.tuples(keys, JSON_VALUES).map(lambda kv: {**base, kv[0]: kv[1]})
+
+
+@given(st.one_of(JSON_OBJECTS, near_valid_frames(), near_valid_resumes()))
+def test_any_frame_is_a_message_a_resume_or_gets_a_reason(obj: dict[str, Any]) -> None:
+    try:
+        out = gw.parse_gateway_frame(json.dumps(obj), max_frame_bytes=4096)
+    except gw.FrameError as err:
+        assert str(err)
+        return
+    if isinstance(out, gw.ResumeRequest):
+        assert out.after is None or gw.valid_msg_id(out.after)
+        assert len(out.pending) <= gw.MAX_RESUME_PENDING
+        assert all(gw.valid_msg_id(m) for m in out.pending)
+        assert len(set(out.pending)) == len(out.pending)
+        assert out.user_id is None or gw.valid_user_id(out.user_id)
+    else:
+        assert isinstance(out, gw.ClientMessage) and out.text.strip()
+
+
+@given(st.one_of(st.none(), MSG_IDS), st.lists(MSG_IDS, max_size=5))
+def test_a_resume_frame_round_trips(after: str | None, pending: list[str]) -> None:
+    out = gw.parse_gateway_frame(gw.resume_frame(after, pending))
+    assert out == gw.ResumeRequest(after, tuple(dict.fromkeys(pending)), None)
+
+
+@given(JSON_VALUES)
+def test_any_server_frame_that_says_resumed_is_classified_without_raising(value: Any) -> None:
+    frame = gw.parse_server_frame(json.dumps({"type": "resumed", "after": value, "pending": value}))
+    assert frame.kind is gw.ServerFrameKind.RESUMED
+    assert frame.pending is None or isinstance(frame.pending, dict)

@@ -87,6 +87,8 @@ class AsyncGatewayClient(AsyncClient):
         """Start one message without waiting (open loop); pass the result to ``wait``."""
         if self._reader is None:
             raise RuntimeError("connect() first")
+        if self._reader.done() and not self._closing:  # the reader gave up: start afresh
+            await self.connect()
         p = start_message(
             run=self.run, cell=self.cell, arch=self.arch, publish="", stream=self.stream,
             user_id=self.user_id, timeout_s=self.timeout_s, intended_ns=intended_ns,
@@ -98,8 +100,6 @@ class AsyncGatewayClient(AsyncClient):
             if len(self._texts) > 2 * len(self.pending) + 64:
                 keep = set(self.pending.ids())
                 self._texts = {k: v for k, v in self._texts.items() if k in keep}
-        if self._reader.done():  # the reader gave up earlier: start afresh
-            await self.connect()
         await self._send_message(mid, text, p)
         return p
 
@@ -157,7 +157,11 @@ class AsyncGatewayClient(AsyncClient):
             self._ws, self._asked = ws, self.pending.ids()
             self._ready.set()
             try:
-                await ws.send(gw.resume_frame(self.last_reply, self._asked, user_id=self.user_id))
+                await ws.send(
+                    gw.resume_frame(
+                        self.last_reply, self._asked[: gw.MAX_RESUME_PENDING], user_id=self.user_id
+                    )
+                )
             except websockets.ConnectionClosed as err:
                 self._ready.clear()
                 error = str(err)
@@ -198,7 +202,9 @@ class AsyncGatewayClient(AsyncClient):
             # The worker does not know our last reply (a new database, or past its retention):
             # ask for the pending ids alone.
             self.last_reply = None
-            await ws.send(gw.resume_frame(None, asked, user_id=self.user_id))
+            await ws.send(
+                gw.resume_frame(None, asked[: gw.MAX_RESUME_PENDING], user_id=self.user_id)
+            )
             return
         self._asked = None
         states = None if frame is None else (frame.pending or {})

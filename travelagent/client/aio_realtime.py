@@ -149,6 +149,13 @@ class AsyncRealtimeClient(AsyncClient):
             self._dispatch = None
 
     async def send(self, text: str, *, intended_ns: int | None = None) -> Pending:
+        dispatch = self._dispatch
+        if self.auto_reconnect and dispatch is not None and dispatch.done() and not self._closing:
+            # Reconnecting gave up earlier: start afresh (a refusal reaches the caller).
+            with contextlib.suppress(Exception):
+                await self.centrifugo.aclose()
+            self.centrifugo = self._new_centrifugo()
+            await self.connect()
         p = start_message(
             run=self.run, cell=self.cell, arch="realtime", publish=self.publish,
             stream=self.stream, user_id=self.user_id, timeout_s=self.timeout_s,

@@ -353,6 +353,6 @@ def plan_after_resume(
         # it is, a resend gets the stored reply.
         if resend:
             plan.resend.append(msg_id)
-        elif states.get(msg_id, "new") == "new":
+        elif states.get(msg_id) == "new":  # not asked about (over the cap): not confirmed
             plan.lost.append(msg_id)
     return plan

@@ -37,6 +37,7 @@ from travelagent.client.replies import (
     start_message,
 )
 from travelagent.wire.gateway import (
+    MAX_RESUME_PENDING,
     ServerFrameKind,
     message_frame,
     parse_server_frame,
@@ -256,7 +257,7 @@ class GatewayClient(SocketClient):
     def _resume(self, ws: Any) -> list[MessageRecord]:
         """Ask ``ws`` for what was missed, read the replays up to ``resumed``, resend the rest."""
         asked = self.pending.ids()
-        ws.send(resume_frame(self.last_reply, asked, user_id=self.user_id))
+        ws.send(resume_frame(self.last_reply, asked[:MAX_RESUME_PENDING], user_id=self.user_id))
         done: list[MessageRecord] = []
         states: dict[str, str] | None = None
         deadline = time.monotonic() + self.connect_timeout_s
@@ -274,7 +275,7 @@ class GatewayClient(SocketClient):
                     # The worker does not know our last reply (restarted on a new database,
                     # or older than its retention): ask for the pending ids alone.
                     self.last_reply = None
-                    ws.send(resume_frame(None, asked, user_id=self.user_id))
+                    ws.send(resume_frame(None, asked[:MAX_RESUME_PENDING], user_id=self.user_id))
                     continue
                 states = frame.pending or {}
                 break

@@ -194,7 +194,10 @@ async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
 
     async def send(frame: str) -> None:
         async with send_lock:
-            await ws.send_str(frame)
+            try:
+                await ws.send_str(frame)
+            except (ConnectionError, RuntimeError):
+                pass  # the client went away; the reader sees the close next
 
     try:
         if admission.resume_after is not None and admission.user_id is not None:
