@@ -117,7 +117,8 @@ def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: P
     scenario = resolve_scenario(preset, spec["overrides"])
     cell_dir = run_dir / "cells" / name
     cell_dir.mkdir(parents=True, exist_ok=True)
-    recorder = Recorder(cell_dir, tag=f"soak-{name}")
+    # small parts: records do not pile up in the load generator's memory over a soak
+    recorder = Recorder(cell_dir, tag=f"soak-{name}", flush_every=500)
     state = LoadState()
     duration_s = minutes * 60
     with Topology(scenario, run_dir=cell_dir / "topology") as topo:
