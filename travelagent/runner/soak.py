@@ -92,12 +92,17 @@ def memory_summary(
         pts = [(warm + (k + 0.5) * WINDOW_S, statistics.median(v))
                for k, v in sorted(windows.items())]  # fmt: skip
         slope, lo, hi, n_windows = slope_per_minute(pts)
+        # the second half alone: memory that fills a bounded cache (a TTL) and then stays flat
+        # rises over the whole soak but not over its end
+        late, late_lo, late_hi, _ = slope_per_minute(pts[len(pts) // 2 :])
         out[name] = {
             "start_mib": round(pts[0][1], 2) if pts else None,
             "end_mib": round(pts[-1][1], 2) if pts else None,
             "slope_mib_per_min": round(slope, 4),
             "slope_ci95": [round(lo, 4), round(hi, 4)],
             "windows": n_windows,
+            "late_slope_mib_per_min": round(late, 4),
+            "late_slope_ci95": [round(late_lo, 4), round(late_hi, 4)],
         }
     return out
 
@@ -174,12 +179,14 @@ def render(results: list[dict[str, Any]]) -> str:
         for err, n in r["errors"].items():
             lines.append(f"    {n} × {err}")
         lines.append(f"    {'process':<10} {'start MiB':>10} {'end MiB':>10} "
-                     f"{'slope MiB/min [95% CI]':>34} windows")  # fmt: skip
+                     f"{'slope MiB/min [95% CI]':>34} windows  second half [95% CI]")  # fmt: skip
         for proc, m in r["memory"].items():
             lo, hi = m["slope_ci95"]
+            late_lo, late_hi = m["late_slope_ci95"]
             lines.append(f"    {proc:<10} {m['start_mib']!s:>10} {m['end_mib']!s:>10} "
                          f"{m['slope_mib_per_min']:>+12.4f} [{lo:+.4f}, {hi:+.4f}] "
-                         f"{m['windows']:>5}")  # fmt: skip
+                         f"{m['windows']:>5}  {m['late_slope_mib_per_min']:+.4f} "
+                         f"[{late_lo:+.4f}, {late_hi:+.4f}]")  # fmt: skip
     return "\n".join(lines)
 
 
