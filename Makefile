@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest report reference bench bench-profile clean catalog notebooks
+.PHONY: venv test lint typecheck pytest report reference bench bench-profile soak idle clean catalog notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,16 @@ bench: $(STAMP)
 bench-profile: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[profile]'
 	$(BIN)/python -m travelagent.bench.profile $(PROFILE_ARGS)
+
+# A soak (docs/chaos.md): SOAK_MINUTES of steady load on each path (gateway and realtime
+# ws-persistent by default), RSS of every process over time; never part of `make test`.
+SOAK_MINUTES ?= 5
+soak: $(STAMP)
+	$(BIN)/python -m travelagent.runner.soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
+
+# Memory per idle connection at 10,000 connections, gateway and realtime (the bench's section).
+idle: $(STAMP)
+	$(BIN)/python -m travelagent.bench --only memory --no-peer
 
 catalog: $(STAMP)
 	$(BIN)/python -m travelagent.agent.catalog_gen data/catalog

@@ -6,7 +6,8 @@ Two instruments, both cheap enough to leave on during every cell:
   and records how late it woke. Lateness is time the loop spent on something else (a long
   callback, a CPU starved by other processes): any message handled in that window waited too.
 - ``CpuSampler``: a thread that reads each process's CPU time from ``/proc/<pid>/stat`` every
-  ``interval_s`` and records the share of one core it used since the previous sample. Linux
+  ``interval_s`` and records the share of one core it used since the previous sample, and its
+  resident memory (``/proc/<pid>/statm``) in ``rss`` (soaks check that it stays flat). Linux
   only; elsewhere it records nothing and says so.
 
 Summaries are plain dicts of milliseconds and percentages, so they travel as JSON (``/healthz``,
@@ -98,17 +99,32 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of ``pid`` in bytes; None if it is gone or not on Linux."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            fields = fh.read().split()
+        return int(fields[1]) * _PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class CpuSampler:
     """Samples the CPU use of named processes every ``interval_s`` in a daemon thread.
 
     ``samples`` holds ``(t_ns, name, cpu_pct)`` rows: wall-clock time (comparable with the
-    trace stamps), the process's label and its share of one core since the previous sample.
+    trace stamps), the process's label and its share of one core since the previous sample;
+    ``rss`` holds ``(t_ns, name, rss_bytes)`` rows taken at the same moments.
     """
 
     def __init__(self, pids: Mapping[str, int], *, interval_s: float = 0.25) -> None:
         self.pids = dict(pids)
         self.interval_s = interval_s
         self.samples: list[tuple[int, str, float]] = []
+        self.rss: list[tuple[int, str, int]] = []
         self.supported = os.path.exists("/proc/self/stat")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,6 +141,9 @@ class CpuSampler:
                 cpu = cpu_seconds(pid)
                 if cpu is None:
                     continue
+                rss = rss_bytes(pid)
+                if rss is not None:
+                    self.rss.append((t_ns, name, rss))
                 if name in last:
                     t0, c0 = last[name]
                     if now > t0:

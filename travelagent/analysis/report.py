@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from travelagent.analysis.chaos import faults_html
 from travelagent.analysis.claims import claims_csv, claims_table, stability_table
 from travelagent.analysis.load import Run, load_run, project_root
 
@@ -369,6 +371,7 @@ decide); <em>not tested</em>: the run lacks the cells a claim needs. Also in
 20 ms, a link releasing data more than 5 ms late at p99 (over at least 100 chunks), or Locust
 warning of its own CPU
 (cells/&lt;cell&gt;/selfcheck.json; runner/selfcheck.py says why each bound is where it is).</p>
+{faults_html(run.path)}
 <h2>Notebooks</h2>
 <table><thead><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr></thead>
 <tbody>{"".join(nb_rows)}</tbody></table>
@@ -446,5 +449,7 @@ def build_report(
         model_csv(run).to_csv(out / "model.csv", index=False)
     except Exception as err:  # the report stands without it; say why on stderr
         print(f"travelagent report: model.csv not written: {err}", file=sys.stderr)
+    if (run.path / "chaos.csv").exists():  # the Faults section links a copy beside the index
+        shutil.copyfile(run.path / "chaos.csv", out / "chaos.csv")
     report.index.write_text(_index_html(run, report, claims, stability))
     return report

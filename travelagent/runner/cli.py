@@ -30,9 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from travelagent.client.runinfo import new_run_id
-    from travelagent.runner.experiment import ExperimentError, load_experiment
+    from travelagent.runner.chaos import is_chaos
+    from travelagent.runner.experiment import ExperimentError, experiment_path, load_experiment
     from travelagent.runner.run import locust_command, run_experiment
 
+    if is_chaos(experiment_path(args.experiment)):
+        return run_chaos_main(args)
     try:
         experiment = load_experiment(args.experiment)
     except ExperimentError as err:
@@ -70,6 +73,47 @@ def main(args: argparse.Namespace) -> int:
     print(f"travelagent run: {experiment.name}, {len(cells)} cells into {run_dir}", file=sys.stderr)
     status = run_experiment(experiment, run_dir, progress=progress, done=done)
     bar.close()
+    print(f"travelagent run: {status}; {run_dir}", file=sys.stderr)
+    print(run_dir)
+    return {"ok": 0, "failed": 1, "interrupted": 130}.get(status, 1)
+
+
+def run_chaos_main(args: argparse.Namespace) -> int:
+    """``kind = "chaos"``: faults under load, counted into chaos.csv (runner/chaos.py)."""
+    from travelagent.client.runinfo import new_run_id
+    from travelagent.runner.chaos import ChaosPath, Fault, load_chaos, print_table, run_chaos
+    from travelagent.runner.experiment import ExperimentError, experiment_path
+
+    try:
+        exp = load_chaos(experiment_path(args.experiment))
+    except ExperimentError as err:
+        print(f"travelagent run: {err}", file=sys.stderr)
+        return 2
+    run_dir = Path(args.out) if args.out else Path("data/runs") / new_run_id(f"{exp.name}-")
+    phases = sum(len(exp.plan(p)) for p in exp.paths)
+    if args.dry_run:
+        print(f"chaos experiment {exp.name}: {len(exp.paths)} paths, {phases} phases, "
+              f"about {exp.estimate_s() / 60:.1f} min")  # fmt: skip
+        for path in exp.paths:
+            names = ", ".join(f.name for f in exp.plan(path))
+            print(f"  [{path.name}] {path.arch} publish={path.publish or '-'} "
+                  f"webhook={path.scenario.worker.webhook_mode}: {names}")  # fmt: skip
+        return 0
+    if run_dir.exists() and any(run_dir.iterdir()):
+        print(f"travelagent run: {run_dir} exists and is not empty", file=sys.stderr)
+        return 2
+    print(f"travelagent run: chaos {exp.name}, {len(exp.paths)} paths, {phases} phases "
+          f"(about {exp.estimate_s() / 60:.1f} min) into {run_dir}", file=sys.stderr)  # fmt: skip
+
+    def progress(path: ChaosPath, fault: Fault) -> None:
+        if not args.no_progress:
+            print(f"  {path.name}: {fault.name}", file=sys.stderr)
+
+    status = run_chaos(exp, run_dir, progress=progress)
+    import csv
+
+    with open(run_dir / "chaos.csv", newline="") as fh:
+        print(print_table(list(csv.DictReader(fh))), file=sys.stderr)
     print(f"travelagent run: {status}; {run_dir}", file=sys.stderr)
     print(run_dir)
     return {"ok": 0, "failed": 1, "interrupted": 130}.get(status, 1)

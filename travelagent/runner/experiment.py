@@ -220,7 +220,11 @@ def parse_load(src: str, table: Any) -> Load:
 
 def parse_experiment(data: dict[str, Any], *, source: str = "<experiment>") -> Experiment:
     src = source
-    allowed = {"name", "description", "durations_s", "repetitions", "load", "scenarios", "shapes"}
+    allowed = {"name", "kind", "description", "durations_s", "repetitions", "load", "scenarios",
+               "shapes"}  # fmt: skip
+    if data.get("kind", "experiment") != "experiment":
+        raise _fail(src, "kind", f"must be 'experiment' here (a chaos experiment is read by "
+                    f"runner/chaos.py), got {data.get('kind')!r}")  # fmt: skip
     for key in data:
         if key not in allowed:
             raise _fail(src, key, f"is not an experiment key; known: {', '.join(sorted(allowed))}")

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets as secrets_mod
+import signal
 import socket
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -108,6 +111,7 @@ class Topology:
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._started = False
+        self._restarted: set[str] = set()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -176,6 +180,9 @@ class Topology:
         reported: set[str] = set()
         while not self._watch_stop.wait(0.2):
             for child in self.children:
+                if child.name in self._restarted:  # a new process: watch it afresh
+                    self._restarted.discard(child.name)
+                    reported.discard(child.name)
                 if child.stopping or child.name in reported or child.exit_code() is None:
                     continue
                 reported.add(child.name)
@@ -220,6 +227,41 @@ class Topology:
         tb: TracebackType | None,
     ) -> None:
         await asyncio.to_thread(self.stop)
+
+    # -- faults on processes (chaos) ------------------------------------------------------------
+
+    def child(self, name: str) -> Child:
+        for child in self.children:
+            if child.name == name:
+                return child
+        raise KeyError(f"no process {name!r} in this topology; running: {sorted(self.pids)}")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Kill one process (its whole group) on purpose: not reported as a crash. ``restart``
+        brings it back on the same port."""
+        child = self.child(name)
+        child.stopping = True
+        child.signal_group(sig)
+        if child.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(timeout=self.grace_s)
+        child.signal_group(signal.SIGKILL)  # members it left behind
+        if child.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(timeout=self.grace_s)
+
+    def restart(self, name: str, *, sig: int | None = None, timeout_s: float | None = None) -> None:
+        """Start one process again with the same command line (same port, same files) and wait
+        until it is healthy; with ``sig``, first stop it with that signal (SIGTERM: a clean
+        restart). Raises ChildFailed if it does not come back."""
+        child = self.child(name)
+        if sig is not None or child.exit_code() is None:
+            self.kill(name, sig if sig is not None else signal.SIGTERM)
+        child.start()
+        wait_all_healthy([child], timeout_s=timeout_s or self.start_timeout_s, abort=self.abort)
+        child.stopping = False
+        # A crash reported for the old process is history; the watcher reports the new one.
+        self._restarted.add(name)
 
     # -- link control -------------------------------------------------------------------------
 

@@ -69,11 +69,22 @@ def worker_command(ctx: ComponentContext) -> list[str]:
 
 
 def realtime_command(ctx: ComponentContext) -> list[str]:
-    return [
+    rt = ctx.scenario.realtime
+    argv = [
         sys.executable, "-m", "travelagent", "serve", "realtime",
         "--host", ctx.host, "--port", str(ctx.port),
-        "--webhook-url", ctx.webhook_url, "--history", "memory",
+        "--webhook-url", ctx.webhook_url, "--history", rt.history,
     ]  # fmt: skip
+    if rt.history == "sqlite":
+        argv += ["--db", str(ctx.run_dir / "realtime-history.sqlite3")]
+    if rt.webhook_outbox:
+        argv += ["--webhook-outbox", str(ctx.run_dir / "realtime-outbox.sqlite3")]
+    if rt.webhook_retry_schedule_s:
+        argv += [
+            "--webhook-retry-schedule-s",
+            ",".join(f"{d:g}" for d in rt.webhook_retry_schedule_s),
+        ]
+    return argv
 
 
 def agents_command(ctx: ComponentContext) -> list[str]:

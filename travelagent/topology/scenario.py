@@ -36,6 +36,7 @@ LINK_NAMES: tuple[str, ...] = (
     "worker_agents",
 )
 AGENT_PLACEMENTS: tuple[str, ...] = ("local", "remote")
+HISTORY_KINDS: tuple[str, ...] = ("memory", "sqlite")
 LLM_BACKENDS: tuple[str, ...] = ("simulated", "openai")
 EXTERNAL_KEYS: tuple[str, ...] = ("worker_url", "realtime_url", "realtime_api_url")
 PORT_KEYS: tuple[str, ...] = ("worker", "realtime", "agents", "control", *LINK_NAMES)
@@ -62,6 +63,16 @@ class ScenarioWorkerConfig:
     stream: bool = True
     webhook_mode: WebhookMode = "after-publish"
     agents: str = "local"
+
+
+@dataclass(frozen=True)
+class ScenarioRealtimeConfig:
+    """A scenario's ``[realtime]`` table: what survives a restart of the realtime service."""
+
+    history: str = "memory"  # memory | sqlite (the channel history in a file of the run)
+    webhook_outbox: bool = False  # webhooks owed kept in SQLite and delivered after a restart
+    # Delays before each webhook retry, in seconds ("" = Standard Webhooks' schedule).
+    webhook_retry_schedule_s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,7 @@ class Scenario:
     seed: int = 1
     llm: LLMConfig = field(default_factory=LLMConfig)
     worker: ScenarioWorkerConfig = field(default_factory=ScenarioWorkerConfig)
+    realtime: ScenarioRealtimeConfig = field(default_factory=ScenarioRealtimeConfig)
     links: dict[str, LinkConfig] = field(
         default_factory=lambda: {n: LinkConfig() for n in LINK_NAMES}
     )
@@ -113,6 +125,7 @@ class Scenario:
     def to_dict(self) -> dict[str, Any]:
         """Fully resolved: every section, every link with every field and default."""
         out = asdict(self)
+        out["realtime"]["webhook_retry_schedule_s"] = list(self.realtime.webhook_retry_schedule_s)
         out["faults"] = [{k: v for k, v in asdict(f).items() if v is not None} for f in self.faults]
         out["external"] = {k: self.external.get(k, "") for k in EXTERNAL_KEYS}
         out["ports"] = {k: self.ports.get(k, 0) for k in PORT_KEYS}
@@ -203,8 +216,8 @@ def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scena
     # "source" is accepted so that ``parse_scenario(s.to_dict())`` gives ``s`` back.
     top.only(
         (
-            "name", "description", "seed", "llm", "worker", "links", "faults", "external",
-            "ports", "source",
+            "name", "description", "seed", "llm", "worker", "realtime", "links", "faults",
+            "external", "ports", "source",
         )
     )  # fmt: skip
     name = top.string("name", Path(source).stem if source != "<scenario>" else "")
@@ -229,6 +242,23 @@ def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scena
         stream=w.boolean("stream", True),
         webhook_mode=w.choice("webhook_mode", "after-publish", WEBHOOK_MODES),
         agents=w.string("agents", "local", AGENT_PLACEMENTS),
+    )
+
+    rt = _Reader(source, "realtime", data.get("realtime", {}))
+    rt.only(("history", "webhook_outbox", "webhook_retry_schedule_s"))
+    schedule = rt.table.get("webhook_retry_schedule_s", [])
+    if not isinstance(schedule, list):
+        rt.fail(rt.key("webhook_retry_schedule_s"), f"must be a list of seconds, got {schedule!r}")
+    retry_s = tuple(
+        _Reader(source, "realtime", {"webhook_retry_schedule_s": d}).number(
+            "webhook_retry_schedule_s", None
+        )
+        for d in schedule
+    )
+    realtime = ScenarioRealtimeConfig(
+        history=rt.string("history", "memory", HISTORY_KINDS),
+        webhook_outbox=rt.boolean("webhook_outbox", False),
+        webhook_retry_schedule_s=retry_s,
     )
 
     links_r = _Reader(source, "links", data.get("links", {}))
@@ -277,6 +307,7 @@ def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scena
         seed=top.integer("seed", 1),
         llm=llm,
         worker=worker,
+        realtime=realtime,
         links=links,
         faults=tuple(sorted(faults, key=lambda f: f.at_s)),
         external=external,

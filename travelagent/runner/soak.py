@@ -1,0 +1,229 @@
+"""``make soak`` (``python -m travelagent.runner.soak``): minutes of steady load on each path,
+with every process's resident memory recorded over time (docs/chaos.md).
+
+For each path a fresh topology runs ``--minutes`` of closed-loop load from a fixed set of users
+(the same agents throughout: memory that grows is then the servers', not new agents'). A
+``CpuSampler`` reads CPU and RSS of every process, the load generator included, every
+``--sample-s``. Written into the run directory: ``soak.json`` (the figures), and per path
+``cells/<path>/rss.csv``, ``cpu.csv`` and the messages. Printed: messages, errors by status,
+and per process the RSS at the start and at the end and its slope in MiB per minute with a 95%
+interval.
+
+The slope is fitted on the medians of consecutive windows (``WINDOW_S``) after a warm-up (the
+first ``WARMUP_FRACTION`` of the soak, at least one window): samples 1 s apart are not
+independent, window medians much less so; the interval is the fit's standard error times the
+t quantile for its degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from travelagent.client.records import Recorder, finalize_run
+from travelagent.client.runinfo import iso_now, new_run_id, write_run_json
+from travelagent.config import JWT_SECRET_ENV
+from travelagent.monitor import CpuSampler
+from travelagent.runner.load import LoadState, Target, UserLoad, run_users
+
+WINDOW_S = 10.0
+WARMUP_FRACTION = 0.1
+MIB = 1024 * 1024
+# two-sided 97.5% t quantiles by degrees of freedom (beyond the table: the normal's 1.96)
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042,
+         40: 2.021, 60: 2.000, 120: 1.980}  # fmt: skip
+
+PATHS: dict[str, dict[str, Any]] = {
+    "gateway": {"arch": "gateway", "overrides": {}},
+    "rt-ws": {"arch": "realtime", "overrides": {"worker.publish": "ws-persistent"}},
+    "rt-pooled": {"arch": "realtime", "overrides": {"worker.publish": "http-pooled"}},
+    "rt-new": {"arch": "realtime", "overrides": {"worker.publish": "http-new"}},
+}
+
+
+def t975(df: int) -> float:
+    if df <= 0:
+        return math.nan
+    keys = [k for k in _T975 if k <= df]
+    return _T975[max(keys)] if df <= 120 else 1.96
+
+
+def slope_per_minute(points: list[tuple[float, float]]) -> tuple[float, float, float, int]:
+    """Least-squares slope of (seconds, value) per minute: (slope, ci_low, ci_high, n)."""
+    n = len(points)
+    if n < 3:
+        return (math.nan, math.nan, math.nan, n)
+    xs = [p[0] / 60 for p in points]
+    ys = [p[1] for p in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        return (math.nan, math.nan, math.nan, n)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    a = my - b * mx
+    resid = sum((y - a - b * x) ** 2 for x, y in zip(xs, ys, strict=True))
+    se = math.sqrt(resid / (n - 2) / sxx)
+    h = t975(n - 2) * se
+    return (b, b - h, b + h, n)
+
+
+def memory_summary(
+    rss: list[tuple[int, str, int]], t0_ns: int, duration_s: float
+) -> dict[str, Any]:
+    """Per process: RSS (MiB) at start and end (median of the first and last window after the
+    warm-up) and the slope over window medians."""
+    warm = max(WINDOW_S, duration_s * WARMUP_FRACTION)
+    out: dict[str, Any] = {}
+    for name in sorted({r[1] for r in rss}):
+        windows: dict[int, list[float]] = {}
+        for t_ns, n, b in rss:
+            s = (t_ns - t0_ns) / 1e9
+            if n == name and s >= warm:
+                windows.setdefault(int((s - warm) // WINDOW_S), []).append(b / MIB)
+        pts = [(warm + (k + 0.5) * WINDOW_S, statistics.median(v))
+               for k, v in sorted(windows.items())]  # fmt: skip
+        slope, lo, hi, n_windows = slope_per_minute(pts)
+        # the second half alone: memory that fills a bounded cache (a TTL) and then stays flat
+        # rises over the whole soak but not over its end
+        late, late_lo, late_hi, _ = slope_per_minute(pts[len(pts) // 2 :])
+        out[name] = {
+            "start_mib": round(pts[0][1], 2) if pts else None,
+            "end_mib": round(pts[-1][1], 2) if pts else None,
+            "slope_mib_per_min": round(slope, 4),
+            "slope_ci95": [round(lo, 4), round(hi, 4)],
+            "windows": n_windows,
+            "late_slope_mib_per_min": round(late, 4),
+            "late_slope_ci95": [round(late_lo, 4), round(late_hi, 4)],
+        }
+    return out
+
+
+async def _soak_load(target: Target, load: UserLoad, recorder: Recorder, state: LoadState,
+                     duration_s: float) -> None:  # fmt: skip
+    await run_users(target, load, recorder, state, prefix=f"soak-{target.cell}",
+                    duration_s=duration_s)  # fmt: skip
+
+
+def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: Path,
+              sample_s: float) -> dict[str, Any]:  # fmt: skip
+    from travelagent.runner.experiment import resolve_scenario
+    from travelagent.topology.launcher import Topology
+
+    spec = PATHS[name]
+    scenario = resolve_scenario(preset, spec["overrides"])
+    cell_dir = run_dir / "cells" / name
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    # small parts: records do not pile up in the load generator's memory over a soak
+    recorder = Recorder(cell_dir, tag=f"soak-{name}", flush_every=500)
+    state = LoadState()
+    duration_s = minutes * 60
+    with Topology(scenario, run_dir=cell_dir / "topology") as topo:
+        target = Target(
+            arch=spec["arch"],
+            url=topo.urls["gateway" if spec["arch"] == "gateway" else "realtime"],
+            jwt_secret=topo.secrets[JWT_SECRET_ENV], run=run_dir.name, cell=name,
+            publish=spec["overrides"].get("worker.publish", ""),
+            stream=bool(scenario.worker.stream),
+        )  # fmt: skip
+        sampler = CpuSampler({**topo.pids, "load": os.getpid()}, interval_s=sample_s)
+        t0 = time.time_ns()
+        with sampler:
+            asyncio.run(_soak_load(target, load, recorder, state, duration_s))
+        crashes = [c.name for c in topo.crashes]
+    recorder.close()
+    finalize_run(cell_dir)
+    with open(cell_dir / "rss.csv", "w") as fh:
+        fh.write("t_ns,process,rss_bytes\n")
+        fh.writelines(f"{t},{p},{b}\n" for t, p, b in sampler.rss)
+    with open(cell_dir / "cpu.csv", "w") as fh:
+        fh.write("t_ns,process,cpu_pct\n")
+        fh.writelines(f"{t},{p},{c}\n" for t, p, c in sampler.samples)
+    import pandas as pd
+
+    msgs = pd.read_parquet(cell_dir / "messages.parquet")
+    statuses = {str(k): int(v) for k, v in msgs["status"].value_counts().items()}
+    errors = msgs[msgs["status"] != "ok"]["error"].value_counts().head(5)
+    return {
+        "path": name,
+        "preset": preset,
+        "minutes": minutes,
+        "users": load.users,
+        "think_ms": load.think_ms,
+        "messages": len(msgs),
+        "rate_per_s": round(len(msgs) / duration_s, 1),
+        "statuses": statuses,
+        "errors": {str(k): int(v) for k, v in errors.items()},
+        "connect_failures": dict(state.connect_failures),
+        "crashed": crashes,
+        "memory": memory_summary(sampler.rss, t0, duration_s),
+    }
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        bad = sum(v for k, v in r["statuses"].items() if k != "ok")
+        crashed = f" crashed: {r['crashed']}" if r["crashed"] else ""
+        lines.append(f"{r['path']}: {r['messages']} messages in {r['minutes']:g} min "
+                     f"({r['rate_per_s']}/s, {r['users']} users), not ok: {bad} "
+                     f"{r['statuses']}{crashed}")  # fmt: skip
+        for err, n in r["errors"].items():
+            lines.append(f"    {n} × {err}")
+        lines.append(f"    {'process':<10} {'start MiB':>10} {'end MiB':>10} "
+                     f"{'slope MiB/min [95% CI]':>34} windows  second half [95% CI]")  # fmt: skip
+        for proc, m in r["memory"].items():
+            lo, hi = m["slope_ci95"]
+            late_lo, late_hi = m["late_slope_ci95"]
+            lines.append(f"    {proc:<10} {m['start_mib']!s:>10} {m['end_mib']!s:>10} "
+                         f"{m['slope_mib_per_min']:>+12.4f} [{lo:+.4f}, {hi:+.4f}] "
+                         f"{m['windows']:>5}  {m['late_slope_mib_per_min']:+.4f} "
+                         f"[{late_lo:+.4f}, {late_hi:+.4f}]")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m travelagent.runner.soak", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--minutes", type=float, default=5.0, help="per path (default 5)")
+    p.add_argument("--paths", default="gateway,rt-ws", help=f"of {', '.join(PATHS)}")
+    p.add_argument("--preset", default="loopback", help="the scenario (default loopback)")
+    p.add_argument("--users", type=int, default=4)
+    p.add_argument("--think-ms", type=float, default=200.0)
+    p.add_argument("--sample-s", type=float, default=1.0, help="RSS/CPU sampling interval")
+    p.add_argument("--out", type=Path, default=None, help="run directory")
+    args = p.parse_args(argv)
+    paths = [x for x in args.paths.split(",") if x]
+    unknown = [x for x in paths if x not in PATHS]
+    if unknown or not paths:
+        print(f"soak: unknown path(s) {unknown}; valid: {', '.join(PATHS)}", file=sys.stderr)
+        return 2
+    if not (args.minutes > 0 and args.users >= 1 and args.think_ms >= 0 and args.sample_s > 0):
+        print("soak: --minutes and --sample-s must be > 0, --users >= 1, --think-ms >= 0",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    run_dir = args.out or Path("data/runs") / new_run_id("soak-")
+    load = UserLoad(users=args.users, think_ms=args.think_ms, timeout_s=10.0, rotate_every=0)
+    write_run_json(run_dir, {"kind": "soak", "started": iso_now(), "status": "running",
+                             "settings": vars(args) | {"out": str(run_dir)}})  # fmt: skip
+    print(f"soak: {', '.join(paths)}, {args.minutes:g} min each, into {run_dir}", file=sys.stderr)
+    results = []
+    for name in paths:
+        results.append(soak_path(name, args.preset, args.minutes, load, run_dir, args.sample_s))
+        (run_dir / "soak.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_run_json(run_dir, {"status": "ok", "ended": iso_now(), "paths": results})
+    print(render(results))
+    print(run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
