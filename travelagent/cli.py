@@ -24,6 +24,7 @@ VERBS: dict[tuple[str, ...], tuple[str, str]] = {
     ("run",): ("travelagent.runner.cli", "run an experiment: topology + Locust for every cell"),
     ("report",): ("travelagent.analysis.report_cli", "execute the notebooks into an HTML report"),
     ("export",): ("travelagent.analysis.export_cli", "a run's traces for Perfetto or OTLP"),
+    ("predict",): ("travelagent.commands.predict", "each path's latency under given conditions"),
 }
 
 

@@ -286,19 +286,21 @@ def _cells_html(run: Run) -> str:
     return c.to_html(index=False, border=0, escape=True)
 
 
-def model_csv(run: Run) -> pd.DataFrame:
-    """One row per measured cell: the hop model's predicted median beside the measured one.
-    The model fits nothing (configured link delays and set-up round trips, the cell's own LLM
-    time from the stamps), so no cell is held out of a fit."""
-    from travelagent.analysis.model import model_table
+def model_csv(run: Run, out_dir: Path | None = None) -> pd.DataFrame:
+    """One row per measured cell: the latency model's predicted p50 (and p90, first content)
+    beside the measured one; ``held_out`` cells were kept out of the fit
+    (``analysis.latency_model``). With ``out_dir``, also writes the fit (``model_fit.json``,
+    which ``travelagent predict`` reads) and the error summary (``model_errors.csv``)."""
+    from travelagent.analysis.latency_model import error_summary, model_rows
 
-    mt = model_table(run)
-    cols = ["cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct", "arch",
-            "publish", "streaming", "network_ms", "setup_ms", "llm_ms", "llm_source"]  # fmt: skip
-    if mt.empty:
+    rows, fit, _ = model_rows(run)
+    cols = ["cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct"]
+    if rows.empty or "error_pct" not in rows:
         return pd.DataFrame(columns=cols)
-    mt = mt.rename(columns={"predicted_ms": "predicted_p50_ms"}).assign(held_out=False)
-    return mt[cols]
+    if out_dir is not None:
+        fit.save(out_dir / "model_fit.json")
+        error_summary(rows).to_csv(out_dir / "model_errors.csv", index=False)
+    return rows[cols + [c for c in rows.columns if c not in cols]]
 
 
 def _seeds(run: Run) -> str:
@@ -443,7 +445,7 @@ def build_report(
     except Exception as err:
         stability = f'<p class="failed">stability not computed: {html.escape(str(err))}</p>'
     try:
-        model_csv(run).to_csv(out / "model.csv", index=False)
+        model_csv(run, out).to_csv(out / "model.csv", index=False)
     except Exception as err:  # the report stands without it; say why on stderr
         print(f"travelagent report: model.csv not written: {err}", file=sys.stderr)
     report.index.write_text(_index_html(run, report, claims, stability))
