@@ -139,8 +139,18 @@ def split(run: Run, held_out: list[str] | None = None) -> tuple[list[str], list[
             rule = f"the last repetition (r{last}) of every configuration"
         else:
             held, rule = [], "none held out (one repetition and no marked scenarios)"
-    fit_cells = [c for c in cells if c not in held]
+    flagged = _flagged(run)
+    fit_cells = [c for c in cells if c not in held and c not in flagged]
+    if flagged & set(fit_cells + held) or any(c in flagged for c in cells if c not in held):
+        rule += "; cells the self-check flagged are never fitted on"
     return fit_cells, held, rule
+
+
+def _flagged(run: Run) -> set[str]:
+    if "flagged" not in run.cells:
+        return set()
+    pairs = zip(run.cells["cell"], run.cells["flagged"], strict=False)
+    return {str(c) for c, f in pairs if f is True or (f == f and bool(f))}
 
 
 # -- the fit --------------------------------------------------------------------------------
@@ -155,6 +165,11 @@ class Fit:
     proc_ms: dict[str, list[list[float]]] = field(default_factory=dict)  # path -> [sum, pre]
     llm_ms: dict[str, list[list[float]]] = field(default_factory=dict)  # profile -> [A, B]
     publish_service_ms: dict[str, float] = field(default_factory=dict)  # streamed, per mode
+    proc_first_ms: dict[str, list[list[float]]] = field(default_factory=dict)  # first messages
+    # leg key -> round trips a user's first message pays on it (a pooled connection opened)
+    cold_rtts: dict[str, float] = field(default_factory=dict)
+    # profile -> "user:seq" -> [A, B]: the same question's LLM times (paired cells)
+    llm_by_key: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     tool_share: float = 0.0
     tokens: list[float] = field(default_factory=list)  # tokens per answer
     reply_bytes: float = 0.0
@@ -210,6 +225,10 @@ def message_parts(run: Run, cells: list[str] | None = None) -> pd.DataFrame:
     net = h[h["network"].astype(bool)]
     legs = net.pivot_table(index="msg_id", columns="hop", values="dur_ms", aggfunc="first")
     out = out.join(legs.add_prefix("leg:"))
+    keys = run.messages.set_index("msg_id")
+    for col in ("user_key", "seq"):
+        out[col] = keys[col].reindex(out.index) if col in keys else pd.NA
+    out["first"] = out["seq"].astype("Float64").fillna(1).eq(0).astype(bool)
     return out.reset_index()
 
 
@@ -237,12 +256,22 @@ def fit(run: Run, cells: list[str], *, seed: int = 0) -> Fit:
             over.setdefault(_leg_key(leg, publish), []).extend(vals.tolist())
     f.overhead_ms = {k: float(np.median(v)) for k, v in over.items() if v}
     for (arch, pub, streaming), g in parts.groupby(["arch", "publish", "streaming"]):
-        pp = g[["proc", "pre"]].astype(float).to_numpy()
-        if len(pp) > MAX_KEPT:
-            pp = pp[rng.choice(len(pp), MAX_KEPT, replace=False)]
-        f.proc_ms[path_name(str(arch), str(pub), bool(streaming))] = [
-            [round(float(x), 4), round(float(y), 4)] for x, y in pp
-        ]
+        name = path_name(str(arch), str(pub), bool(streaming))
+        for target, sub in ((f.proc_ms, g[~g["first"]]), (f.proc_first_ms, g[g["first"]])):
+            pp = sub[["proc", "pre"]].astype(float).to_numpy()
+            if len(pp) > MAX_KEPT:
+                pp = pp[rng.choice(len(pp), MAX_KEPT, replace=False)]
+            if len(pp):
+                target[name] = [[round(float(x), 4), round(float(y), 4)] for x, y in pp]
+        if name not in f.proc_ms and name in f.proc_first_ms:
+            f.proc_ms[name] = f.proc_first_ms[name]
+    f.cold_rtts = _cold_rtts(run, parts)
+    for profile, g in parts.dropna(subset=["user_key", "seq", "A", "B"]).groupby("profile"):
+        by = g.groupby(["user_key", "seq"])[["A", "B"]].median().reset_index()
+        f.llm_by_key[str(profile)] = {
+            f"{int(k)}:{int(q)}": [round(float(x), 4), round(float(y), 4)]
+            for k, q, x, y in by[["user_key", "seq", "A", "B"]].itertuples(index=False)
+        }
     for profile, g in parts.groupby("profile"):
         ab = g[["A", "B"]].astype(float).dropna().to_numpy()
         if len(ab) > MAX_KEPT:
@@ -254,6 +283,29 @@ def fit(run: Run, cells: list[str], *, seed: int = 0) -> Fit:
     f.reply_bytes = float(m["bytes"].astype(float).median()) if len(m) else 0.0
     _fit_publish_service(run, f, parts, seed=seed)
     return f
+
+
+def _cold_rtts(run: Run, parts: pd.DataFrame) -> dict[str, float]:
+    """Per leg: the round trips a user's first message pays beyond a later one's (a pooled
+    connection being opened), from fit cells whose link is long enough to see it (>= 5 ms
+    one way), rounded to the nearest half round trip."""
+    info = run.cells.set_index("cell")
+    extra: dict[str, list[float]] = {}
+    for cell, g in parts.groupby("cell"):
+        row = info.loc[cell]
+        links = _links_of(row)
+        publish = str(row.get("publish") or "")
+        firsts, later = g[g["first"]], g[~g["first"]]
+        if len(firsts) < 3 or len(later) < 3:
+            continue
+        for leg, link_name in path_legs(str(row["arch"])):
+            col = f"leg:{leg}"
+            d = float((links.get(link_name) or {}).get("delay_ms") or 0)
+            if col not in g or d < 5:
+                continue
+            diff = float(firsts[col].median() - later[col].median())
+            extra.setdefault(_leg_key(leg, publish), []).append(diff / (2 * d))
+    return {k: round(2 * max(0.0, float(np.median(v)))) / 2 for k, v in extra.items() if v}
 
 
 def _workload(parts: pd.DataFrame, rng: np.random.Generator) -> tuple[float, list[float]]:
@@ -333,9 +385,12 @@ def _llm_residual(f: Fit) -> tuple[float, float]:
     return (float(np.median(ra)) if ra else 0.0, float(np.median(rb)) if rb else 0.0)
 
 
-def _proc(f: Fit, path: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(processing, the part of it before the LLM) for ``n`` messages."""
-    samples = f.proc_ms.get(path)
+def _proc(
+    f: Fit, path: str, n: int, rng: np.random.Generator, *, first: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(processing, the part of it before the LLM) for ``n`` messages (a user's first ones:
+    the agent is created)."""
+    samples = (f.proc_first_ms if first else f.proc_ms).get(path)
     if not samples:  # the nearest fitted path: same arch and publish mode, then same arch
         arch, publish, _ = PATHS.get(path, ("", "", False))
         near = [k for k, v in f.proc_ms.items() if v and PATHS.get(k, ("",))[0] == arch]
@@ -376,6 +431,15 @@ def _drain(
 
 
 @dataclass
+class Workload:
+    """Given messages: which are a user's first, and their LLM times where known (NaN else)."""
+
+    first: np.ndarray
+    a: np.ndarray | None = None
+    b: np.ndarray | None = None
+
+
+@dataclass
 class Prediction:
     path: str
     p50_ms: float
@@ -401,12 +465,21 @@ def simulate(
     n: int = SAMPLES,
     seed: int = 0,
     publish_service_ms: float | None = None,
+    workload: Workload | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float], str]:
-    """``n`` simulated messages: (service ms, first content ms, median parts, LLM source)."""
+    """``n`` simulated messages: (service ms, first content ms, median parts, LLM source).
+
+    Without ``workload`` the messages are a steady state (no connection opened, the profile's
+    pooled LLM times); with it, the given messages: their own LLM times where the fit measured
+    the same question under the same profile, and a user's first message opening the pooled
+    connections (``Fit.cold_rtts``) and creating the agent (``Fit.proc_first_ms``)."""
     if path not in PATHS:
         raise ModelError(f"unknown path {path!r}; paths: {', '.join(PATHS)}")
     arch, publish, stream = PATHS[path]
     rng = np.random.default_rng(seed)
+    if workload is not None:
+        n = len(workload.first)
+    cold = workload.first if workload is not None else np.zeros(n, dtype=bool)
     legs = path_legs(arch)
     leg_t: dict[str, np.ndarray] = {}
     delay_sum = setup_sum = 0.0
@@ -419,10 +492,22 @@ def simulate(
         kbps = float(link.get("bandwidth_kbps") or 0)
         transfer = f.reply_bytes * 8 / kbps if i == len(legs) - 1 and kbps > 0 else 0.0
         leg_t[leg] = t + setup + transfer + f.overhead_ms.get(_leg_key(leg, publish), 0.0)
+        rtts = f.cold_rtts.get(_leg_key(leg, publish), 0.0)
+        if rtts > 0:
+            leg_t[leg] = leg_t[leg] + np.where(cold, rtts * 2 * d, 0.0)
         delay_sum += d
         setup_sum += setup
     a, b, llm_source = _llm_draws(f, profile, n, rng)
     proc, pre = _proc(f, path, n, rng)
+    if workload is not None:
+        if workload.a is not None and workload.b is not None:
+            known = np.isfinite(workload.a) & np.isfinite(workload.b)
+            a, b = np.where(known, workload.a, a), np.where(known, workload.b, b)
+            if known.any():
+                llm_source = f"the same questions measured in the fit cells ({known.mean():.0%})"
+        if cold.any() and f.proc_first_ms.get(path):
+            pf, pref = _proc(f, path, n, rng, first=True)
+            proc, pre = np.where(cold, pf, proc), np.where(cold, pref, pre)
     network = np.sum(list(leg_t.values()), axis=0)
     total = network + proc + a + b
     # legs up to the worker, and the way out from the worker
@@ -462,10 +547,27 @@ def simulate(
     return total, first, parts, llm_source
 
 
+def cell_workload(f: Fit, messages: pd.DataFrame, profile: str, *, n: int = SAMPLES) -> Workload:
+    """The messages a measured cell sent, repeated to about ``n``: first or not, and their LLM
+    times where the fit measured the same question under the same profile."""
+    keys = f.llm_by_key.get(profile, {})
+    seq = messages["seq"].astype("Float64").fillna(1).to_numpy(dtype=float)
+    user = messages["user_key"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    none = [np.nan, np.nan]
+    pairs = zip(user, seq, strict=True)
+    ab = np.array([keys.get(f"{int(u)}:{int(q)}", none) if u == u else none for u, q in pairs],
+                  dtype=float)  # fmt: skip
+    reps = max(1, -(-n // max(1, len(seq))))
+    ab = ab.reshape(-1, 2)
+    return Workload(np.tile(seq == 0, reps), np.tile(ab[:, 0], reps), np.tile(ab[:, 1], reps))
+
+
 def predict(
-    f: Fit, links: dict[str, Any], profile: str, path: str, *, n: int = SAMPLES, seed: int = 0
-) -> Prediction:
-    total, first, parts, src = simulate(f, links, profile, path, n=n, seed=seed)
+    f: Fit, links: dict[str, Any], profile: str, path: str, *, n: int = SAMPLES, seed: int = 0,
+    workload: Workload | None = None,
+) -> Prediction:  # fmt: skip
+    total, first, parts, src = simulate(f, links, profile, path, n=n, seed=seed,
+                                        workload=workload)  # fmt: skip
     return Prediction(
         path,
         float(np.percentile(total, 50)),
@@ -523,6 +625,7 @@ def model_rows(
     """One row per measured cell: held out or fitted, measured and predicted p50/p90 and first
     content, the error in % of the measured value; with the fit and the split's rule."""
     fit_cells, held, rule = split(run, held_out)
+    flagged = _flagged(run)
     f = fit(run, fit_cells, seed=seed)
     ok = run.ok()
     rows = []
@@ -530,11 +633,12 @@ def model_rows(
         name = str(cell["cell"])
         m = ok[ok["cell"] == name]
         links = _links_of(cell)
-        if m.empty or not links or (name not in fit_cells and name not in held):
+        if m.empty or not links:
             continue
         path = path_name(str(cell["arch"]), str(cell.get("publish") or ""), bool(cell["streaming"]))
         try:
-            p = predict(f, links, str(cell["profile"]), path, seed=seed)
+            p = predict(f, links, str(cell["profile"]), path, seed=seed,
+                        workload=cell_workload(f, m, str(cell["profile"])))  # fmt: skip
         except (ModelError, ValueError) as err:
             rows.append({"cell": name, "held_out": name in held, "path": path, "note": str(err)})
             continue
@@ -545,6 +649,7 @@ def model_rows(
             {
                 "cell": name,
                 "held_out": name in held,
+                "flagged": name in flagged,
                 "measured_p50_ms": mp50,
                 "predicted_p50_ms": p.p50_ms,
                 "error_pct": 100 * (p.p50_ms - mp50) / mp50,
@@ -579,11 +684,16 @@ def error_summary(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty or "error_pct" not in rows:
         return pd.DataFrame()
     r = rows.dropna(subset=["error_pct"]).assign(abs_err=lambda d: d["error_pct"].abs())
+    if "flagged" in r:
+        r = r.assign(kind=np.where(r["flagged"].astype(bool), "flagged by the self-check",
+                                   np.where(r["held_out"], "held-out", "fitted")))  # fmt: skip
+    else:
+        r = r.assign(kind=np.where(r["held_out"], "held-out", "fitted"))
     out = []
-    for held, g in r.groupby("held_out"):
+    for held, g in r.groupby("kind", sort=False):
         for path, gp in [("all", g), *g.groupby("path")]:
             out.append(
-                {"cells": "held-out" if held else "fitted", "path": path, "n_cells": len(gp),
+                {"cells": held, "path": path, "n_cells": len(gp),
                  "median_abs_error_pct": float(gp["abs_err"].median()),
                  "worst_abs_error_pct": float(gp["abs_err"].max()),
                  "worst_cell": str(gp.loc[gp["abs_err"].idxmax(), "cell"])}
@@ -595,6 +705,8 @@ def error_band(rows: pd.DataFrame, path: str | None = None) -> tuple[float, int,
     """The band a prediction carries: the worst |error| on held-out cells of ``path`` (or of
     every path when that path was never held out); (pct, cells, which)."""
     r = rows[rows["held_out"].astype(bool)].dropna(subset=["error_pct"]) if len(rows) else rows
+    if "flagged" in r:  # a disturbed measurement says nothing about the model
+        r = r[~r["flagged"].astype(bool)]
     if len(r) == 0:
         return math.nan, 0, "no held-out cell"
     if path is not None and (r["path"] == path).any():

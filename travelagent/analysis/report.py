@@ -320,7 +320,70 @@ def _seeds(run: Run) -> str:
     return "; ".join(parts)
 
 
-def _index_html(run: Run, report: Report, claims: str, stability: str = "") -> str:
+def _conditions_section(run: Run, out: Path) -> str:
+    """The latency model's check (model.csv, model_fit.json, model_errors.csv) and, for a run
+    with a conditions grid, the claims map (claims_map.csv) and its crossover sentences
+    (crossovers.txt); the index's section on them. Never fails the report."""
+    from travelagent.analysis import claims_map as cm
+    from travelagent.analysis.latency_model import error_summary, model_rows
+
+    try:
+        rows, fit, rule = model_rows(run)
+    except Exception as err:  # the report stands without it; say why on stderr
+        print(f"travelagent report: model.csv not written: {err}", file=sys.stderr)
+        return f'<p class="failed">model not computed: {html.escape(str(err))}</p>'
+    if rows.empty or "error_pct" not in rows:
+        pd.DataFrame(columns=["cell", "held_out", "measured_p50_ms", "predicted_p50_ms",
+                              "error_pct"]).to_csv(out / "model.csv", index=False)  # fmt: skip
+        return "<p>No measured cell the latency model can predict.</p>"
+    model_csv_cols = ["cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct"]
+    rows[model_csv_cols + [c for c in rows.columns if c not in model_csv_cols]].to_csv(
+        out / "model.csv", index=False
+    )
+    fit.save(out / "model_fit.json")
+    summary = error_summary(rows)
+    summary.to_csv(out / "model_errors.csv", index=False)
+    parts = [
+        "<h2>The latency model, checked on held-out cells</h2>",
+        f'<p>Predicted against measured p50 per cell (<a href="model.csv">model.csv</a>; '
+        f"error in % of the measured p50). Held out: {html.escape(rule)}. Cells the "
+        "self-check flagged measured the testbed's own overload and are shown apart. "
+        "<code>travelagent predict</code> uses this fit (model_fit.json) and its held-out "
+        "band.</p>",
+        summary.to_html(index=False, border=0, float_format=lambda x: f"{x:.2f}"),
+    ]
+    grid = cm.run_grid(run)
+    if grid is None:
+        return "\n".join(parts)
+    try:
+        cmap = cm.claims_map(run, fit, grid)
+        cmap.to_csv(out / "claims_map.csv", index=False)
+        sentences = cm.crossover_sentences(cm.crossover_table(fit, grid, cm.base_links(run)))
+        (out / "crossovers.txt").write_text("\n".join(sentences) + "\n")
+    except Exception as err:
+        print(f"travelagent report: claims map not computed: {err}", file=sys.stderr)
+        parts.append(f'<p class="failed">claims map not computed: {html.escape(str(err))}</p>')
+        return "\n".join(parts)
+    counts = (cmap.groupby(["claim", "source", "verdict"]).size().unstack(fill_value=0)
+              .reset_index())  # fmt: skip
+    parts += [
+        "<h2>Where each claim holds: the conditions sweep</h2>",
+        f"<p>{len(grid.points())} grid points (client RTT x worker-realtime RTT x LLM profile); "
+        f"{cmap[cmap['source'] == 'measured']['point'].nunique()} measured, the rest predicted "
+        "by the model with each path's held-out error band. Every verdict per point is in "
+        '<a href="claims_map.csv">claims_map.csv</a>; heatmaps per claim are in notebook 06.'
+        "</p>",
+        counts.to_html(index=False, border=0),
+        "<h3>Crossovers (computed from the model)</h3><ul>",
+        *[f"<li>{html.escape(x)}</li>" for x in sentences],
+        "</ul>",
+    ]
+    return "\n".join(parts)
+
+
+def _index_html(
+    run: Run, report: Report, claims: str, stability: str = "", conditions: str = ""
+) -> str:
     m = run.meta
     nb_rows = []
     for n in report.notebooks:
@@ -371,6 +434,7 @@ decide); <em>not tested</em>: the run lacks the cells a claim needs. Also in
 20 ms, a link releasing data more than 5 ms late at p99 (over at least 100 chunks), or Locust
 warning of its own CPU
 (cells/&lt;cell&gt;/selfcheck.json; runner/selfcheck.py says why each bound is where it is).</p>
+{conditions}
 <h2>Notebooks</h2>
 <table><thead><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr></thead>
 <tbody>{"".join(nb_rows)}</tbody></table>
@@ -444,9 +508,6 @@ def build_report(
         stability = _stability_html(stab)
     except Exception as err:
         stability = f'<p class="failed">stability not computed: {html.escape(str(err))}</p>'
-    try:
-        model_csv(run, out).to_csv(out / "model.csv", index=False)
-    except Exception as err:  # the report stands without it; say why on stderr
-        print(f"travelagent report: model.csv not written: {err}", file=sys.stderr)
-    report.index.write_text(_index_html(run, report, claims, stability))
+    conditions = _conditions_section(run, out)
+    report.index.write_text(_index_html(run, report, claims, stability, conditions))
     return report

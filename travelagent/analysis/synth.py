@@ -272,3 +272,73 @@ def standard_cells(n: int = 120, *, noise_ms: float = 2.0) -> list[SynthCell]:
             )
         )
     return cells
+
+
+SWEEP_PATHS = (
+    ("gateway", "gateway", "", False),
+    ("rt-new", "realtime", "http-new", False),
+    ("rt-pooled", "realtime", "http-pooled", False),
+    ("rt-ws", "realtime", "ws-persistent", False),
+    ("rt-new-stream", "realtime", "http-new", True),
+    ("hybrid", "hybrid", "", False),
+)
+
+
+def write_synthetic_sweep(
+    root: str | Path, *, n: int = 30, run_id: str = "synthetic-sweep"
+) -> Path:
+    """A small conditions sweep with known delays: a 2 x 2 x 2 grid (client RTT 10/100 ms,
+    service RTT 4/60 ms, LLM instant/llama-8b-local-like), three points measured (two fit, one
+    held out), every path of the note at each; run.json carries the grid and the points as
+    ``travelagent run`` writes them for an experiment with ``[grid]`` and ``[[points]]``."""
+    import json
+
+    grid: dict[str, Any] = {
+        "client": [{"name": "near", "rtt_ms": 10.0, "jitter_ms": 0.0, "jitter": "normal"},
+                   {"name": "far", "rtt_ms": 100.0, "jitter_ms": 0.0, "jitter": "normal"}],
+        "service": [{"name": "region", "rtt_ms": 4.0, "jitter_ms": 0.0, "jitter": "normal"},
+                    {"name": "remote", "rtt_ms": 60.0, "jitter_ms": 0.0, "jitter": "normal"}],
+        "llm": ["instant", "llama-8b-local-like"],
+    }  # fmt: skip
+    # (client, service, llm, held out): the LLM's times as the profiles would give them
+    points = [("near", "region", "instant", False), ("far", "remote", "llama-8b-local-like", False),
+              ("far", "region", "instant", True)]  # fmt: skip
+    rtt = {str(x["name"]): float(x["rtt_ms"]) for x in [*grid["client"], *grid["service"]]}
+    llm = {"instant": (0.5, 0.5, 40), "llama-8b-local-like": (150.0, 150.0 + 39 * 17.5, 40)}
+    cells: list[SynthCell] = []
+    scenarios = []
+    for c, s, m, held in points:
+        point = f"{c}.{s}.{m}"
+        lk = {
+            "client_worker": link(rtt[c] / 2, setup_rtts=2),
+            "client_realtime": link(rtt[c] / 2, setup_rtts=2),
+            "realtime_worker": link(rtt[s] / 2, setup_rtts=2),
+            "worker_realtime": link(rtt[s] / 2, setup_rtts=2),
+            "worker_agents": link(1),
+        }
+        first, done, tokens = llm[m]
+        for name, arch, publish, stream in SWEEP_PATHS:
+            entry = f"{point}.{name}"
+            scenarios.append({"name": entry, "preset": "note", "arch": arch, "overrides": {},
+                              "point": point, "held_out": held})  # fmt: skip
+            cells.append(
+                SynthCell(
+                    f"{entry}-u4-5s",
+                    arch,
+                    publish,
+                    streaming=stream,
+                    n=n,
+                    links=lk,
+                    llm_first_ms=first,
+                    llm_ms=done,
+                    profile=m,
+                    tokens=tokens if stream else 0,
+                    noise_ms=0.5,
+                )
+            )
+    run_dir = write_synthetic_run(root, cells, run_id=run_id)
+    meta_path = run_dir / "run.json"
+    meta = json.loads(meta_path.read_text())
+    meta["experiment"] = {"name": "synthetic-sweep", "scenarios": scenarios, "grid": grid}
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return run_dir
