@@ -15,7 +15,7 @@
 # %% [markdown]
 # # 07 · Load to saturation
 #
-# An open-loop arrival rate stepped up on each path (`make load-study`, `loadtests/experiments/load.toml`) until the replies stop keeping up: latency percentiles and throughput against the offered load, the knee (computed: throughput under 90% of the offered rate, or the corrected p99 over twice the lightest point's), and which process ran out of CPU first (the self-check's samples, % of one core).
+# An open-loop arrival rate stepped up on each path (`make load-study`, `loadtests/experiments/load.toml`) until the replies stop keeping up: latency percentiles and throughput against the offered load, the knee (computed: throughput under 85% of the offered rate, or the corrected p50 over twice the lightest point's; `analysis/saturation.py` says why not loadcurve's 90% and p99), and which process ran out of CPU first (the self-check's samples, % of one core).
 
 # %% tags=["parameters"]
 # Parameters (papermill): the run directory; None means the newest run in data/runs/,
@@ -111,3 +111,12 @@ if study:
             f"replies/s); the process that ran out first: **{r['process']}** ({r['p90_pct']:.0f}% at "
             f"{r['at_offered_rps']:.0f} messages/s; {r['how']})."
         )
+
+# %% [markdown]
+# ## Where the queue formed
+#
+# The hops whose median grew the most from the lightest point to the first point past the knee: when no process is at a full core, this says which stage the messages waited in (a turn waiting for its agent's store, the commit, a link).
+
+# %%
+if study:
+    nbhelp.show(saturation.queue_hops(run, points, kn), precision=1)

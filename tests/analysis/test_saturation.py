@@ -15,19 +15,19 @@ def test_the_knee_is_where_throughput_stops_following_the_offered_rate() -> None
     # a server that completes at most 250/s: throughput = min(offered, 250)
     offered = np.array([40, 80, 120, 170, 230, 300, 380, 480, 600], dtype=float)
     throughput = np.minimum(offered, 250.0)
-    p99 = np.where(offered < 250, 300.0, 3000.0)
-    k = knee(offered[::-1], throughput[::-1], p99[::-1])  # any order
+    p50 = np.where(offered < 250, 200.0, 350.0)  # under twice the lightest: only throughput
+    k = knee(offered[::-1], throughput[::-1], p50[::-1])  # any order
     assert k["last_ok_rps"] == 230 and k["first_past_rps"] == 300
-    # throughput/offered crosses 0.9 at 250 / 0.9 = 278: interpolated between 230 and 300
-    assert k["knee_rps"] == pytest.approx(230 + (1 - 0.9) / ((1 - 0.9) - (250 / 300 - 0.9)) * 70)
+    # throughput/offered crosses 0.85 between 230 (1.0) and 300 (0.833): interpolated
+    assert k["knee_rps"] == pytest.approx(230 + (1 - 0.85) / ((1 - 0.85) - (250 / 300 - 0.85)) * 70)
     assert 250 < k["knee_rps"] < 300
     assert k["max_throughput_rps"] == 250 and k["points"] == 9
 
 
 def test_the_latency_rule_finds_a_knee_before_throughput_falls() -> None:
     offered = [50, 100, 150, 200, 250, 300]
-    p99 = [100, 105, 110, 400, 2000, 5000]  # queueing long before replies fall behind
-    k = knee(offered, offered, p99)
+    p50 = [100, 105, 110, 400, 2000, 5000]  # queueing long before replies fall behind
+    k = knee(offered, offered, p50)
     assert (k["last_ok_rps"], k["first_past_rps"], k["knee_rps"]) == (150, 200, 175)
 
 

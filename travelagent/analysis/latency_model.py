@@ -127,7 +127,11 @@ def split(run: Run, held_out: list[str] | None = None) -> tuple[list[str], list[
     if marked:
         names = [str(s.get("name")) for s in scen if isinstance(s, dict)]
         held = [c for c in cells if _entry_of(c, names) in marked]
-        rule = "scenarios marked held_out in the experiment file: " + ", ".join(marked)
+        points = sorted({str(x.get("point")) for x in scen if isinstance(x, dict)
+                         and x.get("held_out") and x.get("point")})  # fmt: skip
+        rule = ("grid points marked held_out in the experiment file: " + ", ".join(points)
+                if points else "scenarios marked held_out in the experiment file: "
+                + ", ".join(marked))  # fmt: skip
     else:
         reps: dict[str, int] = {}
         if "repetition" in run.cells:
