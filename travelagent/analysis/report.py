@@ -381,6 +381,43 @@ def _conditions_section(run: Run, out: Path) -> str:
     return "\n".join(parts)
 
 
+def _saturation_section(run: Run, out: Path) -> str:
+    """For a load study: each path's knee and the process that ran out first (knees.csv)."""
+    from travelagent.analysis import saturation as sa
+
+    try:
+        if not len(run.ok()) or not sa.is_load_study(run):
+            return ""
+        points = sa.load_points(run)
+        kn = sa.knees(points)
+        first = sa.first_saturated(points, sa.cpu_table(run))
+        queues = sa.queue_hops(run, points, kn)
+    except Exception as err:
+        return f'<p class="failed">load study not analysed: {html.escape(str(err))}</p>'
+    table = kn.merge(first, on="series", how="left")
+    table.to_csv(out / "knees.csv", index=False)
+    items = []
+    for r in table.to_dict("records"):
+        grew = queues[queues["series"] == r["series"]].head(1)
+        where = (f"; the hop that grew most past the knee: {grew.iloc[0]['hop']} "
+                 f"({grew.iloc[0]['light_p50_ms']:.1f} → {grew.iloc[0]['past_knee_p50_ms']:.1f} ms)"
+                 if len(grew) else "")  # fmt: skip
+        items.append(
+            f"<li><strong>{html.escape(str(r['series']))}</strong>: knee at about "
+            f"{r['knee_rps']:.0f} messages/s offered (kept up at {r['last_ok_rps']:.0f}, not at "
+            f"{r['first_past_rps']:.0f}; at most {r['max_throughput_rps']:.0f} replies/s); "
+            f"first to run out: {html.escape(str(r['process']))} ({r['p90_pct']:.0f}% of a core "
+            f"at p90 at {r['at_offered_rps']:.0f} messages/s; {html.escape(str(r['how']))})"
+            f"{html.escape(where)}</li>"
+        )
+    return (
+        "<h2>Load to saturation</h2><p>Open-loop arrival rate stepped up per path; the knee "
+        "is the first point where throughput falls under 85% of the offered rate or the "
+        'corrected p50 exceeds twice the lightest point\'s (<a href="knees.csv">knees.csv</a>; '
+        "figures in notebook 07).</p><ul>" + "".join(items) + "</ul>"
+    )
+
+
 def _index_html(
     run: Run, report: Report, claims: str, stability: str = "", conditions: str = ""
 ) -> str:
@@ -508,6 +545,6 @@ def build_report(
         stability = _stability_html(stab)
     except Exception as err:
         stability = f'<p class="failed">stability not computed: {html.escape(str(err))}</p>'
-    conditions = _conditions_section(run, out)
+    conditions = _conditions_section(run, out) + _saturation_section(run, out)
     report.index.write_text(_index_html(run, report, claims, stability, conditions))
     return report

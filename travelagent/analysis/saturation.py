@@ -161,10 +161,12 @@ def queue_hops(run: Run, points: pd.DataFrame, kn: pd.DataFrame) -> pd.DataFrame
         table = med.unstack()
         if light not in table or heavy not in table:
             continue
-        grew = (table[heavy] - table[light]).sort_values(ascending=False)
-        for hop, ms in grew.head(3).items():
-            rows.append({"series": series, "hop": hop, "light_p50_ms": float(table.loc[hop, light]),
-                         "past_knee_p50_ms": float(table.loc[hop, heavy]), "grew_ms": float(ms),
+        lo: dict[str, float] = {str(k): float(v) for k, v in table[light].items()}
+        hi: dict[str, float] = {str(k): float(v) for k, v in table[heavy].items()}
+        grew = sorted(lo, key=lambda h: hi[h] - lo[h], reverse=True)
+        for hop in grew[:3]:
+            rows.append({"series": series, "hop": hop, "light_p50_ms": lo[hop],
+                         "past_knee_p50_ms": hi[hop], "grew_ms": hi[hop] - lo[hop],
                          "light_cell": light, "past_knee_cell": heavy})  # fmt: skip
     return pd.DataFrame(rows)
 
