@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest report reference bench bench-profile soak idle clean catalog notebooks
+.PHONY: venv test lint typecheck pytest report reference bench bench-profile soak idle clean catalog \
+	notebooks study load-study
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +37,20 @@ test: lint typecheck pytest
 # The main job: run the default experiment, then render the report from it.
 report: $(STAMP)
 	$(BIN)/travelagent run loadtests/experiments/default.toml
+	$(BIN)/travelagent report
+
+# The conditions sweep (loadtests/experiments/sweep.toml: 12 measured grid points x 6 paths),
+# then its report with the model's held-out check and the claims map; <= 30 minutes on 2 cores.
+# A cell that fails (e.g. a port taken by another process) is listed and left out; the report
+# is still rendered from the cells that ran.
+study: $(STAMP)
+	$(BIN)/travelagent run loadtests/experiments/sweep.toml || echo "make study: some cells failed (listed above); the report leaves them out"
+	$(BIN)/travelagent report
+
+# Load to saturation (loadtests/experiments/load.toml): open-loop arrival rate stepped up past
+# the knee on the gateway and the realtime path with a persistent publisher socket.
+load-study: $(STAMP)
+	$(BIN)/travelagent run loadtests/experiments/load.toml || echo "make load-study: some cells failed (listed above); the report leaves them out"
 	$(BIN)/travelagent report
 
 # The newest run and its report become the committed reference (data/reference/).

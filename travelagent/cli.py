@@ -25,6 +25,7 @@ VERBS: dict[tuple[str, ...], tuple[str, str]] = {
     ("report",): ("travelagent.analysis.report_cli", "execute the notebooks into an HTML report"),
     ("export",): ("travelagent.analysis.export_cli", "a run's traces for Perfetto or OTLP"),
     ("agree",): ("travelagent.analysis.agreement_cli", "whether two runs give the same findings"),
+    ("predict",): ("travelagent.commands.predict", "each path's latency under given conditions"),
 }
 
 

@@ -47,7 +47,8 @@ def test_every_report_page_reads_well_in_a_browser(report: Path, browser: Browse
         assert c["broken"] == [] and c["no_alt"] == 0, where
         assert c["page_width"] <= c["window_width"] and c["wide_tables"] == 0, where
         if page.name != "index.html":
-            assert c["images"] > 0 or "claims" in where, where
+            # 05 has no figure; 07 has none unless the run is a load study
+            assert c["images"] > 0 or "claims" in where or "saturation" in where, where
             assert c["back_link"], where
             # the title names the notebook and the run
             assert page.stem.split("_")[0] in c["title"] and "·" in c["title"], where

@@ -288,19 +288,21 @@ def _cells_html(run: Run) -> str:
     return c.to_html(index=False, border=0, escape=True)
 
 
-def model_csv(run: Run) -> pd.DataFrame:
-    """One row per measured cell: the hop model's predicted median beside the measured one.
-    The model fits nothing (configured link delays and set-up round trips, the cell's own LLM
-    time from the stamps), so no cell is held out of a fit."""
-    from travelagent.analysis.model import model_table
+def model_csv(run: Run, out_dir: Path | None = None) -> pd.DataFrame:
+    """One row per measured cell: the latency model's predicted p50 (and p90, first content)
+    beside the measured one; ``held_out`` cells were kept out of the fit
+    (``analysis.latency_model``). With ``out_dir``, also writes the fit (``model_fit.json``,
+    which ``travelagent predict`` reads) and the error summary (``model_errors.csv``)."""
+    from travelagent.analysis.latency_model import error_summary, model_rows
 
-    mt = model_table(run)
-    cols = ["cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct", "arch",
-            "publish", "streaming", "network_ms", "setup_ms", "llm_ms", "llm_source"]  # fmt: skip
-    if mt.empty:
+    rows, fit, _ = model_rows(run)
+    cols = ["cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct"]
+    if rows.empty or "error_pct" not in rows:
         return pd.DataFrame(columns=cols)
-    mt = mt.rename(columns={"predicted_ms": "predicted_p50_ms"}).assign(held_out=False)
-    return mt[cols]
+    if out_dir is not None:
+        fit.save(out_dir / "model_fit.json")
+        error_summary(rows).to_csv(out_dir / "model_errors.csv", index=False)
+    return rows[cols + [c for c in rows.columns if c not in cols]]
 
 
 def _seeds(run: Run) -> str:
@@ -320,7 +322,107 @@ def _seeds(run: Run) -> str:
     return "; ".join(parts)
 
 
-def _index_html(run: Run, report: Report, claims: str, stability: str = "") -> str:
+def _conditions_section(run: Run, out: Path) -> str:
+    """The latency model's check (model.csv, model_fit.json, model_errors.csv) and, for a run
+    with a conditions grid, the claims map (claims_map.csv) and its crossover sentences
+    (crossovers.txt); the index's section on them. Never fails the report."""
+    from travelagent.analysis import claims_map as cm
+    from travelagent.analysis.latency_model import error_summary, model_rows
+
+    try:
+        rows, fit, rule = model_rows(run)
+    except Exception as err:  # the report stands without it; say why on stderr
+        print(f"travelagent report: model.csv not written: {err}", file=sys.stderr)
+        return f'<p class="failed">model not computed: {html.escape(str(err))}</p>'
+    if rows.empty or "error_pct" not in rows:
+        pd.DataFrame(columns=["cell", "held_out", "measured_p50_ms", "predicted_p50_ms",
+                              "error_pct"]).to_csv(out / "model.csv", index=False)  # fmt: skip
+        return "<p>No measured cell the latency model can predict.</p>"
+    model_csv_cols = ["cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct"]
+    rows[model_csv_cols + [c for c in rows.columns if c not in model_csv_cols]].to_csv(
+        out / "model.csv", index=False
+    )
+    fit.save(out / "model_fit.json")
+    summary = error_summary(rows)
+    summary.to_csv(out / "model_errors.csv", index=False)
+    parts = [
+        "<h2>The latency model, checked on held-out cells</h2>",
+        f'<p>Predicted against measured p50 per cell (<a href="model.csv">model.csv</a>; '
+        f"error in % of the measured p50). Held out: {html.escape(rule)}. Cells the "
+        "self-check flagged measured the testbed's own overload and are shown apart. "
+        "<code>travelagent predict</code> uses this fit (model_fit.json) and its held-out "
+        "band.</p>",
+        summary.to_html(index=False, border=0, float_format=lambda x: f"{x:.2f}"),
+    ]
+    grid = cm.run_grid(run)
+    if grid is None:
+        return "\n".join(parts)
+    try:
+        cmap = cm.claims_map(run, fit, grid)
+        cmap.to_csv(out / "claims_map.csv", index=False)
+        sentences = cm.crossover_sentences(cm.crossover_table(fit, grid, cm.base_links(run)))
+        (out / "crossovers.txt").write_text("\n".join(sentences) + "\n")
+    except Exception as err:
+        print(f"travelagent report: claims map not computed: {err}", file=sys.stderr)
+        parts.append(f'<p class="failed">claims map not computed: {html.escape(str(err))}</p>')
+        return "\n".join(parts)
+    counts = (cmap.groupby(["claim", "source", "verdict"]).size().unstack(fill_value=0)
+              .reset_index())  # fmt: skip
+    parts += [
+        "<h2>Where each claim holds: the conditions sweep</h2>",
+        f"<p>{len(grid.points())} grid points (client RTT x worker-realtime RTT x LLM profile); "
+        f"{cmap[cmap['source'] == 'measured']['point'].nunique()} measured, the rest predicted "
+        "by the model with each path's held-out error band. Every verdict per point is in "
+        '<a href="claims_map.csv">claims_map.csv</a>; heatmaps per claim are in notebook 06.'
+        "</p>",
+        counts.to_html(index=False, border=0),
+        "<h3>Crossovers (computed from the model)</h3><ul>",
+        *[f"<li>{html.escape(x)}</li>" for x in sentences],
+        "</ul>",
+    ]
+    return "\n".join(parts)
+
+
+def _saturation_section(run: Run, out: Path) -> str:
+    """For a load study: each path's knee and the process that ran out first (knees.csv)."""
+    from travelagent.analysis import saturation as sa
+
+    try:
+        if not len(run.ok()) or not sa.is_load_study(run):
+            return ""
+        points = sa.load_points(run)
+        kn = sa.knees(points)
+        first = sa.first_saturated(points, sa.cpu_table(run))
+        queues = sa.queue_hops(run, points, kn)
+    except Exception as err:
+        return f'<p class="failed">load study not analysed: {html.escape(str(err))}</p>'
+    table = kn.merge(first, on="series", how="left")
+    table.to_csv(out / "knees.csv", index=False)
+    items = []
+    for r in table.to_dict("records"):
+        grew = queues[queues["series"] == r["series"]].head(1)
+        where = (f"; the hop that grew most past the knee: {grew.iloc[0]['hop']} "
+                 f"({grew.iloc[0]['light_p50_ms']:.1f} → {grew.iloc[0]['past_knee_p50_ms']:.1f} ms)"
+                 if len(grew) else "")  # fmt: skip
+        items.append(
+            f"<li><strong>{html.escape(str(r['series']))}</strong>: knee at about "
+            f"{r['knee_rps']:.0f} messages/s offered (kept up at {r['last_ok_rps']:.0f}, not at "
+            f"{r['first_past_rps']:.0f}; at most {r['max_throughput_rps']:.0f} replies/s); "
+            f"first to run out: {html.escape(str(r['process']))} ({r['p90_pct']:.0f}% of a core "
+            f"at p90 at {r['at_offered_rps']:.0f} messages/s; {html.escape(str(r['how']))})"
+            f"{html.escape(where)}</li>"
+        )
+    return (
+        "<h2>Load to saturation</h2><p>Open-loop arrival rate stepped up per path; the knee "
+        "is the first point where throughput falls under 85% of the offered rate or the "
+        'corrected p50 exceeds twice the lightest point\'s (<a href="knees.csv">knees.csv</a>; '
+        "figures in notebook 07).</p><ul>" + "".join(items) + "</ul>"
+    )
+
+
+def _index_html(
+    run: Run, report: Report, claims: str, stability: str = "", conditions: str = ""
+) -> str:
     m = run.meta
     nb_rows = []
     for n in report.notebooks:
@@ -372,6 +474,7 @@ decide); <em>not tested</em>: the run lacks the cells a claim needs. Also in
 warning of its own CPU
 (cells/&lt;cell&gt;/selfcheck.json; runner/selfcheck.py says why each bound is where it is).</p>
 {faults_html(run.path)}
+{conditions}
 <h2>Notebooks</h2>
 <table><thead><tr><th>notebook</th><th>status</th><th>time</th><th>error</th></tr></thead>
 <tbody>{"".join(nb_rows)}</tbody></table>
@@ -445,11 +548,8 @@ def build_report(
         stability = _stability_html(stab)
     except Exception as err:
         stability = f'<p class="failed">stability not computed: {html.escape(str(err))}</p>'
-    try:
-        model_csv(run).to_csv(out / "model.csv", index=False)
-    except Exception as err:  # the report stands without it; say why on stderr
-        print(f"travelagent report: model.csv not written: {err}", file=sys.stderr)
+    conditions = _conditions_section(run, out) + _saturation_section(run, out)
     if (run.path / "chaos.csv").exists():  # the Faults section links a copy beside the index
         shutil.copyfile(run.path / "chaos.csv", out / "chaos.csv")
-    report.index.write_text(_index_html(run, report, claims, stability))
+    report.index.write_text(_index_html(run, report, claims, stability, conditions))
     return report

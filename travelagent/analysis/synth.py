@@ -57,13 +57,18 @@ class SynthCell:
     agents_separate: bool = False
     fail_every: int = 0  # every n-th message times out (0: none)
     reply_bytes: int = 400
+    # A streamed realtime reply of ``tokens`` tokens (0: the old single-step stream): token i is
+    # due at llm_first_ms + (llm_ms - llm_first_ms) * i / (tokens - 1) after agent.start, and
+    # the worker's drain publishes them as worker.turn does (see ``_drain_times``).
+    tokens: int = 0
+    profile: str = "synthetic"
 
 
 def _scenario(c: SynthCell, seed: int) -> dict[str, Any]:
     return {
         "name": "synthetic",
         "seed": seed,
-        "llm": {"backend": "simulated", "profile": "synthetic"},
+        "llm": {"backend": "simulated", "profile": c.profile},
         "worker": {
             "publish": c.publish or "http-pooled",
             "stream": c.streaming,
@@ -107,6 +112,10 @@ def _stamp_message(c: SynthCell, rng: np.random.Generator, send_ns: int) -> tupl
     t += proc
     tr.stamp("agent.done", agent_proc, t)
     t += leg("worker_agents") if c.agents_separate else proc
+    drained = c.streaming and c.arch == "realtime" and c.tokens > 0
+    if drained:
+        wait_end, first_pub = _drain_times(c, llm_start)
+        t = max(t, wait_end)
     if c.arch == "realtime":
         tr.stamp("worker.publish", "worker", t)
         wr = c.links["worker_realtime"]
@@ -125,9 +134,36 @@ def _stamp_message(c: SynthCell, rng: np.random.Generator, send_ns: int) -> tupl
     # A streamed reply's first chunk leaves as soon as the LLM's first token does, and takes
     # the same way out as the whole reply (publish and deliver on the realtime path).
     first = llm_start + round(c.llm_first_ms * ms) + proc + way_out if c.streaming else recv
+    if drained:  # the first chunk goes out with the first chunk publication
+        first = first_pub + publish + proc + last
     tr.stamp("client.first", "client", first)
     tr.stamp("client.recv", "client", recv)
     return tr, first, recv
+
+
+def _drain_times(c: SynthCell, llm_start: int) -> tuple[int, int]:
+    """(when the drain is empty, when the first chunk publication starts), in ns: the start
+    frame is published at agent.start; each publication takes the publish link's round trip
+    (with its set-up for ``http-new``) and carries every token due before it starts."""
+    ms = 1_000_000
+    wr = c.links["worker_realtime"]
+    setup = wr["setup_rtts"] * 2 * wr["delay_ms"] if c.publish == "http-new" else 0.0
+    rtt = round((2 * wr["delay_ms"] + setup) * ms)
+    span = (c.llm_ms - c.llm_first_ms) * ms
+    due = [
+        llm_start + round(c.llm_first_ms * ms + (span * i / (c.tokens - 1) if c.tokens > 1 else 0))
+        for i in range(c.tokens)
+    ]
+    busy_until = llm_start + rtt  # the start frame
+    first_pub = -1
+    queue = list(due)
+    while queue:
+        start = max(busy_until, queue[0])
+        if first_pub < 0:
+            first_pub = start
+        queue = [d for d in queue if d > start]
+        busy_until = start + rtt
+    return busy_until, first_pub
 
 
 def write_synthetic_run(
@@ -164,7 +200,7 @@ def write_synthetic_run(
                     status="timeout" if failed else "ok",
                     error="timed out" if failed else "",
                     bytes=0 if failed else c.reply_bytes,
-                    chunks=5 if c.streaming and not failed else 0,
+                    chunks=(c.tokens or 5) if c.streaming and not failed else 0,
                     trace=None if failed else tr,
                 )
             )
@@ -236,3 +272,73 @@ def standard_cells(n: int = 120, *, noise_ms: float = 2.0) -> list[SynthCell]:
             )
         )
     return cells
+
+
+SWEEP_PATHS = (
+    ("gateway", "gateway", "", False),
+    ("rt-new", "realtime", "http-new", False),
+    ("rt-pooled", "realtime", "http-pooled", False),
+    ("rt-ws", "realtime", "ws-persistent", False),
+    ("rt-new-stream", "realtime", "http-new", True),
+    ("hybrid", "hybrid", "", False),
+)
+
+
+def write_synthetic_sweep(
+    root: str | Path, *, n: int = 30, run_id: str = "synthetic-sweep"
+) -> Path:
+    """A small conditions sweep with known delays: a 2 x 2 x 2 grid (client RTT 10/100 ms,
+    service RTT 4/60 ms, LLM instant/llama-8b-local-like), three points measured (two fit, one
+    held out), every path of the note at each; run.json carries the grid and the points as
+    ``travelagent run`` writes them for an experiment with ``[grid]`` and ``[[points]]``."""
+    import json
+
+    grid: dict[str, Any] = {
+        "client": [{"name": "near", "rtt_ms": 10.0, "jitter_ms": 0.0, "jitter": "normal"},
+                   {"name": "far", "rtt_ms": 100.0, "jitter_ms": 0.0, "jitter": "normal"}],
+        "service": [{"name": "region", "rtt_ms": 4.0, "jitter_ms": 0.0, "jitter": "normal"},
+                    {"name": "remote", "rtt_ms": 60.0, "jitter_ms": 0.0, "jitter": "normal"}],
+        "llm": ["instant", "llama-8b-local-like"],
+    }  # fmt: skip
+    # (client, service, llm, held out): the LLM's times as the profiles would give them
+    points = [("near", "region", "instant", False), ("far", "remote", "llama-8b-local-like", False),
+              ("far", "region", "instant", True)]  # fmt: skip
+    rtt = {str(x["name"]): float(x["rtt_ms"]) for x in [*grid["client"], *grid["service"]]}
+    llm = {"instant": (0.5, 0.5, 40), "llama-8b-local-like": (150.0, 150.0 + 39 * 17.5, 40)}
+    cells: list[SynthCell] = []
+    scenarios = []
+    for c, s, m, held in points:
+        point = f"{c}.{s}.{m}"
+        lk = {
+            "client_worker": link(rtt[c] / 2, setup_rtts=2),
+            "client_realtime": link(rtt[c] / 2, setup_rtts=2),
+            "realtime_worker": link(rtt[s] / 2, setup_rtts=2),
+            "worker_realtime": link(rtt[s] / 2, setup_rtts=2),
+            "worker_agents": link(1),
+        }
+        first, done, tokens = llm[m]
+        for name, arch, publish, stream in SWEEP_PATHS:
+            entry = f"{point}.{name}"
+            scenarios.append({"name": entry, "preset": "note", "arch": arch, "overrides": {},
+                              "point": point, "held_out": held})  # fmt: skip
+            cells.append(
+                SynthCell(
+                    f"{entry}-u4-5s",
+                    arch,
+                    publish,
+                    streaming=stream,
+                    n=n,
+                    links=lk,
+                    llm_first_ms=first,
+                    llm_ms=done,
+                    profile=m,
+                    tokens=tokens if stream else 0,
+                    noise_ms=0.5,
+                )
+            )
+    run_dir = write_synthetic_run(root, cells, run_id=run_id)
+    meta_path = run_dir / "run.json"
+    meta = json.loads(meta_path.read_text())
+    meta["experiment"] = {"name": "synthetic-sweep", "scenarios": scenarios, "grid": grid}
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return run_dir

@@ -68,6 +68,8 @@ class ScenarioEntry:
     arch: str
     overrides: dict[str, Any] = field(default_factory=dict)
     scenario: Any = None  # the launcher's resolved Scenario
+    point: str = ""  # the grid point it runs at (runner.conditions), if any
+    held_out: bool = False  # kept out of the model's fit (analysis.latency_model)
 
     @property
     def publish(self) -> str:
@@ -99,6 +101,7 @@ class Experiment:
     durations_s: tuple[float, ...]
     repetitions: int
     load: Load
+    grid: dict[str, Any] = field(default_factory=dict)  # runner.conditions.Grid.to_dict()
 
     def cells(self) -> list[Cell]:
         out = []
@@ -122,12 +125,18 @@ class Experiment:
             "durations_s": list(self.durations_s),
             "repetitions": self.repetitions,
             "load": self.load.to_dict(),
-            "scenarios": [
-                {"name": e.name, "preset": e.preset, "arch": e.arch, "overrides": e.overrides}
-                for e in self.scenarios
-            ],
+            "scenarios": [_entry_dict(e) for e in self.scenarios],
             "shapes": [{"name": n, **s.to_dict()} for n, s in self.shapes],
+            **({"grid": self.grid} if self.grid else {}),
         }
+
+
+def _entry_dict(e: ScenarioEntry) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": e.name, "preset": e.preset, "arch": e.arch}
+    out["overrides"] = e.overrides
+    if e.point:
+        out.update(point=e.point, held_out=e.held_out)
+    return out
 
 
 def _fail(source: str, key: str, problem: str) -> ExperimentError:
@@ -221,7 +230,7 @@ def parse_load(src: str, table: Any) -> Load:
 def parse_experiment(data: dict[str, Any], *, source: str = "<experiment>") -> Experiment:
     src = source
     allowed = {"name", "kind", "description", "durations_s", "repetitions", "load", "scenarios",
-               "shapes"}  # fmt: skip
+               "shapes", "grid", "points"}  # fmt: skip
     if data.get("kind", "experiment") != "experiment":
         raise _fail(src, "kind", f"must be 'experiment' here (a chaos experiment is read by "
                     f"runner/chaos.py), got {data.get('kind')!r}")  # fmt: skip
@@ -272,6 +281,9 @@ def parse_experiment(data: dict[str, Any], *, source: str = "<experiment>") -> E
         entries.append(ScenarioEntry(sname, preset, arch, dict(overrides), scenario))
     if len({e.name for e in entries}) != len(entries):
         raise _fail(src, "scenarios", "names must be unique")
+    grid: dict[str, Any] = {}
+    if "grid" in data or "points" in data:
+        entries, grid = _at_points(src, data, entries, base)
 
     raw_shapes = data.get("shapes")
     if not isinstance(raw_shapes, list) or not raw_shapes:
@@ -300,7 +312,30 @@ def parse_experiment(data: dict[str, Any], *, source: str = "<experiment>") -> E
         durations_s=durs,
         repetitions=reps,
         load=load,
+        grid=grid,
     )
+
+
+def _at_points(
+    src: str, data: dict[str, Any], entries: list[ScenarioEntry], base: Path | None
+) -> tuple[list[ScenarioEntry], dict[str, Any]]:
+    """Every scenario at every measured grid point (``[grid]`` + ``[[points]]``)."""
+    from travelagent.runner.conditions import ConditionsError, parse_grid, parse_points
+
+    try:
+        grid = parse_grid(src, data.get("grid"))
+        points = parse_points(src, grid, data.get("points"))
+    except ConditionsError as err:
+        raise ExperimentError(str(err)) from None
+    out = []
+    for p in points:
+        for e in entries:
+            overrides = {**e.overrides, **p.overrides()}
+            scenario = resolve_scenario(e.preset, overrides, base=base)
+            name = f"{p.name}.{e.name}"
+            out.append(ScenarioEntry(name, e.preset, e.arch, overrides, scenario, p.name,
+                                     p.held_out))  # fmt: skip
+    return out, grid.to_dict()
 
 
 def experiment_path(path_or_name: str | Path) -> Path:
