@@ -12,7 +12,6 @@ A bound refuses rather than grows without end; the caller counts each refusal in
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -55,27 +54,25 @@ class ConnectionLimiter:
             del self.open[key]
 
 
-@functools.cache
-def _user_slot() -> web.RequestKey[tuple[ConnectionLimiter, str]]:
-    from aiohttp import web
-
-    return web.RequestKey("user_slot", tuple[ConnectionLimiter, str])
-
-
-def hold_user(request: web.Request, limiter: ConnectionLimiter, user: str | None) -> bool:
+def hold_user(
+    request: web.Request,
+    key: web.RequestKey[tuple[ConnectionLimiter, str]],
+    limiter: ConnectionLimiter,
+    user: str | None,
+) -> bool:
     """Take a slot for ``user`` for the life of ``request`` (False: the user is at the cap);
-    ``release_user(request)`` gives it back, whichever way the request ends. None (an open
+    ``release_user(request, key)`` gives it back, whichever way the request ends. None (an open
     gateway socket that names its user per frame) holds no slot."""
     if user is None:
         return True
     if not limiter.acquire(user):
         return False
-    request[_user_slot()] = (limiter, user)
+    request[key] = (limiter, user)
     return True
 
 
-def release_user(request: web.Request) -> None:
-    slot = request.pop(_user_slot(), None)
+def release_user(request: web.Request, key: web.RequestKey[tuple[ConnectionLimiter, str]]) -> None:
+    slot = request.pop(key, None)
     if slot is not None:
         slot[0].release(slot[1])
 

@@ -40,7 +40,15 @@ from travelagent.worker.gateway_session import (
     Refuse,
     Resume,
 )
-from travelagent.worker.keys import CONFIG, DIRECTORY, PER_ADDRESS, PER_USER, ROOMS, STATS
+from travelagent.worker.keys import (
+    CONFIG,
+    DIRECTORY,
+    PER_ADDRESS,
+    PER_USER,
+    ROOMS,
+    STATS,
+    USER_SLOT,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +155,7 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
         return await _serve_gateway_socket(request)
     finally:
         per_address.release(address)
-        release_user(request)
+        release_user(request, USER_SLOT)
 
 
 async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
@@ -169,7 +177,7 @@ async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
         if err.status == 401:
             raise web.HTTPUnauthorized(text=str(err)) from None
         raise web.HTTPForbidden(text=str(err)) from None
-    if not hold_user(request, request.app[PER_USER], admission.user_id):
+    if not hold_user(request, USER_SLOT, request.app[PER_USER], admission.user_id):
         stats["gateway_refused_per_user"] += 1
         raise web.HTTPTooManyRequests(text="too many connections for this user")
     session = GatewaySession(

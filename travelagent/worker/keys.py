@@ -27,4 +27,6 @@ ROOMS: web.AppKey[RoomAnnouncer] = web.AppKey("rooms")
 JOURNAL: web.AppKey[TurnJournal] = web.AppKey("journal")
 PER_ADDRESS: web.AppKey[ConnectionLimiter] = web.AppKey("per_address")
 PER_USER: web.AppKey[ConnectionLimiter] = web.AppKey("per_user")
+# The gateway socket's per-user slot, held for the request's life (limits.hold_user).
+USER_SLOT: web.RequestKey[tuple[ConnectionLimiter, str]] = web.RequestKey("user_slot", tuple)
 BACKGROUND: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("background")
