@@ -14,7 +14,11 @@ from browser import Browser, chromium_path
 from travelagent.analysis.report import build_report
 from travelagent.analysis.synth import standard_cells, write_synthetic_run
 
-pytestmark = pytest.mark.slow
+from travelagent.config import timeout_factor
+
+# The first test builds the whole report (seven notebooks, each in its own kernel) in its setup:
+# a minute on a quiet 2-core machine, more on a busy one.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(round(360 * timeout_factor()))]
 
 
 @pytest.fixture(scope="module")
