@@ -13,7 +13,6 @@ from browser import Browser, chromium_path
 
 from travelagent.analysis.report import build_report
 from travelagent.analysis.synth import standard_cells, write_synthetic_run
-
 from travelagent.config import timeout_factor
 
 # The first test builds the whole report (seven notebooks, each in its own kernel) in its setup:
