@@ -151,3 +151,44 @@ async def test_realtime_client_waits_out_a_slow_restart_until_the_deadline(
     assert rec.status == "ok", rec.error
     assert rec.reply == "Reply 1 begins. Reply 1 ends."
     assert waited < 12 * tf
+
+
+async def test_a_final_published_while_away_is_found_in_history_when_recovery_fails(
+    tmp_path: Path, tf: float
+) -> None:
+    """Memory history: a restart starts a new epoch, so recovery from the old position fails;
+    the final published before the client is back is in the channel's history all the same,
+    and the client must take it from there rather than end the message lost."""
+    rt_port, w_port = free_port(), free_port()
+    cfg = RealtimeConfig.from_env(
+        port=rt_port, webhook_url=f"http://127.0.0.1:{w_port}/api/realtime/webhook",
+        webhook_retry_schedule_s=FAST_RETRIES,
+    )  # fmt: skip
+    llm = GatedLLM()
+    async with (
+        running_realtime(cfg) as rt,
+        running_worker(
+            w_port, tmp_path / "w.db", llm=llm, realtime_url=rt.base_url, stream=True,
+            publish="http-new",
+        ),
+    ):  # fmt: skip
+        link = await start_link(rt_port)
+        try:
+            client = AsyncRealtimeClient(
+                f"ws://127.0.0.1:{link.listen_port}/connection/websocket", "u1",
+                jwt_secret=secret(JWT_SECRET_ENV), stream=True, timeout_s=8 * tf,
+            )  # fmt: skip
+            async with client:
+                llm.hold = True
+                cut = await client.send("hotels in Rome")
+                await asyncio.wait_for(llm.first_sent.wait(), 5 * tf)
+                await link.set_faults(Faults(refuse=True))  # the client stays away meanwhile
+                await rt.restart()
+                llm.gate.set()  # the rest is published into the new epoch's history
+                await asyncio.sleep(1.0 * tf)
+                await link.set_faults(Faults())
+                rec = await client.wait(cut)
+        finally:
+            await link.stop()
+    assert rec.status == "ok", rec.error
+    assert rec.reply == "Reply 1 begins. Reply 1 ends."

@@ -54,6 +54,9 @@ from travelagent.client.replies import (
 )
 from travelagent.wire.trace import now_ns
 
+# The newest publications read back from the channel's history when recovery fails.
+HISTORY_LOOKBACK = 200
+
 
 class AsyncRealtimeClient(AsyncClient):
     def __init__(
@@ -94,6 +97,7 @@ class AsyncRealtimeClient(AsyncClient):
         self.recovery: tuple[int, str] | None = None  # last (offset, epoch) seen
         self.reconnects = 0  # successful reconnections (by itself or by ``reconnect()``)
         self.recovered = 0  # replies completed from a recovery
+        self.from_history = 0  # of which read from the channel's history (recovery failed)
         self.republished = 0  # messages published again after a reconnect
         self._unacked: dict[str, dict[str, Any]] = {}  # msg id -> data, until publish answers
         self._ready = asyncio.Event()  # connected and subscribed
@@ -158,11 +162,31 @@ class AsyncRealtimeClient(AsyncClient):
                 self.recovered += 1
         if "epoch" in result:
             self.recovery = (int(result.get("offset", 0)), str(result["epoch"]))
+        if not result.get("recovered") and any(i in set(self.pending.ids()) for i in cut):
+            await self._finals_from_history()
         self.reconnects += 1
         self._ready.set()
         await self._republish()
         waiting = set(self.pending.ids())
         return bool(result.get("recovered")) and not any(i in waiting for i in cut)
+
+    async def _finals_from_history(self) -> None:
+        """Recovery failed (a new epoch, or a gap past the history): a final or error published
+        meanwhile may still be in the channel's history; take the ones of messages still
+        waiting from there (chunks are not replayed: the final carries the whole reply)."""
+        try:
+            hist = await self.centrifugo.history(self.channel, limit=HISTORY_LOOKBACK, reverse=True)
+        except (CentrifugoError, ConnectionLost, TimeoutError):
+            return  # no history to read: what was cut off ends lost at its deadline
+        waiting = set(self.pending.ids())
+        t = now_ns()
+        for pub in hist.get("publications", []):
+            push = Push("pub", self.channel, pub, t)
+            ev = classify_publication(push.data, push.size, push.t_ns)
+            if ev is not None and ev.kind in ("final", "error") and ev.msg_id in waiting:
+                if self.pending.handle(ev) is not None:
+                    self.recovered += 1
+                    self.from_history += 1
 
     async def _republish(self) -> None:
         """Publish again every message whose publish was never answered (same id)."""

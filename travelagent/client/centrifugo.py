@@ -167,9 +167,18 @@ class CentrifugoClient:
         return await self.call("presence_stats", {"channel": channel})
 
     async def history(
-        self, channel: str, *, limit: int = -1, since: tuple[int, str] | None = None
+        self,
+        channel: str,
+        *,
+        limit: int = -1,
+        since: tuple[int, str] | None = None,
+        reverse: bool = False,
     ) -> dict[str, Any]:
+        """The channel's publications, oldest first (``reverse``: newest first, so ``limit``
+        keeps the newest)."""
         body: dict[str, Any] = {"channel": channel, "limit": limit}
+        if reverse:
+            body["reverse"] = True
         if since is not None:
             body["since"] = {"offset": since[0], "epoch": since[1]}
         return await self.call("history", body)
