@@ -161,3 +161,14 @@ def test_a_link_fault_may_name_one_link() -> None:
         parse_chaos({**base, "faults": ["link-blackhole:client_moon"]})
     with pytest.raises(ExperimentError, match="'worker-kill:x' is not a fault kind"):
         parse_chaos({**base, "faults": ["worker-kill:x"]})
+
+
+def test_a_message_the_client_raised_on_is_still_an_error_record() -> None:
+    from travelagent.runner.load import Target, raised_record
+
+    target = Target("gateway", "http://127.0.0.1:1", "", "r1", "gateway")
+    rec = raised_record(target, "p1-u0", 8.0, "client raised OSError: refused")
+    assert (rec.status, rec.error, rec.user, rec.cell) == (
+        "error", "client raised OSError: refused", "p1-u0", "gateway",
+    )  # fmt: skip
+    assert rec.msg_id and rec.send_ns > 0
