@@ -26,7 +26,7 @@ from travelagent.client.replies import Pending, PendingSet, reconnect_delay_s
 PING_S = 0.5
 PING_TIMEOUT_S = 1.0
 # A reconnect attempt's opening handshake may take this long (at most the message timeout).
-RECONNECT_OPEN_S = 2.0
+RECONNECT_OPEN_S = 1.0
 
 
 async def watch_silence(
