@@ -259,3 +259,52 @@ def test_the_sync_client_says_lost_for_a_reply_cut_off_and_never_recovered(
     assert waited.status == "timeout"
     assert rec.status == "lost" and "not recovered" in rec.error
     assert client.reconnects == 1
+
+
+def test_the_sync_client_waits_out_a_slow_restart_until_the_deadline(
+    loop_thread: LoopThread, tmp_path: Path, tf: float
+) -> None:
+    """Down 7 s: more than eight doubling attempts (about 6.4 s) would have waited."""
+    rt_port, w_port = free_port(), free_port()
+    cfg = realtime_config(
+        rt_port, w_port, tmp_path, history="sqlite", db_path=str(tmp_path / "rt.sqlite"),
+        webhook_outbox_path=str(tmp_path / "outbox.sqlite"),
+    )  # fmt: skip
+    stack = contextlib.AsyncExitStack()
+    llm = GatedLLM()
+
+    async def start() -> RunningRealtime:
+        llm.gate, llm.first_sent = asyncio.Event(), asyncio.Event()
+        rt = await stack.enter_async_context(running_realtime(cfg))
+        worker = running_worker(
+            w_port, tmp_path / "w.db", llm=llm, realtime_url=rt.base_url, stream=True,
+            publish="http-new",
+        )  # fmt: skip
+        await stack.enter_async_context(worker)
+        return rt
+
+    async def down_for(rt: RunningRealtime, s: float) -> None:
+        await rt.stop()
+        await asyncio.sleep(s)
+        await rt.start()
+        llm.gate.set()
+
+    rt = loop_thread.call(start())
+    try:
+        client = RealtimeClient(
+            rt.ws_url, "u7", jwt_secret=secret(JWT_SECRET_ENV), stream=True, timeout_s=12 * tf
+        )
+        llm.hold = True
+        cut = client.send("hotels in Rome")
+        for _ in range(int(500 * tf)):
+            if cut.record.chunks >= 1:
+                break
+            client.pump(0.01)
+        outage = asyncio.run_coroutine_threadsafe(down_for(rt, 7.0), loop_thread.loop)
+        rec = client.wait(cut)
+        outage.result(20)
+        client.close()
+    finally:
+        loop_thread.call(stack.aclose())
+    assert rec.status == "ok", rec.error
+    assert rec.reply == "Reply 1 begins. Reply 1 ends."

@@ -142,3 +142,33 @@ def test_the_plan_only_has_faults_that_apply_to_the_path() -> None:
         "link-blackhole:realtime_worker", "link-blackhole:worker_realtime",
         "link-blackhole:worker_agents",
     ]  # fmt: skip
+
+
+def test_a_link_fault_may_name_one_link() -> None:
+    exp = parse_chaos({
+        "kind": "chaos",
+        "faults": ["link-blackhole:client_worker", "link-reset:client_realtime", "client-reset"],
+        "scenarios": [
+            {"name": "g", "preset": "loopback", "arch": "gateway"},
+            {"name": "r", "preset": "chaos", "arch": "realtime"},
+        ],
+    })  # fmt: skip
+    g, r = exp.paths
+    assert [f.name for f in exp.plan(g)] == ["link-blackhole:client_worker", "client-reset"]
+    assert [f.name for f in exp.plan(r)] == ["link-reset:client_realtime", "client-reset"]
+    base = {"kind": "chaos", "scenarios": [{"preset": "loopback", "arch": "gateway"}]}
+    with pytest.raises(ExperimentError, match="no link 'client_moon'"):
+        parse_chaos({**base, "faults": ["link-blackhole:client_moon"]})
+    with pytest.raises(ExperimentError, match="'worker-kill:x' is not a fault kind"):
+        parse_chaos({**base, "faults": ["worker-kill:x"]})
+
+
+def test_a_message_the_client_raised_on_is_still_an_error_record() -> None:
+    from travelagent.runner.load import Target, raised_record
+
+    target = Target("gateway", "http://127.0.0.1:1", "", "r1", "gateway")
+    rec = raised_record(target, "p1-u0", 8.0, "client raised OSError: refused")
+    assert (rec.status, rec.error, rec.user, rec.cell) == (
+        "error", "client raised OSError: refused", "p1-u0", "gateway",
+    )  # fmt: skip
+    assert rec.msg_id and rec.send_ns > 0

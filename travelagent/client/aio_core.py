@@ -9,10 +9,85 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import Callable
 from typing import Self
 
+import websockets
+from websockets.asyncio.client import ClientConnection
+
 from travelagent.client.records import MessageRecord
-from travelagent.client.replies import Pending, PendingSet
+from travelagent.client.replies import Pending, PendingSet, reconnect_delay_s
+
+# While messages are in flight, a client pings its socket this often and drops it when the pong
+# does not come within the deadline: a link gone silent (no FIN, no RST) is found in about
+# ``PING_S + PING_TIMEOUT_S`` instead of at the message's timeout.
+PING_S = 0.5
+PING_TIMEOUT_S = 1.0
+# A reconnect attempt's opening handshake may take this long (at most the message timeout).
+RECONNECT_OPEN_S = 1.0
+
+
+async def watch_silence(
+    current: Callable[[], ClientConnection | None],
+    busy: Callable[[], bool],
+    *,
+    ping_s: float = PING_S,
+    timeout_s: float = PING_TIMEOUT_S,
+    on_silent: Callable[[], None] | None = None,
+) -> None:
+    """Run until cancelled: every ``ping_s`` while ``busy()``, ping ``current()`` and abort its
+    transport (the reader then sees the connection lost and reconnects) if no pong comes within
+    ``timeout_s``. Frames still arriving keep the socket alive: a pong is queued behind them."""
+    while True:
+        await asyncio.sleep(ping_s)
+        ws = current()
+        if ws is None or not busy():
+            continue
+        try:
+            async with asyncio.timeout(timeout_s):
+                pong = await ws.ping()
+                await pong
+        except TimeoutError:
+            if current() is ws:  # still the socket in use: it went silent
+                if on_silent is not None:
+                    on_silent()
+                with contextlib.suppress(Exception):
+                    ws.transport.abort()
+        except (websockets.ConnectionClosed, RuntimeError):
+            continue  # closed meanwhile: the reader sees to it
+
+
+class ReconnectBudget:
+    """Reconnect attempts after a drop: doubling waits (``reconnect_delay_s``) for at most
+    ``budget_s`` seconds from the drop, and at most ``max_attempts`` attempts (None: no cap)."""
+
+    def __init__(self, budget_s: float, max_attempts: int | None) -> None:
+        self.budget_s, self.max_attempts = budget_s, max_attempts
+        self.start = time.monotonic()
+        self.attempts = 0
+
+    def left_s(self) -> float:
+        return self.budget_s - (time.monotonic() - self.start)
+
+    async def next(self) -> bool:
+        """Wait before the next attempt; False when the budget is spent (no attempt left)."""
+        if self.max_attempts is not None and self.attempts >= self.max_attempts:
+            return False
+        delay = reconnect_delay_s(self.attempts)
+        if self.attempts > 0 and self.left_s() < delay:
+            return False
+        await asyncio.sleep(min(delay, max(0.0, self.left_s())))
+        self.attempts += 1
+        return True
+
+    def open_timeout_s(self) -> float:
+        return max(0.2, min(RECONNECT_OPEN_S, self.left_s()))
+
+    def failed(self, reason: str, error: str) -> str:
+        spent = time.monotonic() - self.start
+        return f"{reason}; {self.attempts} reconnects failed in {spent:.1f} s: {error}"
 
 
 class AsyncPendingSet(PendingSet):

@@ -7,8 +7,10 @@ streamed, ``isError`` on failure). Its own message, echoed back by the channel, 
 Reply bookkeeping is ``travelagent.client.replies``, shared with every other client.
 
 Reconnection: when the socket drops (a close, or the server's ``disconnect`` push with a code
-that allows it), the client reconnects by itself (at most ``max_reconnects`` attempts, doubling
-waits) and resubscribes with Centrifugo recovery from the last ``(offset, epoch)`` it saw:
+that allows it) or goes silent (no pong within ``ping_timeout_s`` to a WebSocket ping sent every
+``ping_s`` while messages are in flight), the client reconnects by itself (doubling waits for at
+most ``reconnect_s`` seconds, by default the message timeout, and at most ``max_reconnects``
+attempts if set) and resubscribes with Centrifugo recovery from the last ``(offset, epoch)`` it saw:
 recovered replies complete their messages, and a message whose publish was never answered is
 published again under its id (the worker keys the turn by it, so it never runs twice). A
 message in flight at the drop is *cut off*: if its reply has not come by its deadline it ends
@@ -25,7 +27,14 @@ from typing import Any
 
 import websockets
 
-from travelagent.client.aio_core import AsyncClient, AsyncPendingSet
+from travelagent.client.aio_core import (
+    PING_S,
+    PING_TIMEOUT_S,
+    AsyncClient,
+    AsyncPendingSet,
+    ReconnectBudget,
+    watch_silence,
+)
 from travelagent.client.centrifugo import (
     CentrifugoClient,
     CentrifugoError,
@@ -41,10 +50,12 @@ from travelagent.client.replies import (
     may_reconnect,
     message_data,
     realtime_ws_url,
-    reconnect_delay_s,
     start_message,
 )
 from travelagent.wire.trace import now_ns
+
+# The newest publications read back from the channel's history when recovery fails.
+HISTORY_LOOKBACK = 200
 
 
 class AsyncRealtimeClient(AsyncClient):
@@ -61,14 +72,24 @@ class AsyncRealtimeClient(AsyncClient):
         timeout_s: float = 30.0,
         on_chunk: Callable[[str], None] | None = None,
         auto_reconnect: bool = True,
-        max_reconnects: int = 8,
+        max_reconnects: int | None = None,
+        reconnect_s: float | None = None,
+        ping_s: float = PING_S,
+        ping_timeout_s: float = PING_TIMEOUT_S,
     ) -> None:
+        """``reconnect_s``: how long reconnecting by itself may go on after a drop (None:
+        ``timeout_s``); ``max_reconnects``: a cap on its attempts (None: none);
+        ``ping_s``/``ping_timeout_s``: the silent-socket watchdog (0: off)."""
         self.user_id = user_id
         self.on_chunk = on_chunk
         self.channel = agent_channel(user_id)
         self.run, self.cell, self.publish = run, cell, publish
         self.stream, self.timeout_s = stream, timeout_s
         self.auto_reconnect, self.max_reconnects = auto_reconnect, max_reconnects
+        self.reconnect_s = timeout_s if reconnect_s is None else reconnect_s
+        self.ping_s, self.ping_timeout_s = ping_s, ping_timeout_s
+        self.silent_drops = 0  # sockets dropped by the watchdog (no pong in time)
+        self._watchdog: asyncio.Task[None] | None = None
         self._url, self._token = realtime_ws_url(url), make_token(user_id, jwt_secret)
         self.centrifugo = self._new_centrifugo()
         self.pending = AsyncPendingSet()
@@ -76,13 +97,16 @@ class AsyncRealtimeClient(AsyncClient):
         self.recovery: tuple[int, str] | None = None  # last (offset, epoch) seen
         self.reconnects = 0  # successful reconnections (by itself or by ``reconnect()``)
         self.recovered = 0  # replies completed from a recovery
+        self.from_history = 0  # of which read from the channel's history (recovery failed)
         self.republished = 0  # messages published again after a reconnect
         self._unacked: dict[str, dict[str, Any]] = {}  # msg id -> data, until publish answers
         self._ready = asyncio.Event()  # connected and subscribed
         self._closing = False
 
-    def _new_centrifugo(self) -> CentrifugoClient:
-        client = CentrifugoClient(self._url, self._token, timeout_s=self.timeout_s)
+    def _new_centrifugo(self, open_timeout_s: float | None = None) -> CentrifugoClient:
+        client = CentrifugoClient(
+            self._url, self._token, timeout_s=self.timeout_s, open_timeout_s=open_timeout_s
+        )
         queue = client.pushes
 
         def closed(lost: ConnectionLost) -> None:
@@ -100,6 +124,19 @@ class AsyncRealtimeClient(AsyncClient):
             self.recovery = (int(result.get("offset", 0)), str(result["epoch"]))
         self._ready.set()
         self._dispatch = asyncio.create_task(self._run_dispatch())
+        if self.ping_s > 0 and (self._watchdog is None or self._watchdog.done()):
+            self._watchdog = asyncio.create_task(
+                watch_silence(
+                    lambda: self.centrifugo.ws if self._ready.is_set() else None,
+                    lambda: len(self.pending) > 0,
+                    ping_s=self.ping_s,
+                    timeout_s=self.ping_timeout_s,
+                    on_silent=self._count_silent,
+                )
+            )
+
+    def _count_silent(self) -> None:
+        self.silent_drops += 1
 
     async def reconnect(self) -> bool:
         """Open a new socket and resubscribe from the last offset seen. Replies published in
@@ -113,10 +150,10 @@ class AsyncRealtimeClient(AsyncClient):
         finally:
             self._dispatch = asyncio.create_task(self._run_dispatch())
 
-    async def _resubscribe(self) -> bool:
+    async def _resubscribe(self, open_timeout_s: float | None = None) -> bool:
         self._ready.clear()
         cut = self.pending.cut_off()
-        self.centrifugo = self._new_centrifugo()
+        self.centrifugo = self._new_centrifugo(open_timeout_s)
         await self.centrifugo.connect()
         result = await self.centrifugo.subscribe(self.channel, recover_from=self.recovery)
         t = now_ns()
@@ -125,11 +162,31 @@ class AsyncRealtimeClient(AsyncClient):
                 self.recovered += 1
         if "epoch" in result:
             self.recovery = (int(result.get("offset", 0)), str(result["epoch"]))
+        if not result.get("recovered") and any(i in set(self.pending.ids()) for i in cut):
+            await self._finals_from_history()
         self.reconnects += 1
         self._ready.set()
         await self._republish()
         waiting = set(self.pending.ids())
         return bool(result.get("recovered")) and not any(i in waiting for i in cut)
+
+    async def _finals_from_history(self) -> None:
+        """Recovery failed (a new epoch, or a gap past the history): a final or error published
+        meanwhile may still be in the channel's history; take the ones of messages still
+        waiting from there (chunks are not replayed: the final carries the whole reply)."""
+        try:
+            hist = await self.centrifugo.history(self.channel, limit=HISTORY_LOOKBACK, reverse=True)
+        except (CentrifugoError, ConnectionLost, TimeoutError):
+            return  # no history to read: what was cut off ends lost at its deadline
+        waiting = set(self.pending.ids())
+        t = now_ns()
+        for pub in hist.get("publications", []):
+            push = Push("pub", self.channel, pub, t)
+            ev = classify_publication(push.data, push.size, push.t_ns)
+            if ev is not None and ev.kind in ("final", "error") and ev.msg_id in waiting:
+                if self.pending.handle(ev) is not None:
+                    self.recovered += 1
+                    self.from_history += 1
 
     async def _republish(self) -> None:
         """Publish again every message whose publish was never answered (same id)."""
@@ -149,13 +206,6 @@ class AsyncRealtimeClient(AsyncClient):
             self._dispatch = None
 
     async def send(self, text: str, *, intended_ns: int | None = None) -> Pending:
-        dispatch = self._dispatch
-        if self.auto_reconnect and dispatch is not None and dispatch.done() and not self._closing:
-            # Reconnecting gave up earlier: start afresh (a refusal reaches the caller).
-            with contextlib.suppress(Exception):
-                await self.centrifugo.aclose()
-            self.centrifugo = self._new_centrifugo()
-            await self.connect()
         p = start_message(
             run=self.run, cell=self.cell, arch="realtime", publish=self.publish,
             stream=self.stream, user_id=self.user_id, timeout_s=self.timeout_s,
@@ -163,6 +213,24 @@ class AsyncRealtimeClient(AsyncClient):
         )  # fmt: skip
         mid = p.record.msg_id
         self.pending.add(p)
+        dispatch = self._dispatch
+        if self.auto_reconnect and dispatch is not None and dispatch.done() and not self._closing:
+            # Reconnecting gave up earlier: start afresh; a refusal ends this message.
+            with contextlib.suppress(Exception):
+                await self.centrifugo.aclose()
+            self.centrifugo = self._new_centrifugo()
+            try:
+                await self.connect()
+            except (
+                CentrifugoError,
+                ConnectionError,
+                OSError,
+                TimeoutError,
+                websockets.InvalidHandshake,
+            ) as err:
+                why = str(err) or type(err).__name__
+                self.pending.handle(ReplyEvent("error", mid, 0, error=f"cannot connect: {why}"))
+                return p
         data = message_data(text, user_id=self.user_id, msg_id=mid, trace=p.trace, stream=None)
         self._unacked[mid] = data
         if self.auto_reconnect and not self._ready.is_set():
@@ -218,14 +286,14 @@ class AsyncRealtimeClient(AsyncClient):
         self._ready.clear()
         self.pending.cut_off()
         error = ""
-        for attempt in range(self.max_reconnects):
-            await asyncio.sleep(reconnect_delay_s(attempt))
+        budget = ReconnectBudget(self.reconnect_s, self.max_reconnects)
+        while await budget.next():
             if self._closing:
                 return False
             with contextlib.suppress(Exception):
                 await self.centrifugo.aclose()
             try:
-                await self._resubscribe()
+                await self._resubscribe(budget.open_timeout_s())
                 return True
             except (
                 CentrifugoError,
@@ -235,7 +303,7 @@ class AsyncRealtimeClient(AsyncClient):
                 websockets.InvalidHandshake,
             ) as err:
                 error = str(err) or type(err).__name__
-        self.pending.fail_all("lost", f"{reason}; {self.max_reconnects} reconnects failed: {error}")
+        self.pending.fail_all("lost", budget.failed(reason, error))
         return False
 
     def _on_publication(self, push: Push) -> bool:
@@ -251,6 +319,10 @@ class AsyncRealtimeClient(AsyncClient):
 
     async def close(self) -> None:
         self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
         await self._stop_dispatch()
         await self.centrifugo.aclose()
         self.pending.fail_all("stopped", "client closed before the reply")

@@ -75,11 +75,20 @@ class Push:
 
 class CentrifugoClient:
     def __init__(
-        self, url: str, token: str, *, timeout_s: float = 10.0, max_size: int | None = None
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout_s: float = 10.0,
+        max_size: int | None = None,
+        open_timeout_s: float | None = None,
     ) -> None:
+        """``timeout_s`` bounds each command; ``open_timeout_s`` the opening handshake (None:
+        ``timeout_s``)."""
         self.url = url
         self.token = token
         self.timeout_s = timeout_s
+        self.open_timeout_s = timeout_s if open_timeout_s is None else open_timeout_s
         self.max_size = max_size
         self.pushes: asyncio.Queue[Push] = asyncio.Queue()
         self.client_id = ""
@@ -96,13 +105,22 @@ class CentrifugoClient:
     async def connect(self, **params: Any) -> dict[str, Any]:
         """Open the socket and send ``connect``; return its result (client id, ping interval)."""
         self._ws = await websockets.connect(
-            self.url, max_size=self.max_size, open_timeout=self.timeout_s, compression=None
+            self.url,
+            max_size=self.max_size,
+            open_timeout=self.open_timeout_s,
+            close_timeout=min(self.timeout_s, 2.0),
+            compression=None,
         )
         self.closed = None
         self._reader = asyncio.create_task(self._read(self._ws))
         result = await self.call("connect", {"token": self.token, **params})
         self.client_id = result.get("client", "")
         return result
+
+    @property
+    def ws(self) -> ClientConnection | None:
+        """The open socket (None before ``connect`` or after ``aclose``)."""
+        return self._ws
 
     async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Send one command and wait for its result; raise CentrifugoError on an error reply."""
@@ -149,9 +167,18 @@ class CentrifugoClient:
         return await self.call("presence_stats", {"channel": channel})
 
     async def history(
-        self, channel: str, *, limit: int = -1, since: tuple[int, str] | None = None
+        self,
+        channel: str,
+        *,
+        limit: int = -1,
+        since: tuple[int, str] | None = None,
+        reverse: bool = False,
     ) -> dict[str, Any]:
+        """The channel's publications, oldest first (``reverse``: newest first, so ``limit``
+        keeps the newest)."""
         body: dict[str, Any] = {"channel": channel, "limit": limit}
+        if reverse:
+            body["reverse"] = True
         if since is not None:
             body["since"] = {"offset": since[0], "epoch": since[1]}
         return await self.call("history", body)

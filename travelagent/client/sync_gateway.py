@@ -10,7 +10,8 @@ Reply bookkeeping (stamps, matching, timeouts, records) is ``travelagent.client.
 shared with the realtime client and the async clients; this module is the socket layer.
 
 Reconnection (``GatewayClient``): when the socket drops with messages in flight, the client
-reconnects (at most ``max_reconnects`` attempts, doubling waits), sends a ``resume`` frame
+reconnects (doubling waits for up to ``reconnect_s``, by default the message timeout, at most
+``max_reconnects`` attempts if set), sends a ``resume`` frame
 naming the last reply it saw and the ids it still waits for, completes those the worker
 replays, and resends the rest under the same ids (the worker de-duplicates by id, so no turn
 runs twice). A message ends ``lost`` only when the worker says it never received it and
@@ -184,13 +185,16 @@ class GatewayClient(SocketClient):
         on_done: OnDone | None = None,
         arch: str | None = None,
         jwt_secret: str = "",
-        max_reconnects: int = 8,
+        max_reconnects: int | None = None,
         resend: bool = True,
+        reconnect_s: float | None = None,
     ) -> None:
-        """``max_reconnects``: attempts after a drop with messages in flight (0: none, they
-        end ``lost`` as before); ``resend``: resend what a resume did not deliver."""
+        """``max_reconnects``: a cap on attempts after a drop with messages in flight (0: none,
+        they end ``lost`` as before; None: no cap); ``reconnect_s``: how long reconnecting may
+        go on (None: ``timeout_s``); ``resend``: resend what a resume did not deliver."""
         self.url = gateway_ws_url(url, user_id)
         self.max_reconnects, self.resend = max_reconnects, resend
+        self.reconnect_s = timeout_s if reconnect_s is None else reconnect_s
         self.last_reply: str | None = None  # id of the last reply seen: where a resume starts
         self._texts: dict[str, str] = {}  # in flight: what to resend
         self._conn_lock = threading.RLock()
@@ -223,7 +227,7 @@ class GatewayClient(SocketClient):
         )
 
     def _connection_lost(self, reason: str) -> list[MessageRecord]:
-        if self.max_reconnects <= 0:
+        if self.max_reconnects == 0:
             return super()._connection_lost(reason)
         return self._reconnect(reason)
 
@@ -233,8 +237,14 @@ class GatewayClient(SocketClient):
             if self._ws is not None:  # another greenlet got there first
                 return []
             error = ""
-            for attempt in range(self.max_reconnects):
-                time.sleep(reconnect_delay_s(attempt))
+            start, attempt = time.monotonic(), 0
+            while self.max_reconnects is None or attempt < self.max_reconnects:
+                left = self.reconnect_s - (time.monotonic() - start)
+                delay = reconnect_delay_s(attempt)
+                if attempt > 0 and left < delay:
+                    break  # the budget is spent
+                time.sleep(min(delay, max(0.0, left)))
+                attempt += 1
                 try:
                     ws = self._open()
                 except Exception as err:
@@ -250,8 +260,9 @@ class GatewayClient(SocketClient):
                 self._ws = ws
                 self.reconnects += 1
                 return done
+            spent = time.monotonic() - start
             return self.pending.fail_all(
-                "error", f"{reason}; {self.max_reconnects} reconnects failed: {error}"
+                "error", f"{reason}; {attempt} reconnects failed in {spent:.1f} s: {error}"
             )
 
     def _resume(self, ws: Any) -> list[MessageRecord]:
@@ -319,7 +330,7 @@ class GatewayClient(SocketClient):
             )  # fmt: skip
             mid = p.record.msg_id
             self.pending.add(p)
-            if self.max_reconnects > 0:
+            if self.max_reconnects != 0:
                 self._texts[mid] = text
                 if len(self._texts) > 2 * len(self.pending) + 64:
                     keep = set(self.pending.ids())
@@ -330,7 +341,7 @@ class GatewayClient(SocketClient):
             try:
                 ws.send(frame)
             except Exception as err:
-                if self.max_reconnects <= 0:
+                if self.max_reconnects == 0:
                     self.pending.fail_all("error", f"send failed: {err}")
                 # Otherwise the message stays in flight: the reader finds the socket dead,
                 # reconnects, and the resume resends it under its id.

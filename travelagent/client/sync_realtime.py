@@ -15,7 +15,8 @@ socket layer, sharing its message bookkeeping with the gateway client.
 
 Reconnection, as the asyncio ``AsyncRealtimeClient``: when the socket drops with messages in
 flight (a close, or a ``disconnect`` push whose code allows it), the client reconnects by itself
-(``max_reconnects`` attempts, doubling waits), resubscribes with recovery from the last
+(doubling waits for up to ``reconnect_s``, by default the message timeout; ``max_reconnects``
+caps the attempts if set), resubscribes with recovery from the last
 ``(offset, epoch)`` seen, completes messages from the recovered replies and publishes again
 those whose publish was never answered (same id). A message cut off by the drop ends ``lost``
 (not ``timeout``) if its reply has not come by its deadline, or when every attempt fails.
@@ -98,8 +99,11 @@ class RealtimeClient(SocketClient):
         agent: bool = True,
         rooms: tuple[str, ...] = (),
         on_push: Callable[[str, str], None] | None = None,
-        max_reconnects: int = 8,
+        max_reconnects: int | None = None,
+        reconnect_s: float | None = None,
     ) -> None:
+        """``reconnect_s``: how long reconnecting by itself may go on after a drop (None:
+        ``timeout_s``); ``max_reconnects``: a cap on its attempts (0: never; None: no cap)."""
         self.url = realtime_ws_url(url)
         self.user_id = user_id
         self.jwt_secret = jwt_secret
@@ -118,6 +122,7 @@ class RealtimeClient(SocketClient):
         self._publishes: dict[int, str] = {}  # command id -> message id, for publish errors
         self._send_lock = threading.Lock()
         self.max_reconnects = max_reconnects
+        self.reconnect_s = timeout_s if reconnect_s is None else reconnect_s
         self.recovery: tuple[int, str] | None = None  # last (offset, epoch) of the agent channel
         self._unacked: dict[str, dict[str, Any]] = {}  # msg id -> publish data, until answered
         self._disconnect_code: int | None = None
@@ -205,15 +210,21 @@ class RealtimeClient(SocketClient):
 
     def _connection_lost(self, reason: str) -> list[MessageRecord]:
         code = self._disconnect_code
-        if self.max_reconnects <= 0 or not may_reconnect(code):
+        if self.max_reconnects == 0 or not may_reconnect(code):
             return super()._connection_lost(reason)
         with self._conn_lock:
             if self._ws is not None:  # another greenlet reconnected already
                 return []
             self.pending.cut_off()
             error = ""
-            for attempt in range(self.max_reconnects):
-                time.sleep(reconnect_delay_s(attempt))
+            start, attempt = time.monotonic(), 0
+            while self.max_reconnects is None or attempt < self.max_reconnects:
+                left = self.reconnect_s - (time.monotonic() - start)
+                delay = reconnect_delay_s(attempt)
+                if attempt > 0 and left < delay:
+                    break  # the budget is spent
+                time.sleep(min(delay, max(0.0, left)))
+                attempt += 1
                 try:
                     done = self._connect(recover=True)
                 except Exception as err:
@@ -222,8 +233,9 @@ class RealtimeClient(SocketClient):
                 self.reconnects += 1
                 self._republish()
                 return done
+            spent = time.monotonic() - start
             return self.pending.fail_all(
-                "lost", f"{reason}; {self.max_reconnects} reconnects failed: {error}"
+                "lost", f"{reason}; {attempt} reconnects failed in {spent:.1f} s: {error}"
             )
 
     def _republish(self) -> None:
@@ -266,7 +278,7 @@ class RealtimeClient(SocketClient):
                 text, user_id=self.user_id, msg_id=mid, trace=p.trace, stream=self.stream
             )
             params = {"channel": agent_channel(self.user_id), "data": data}
-            if self.agent and self.max_reconnects > 0:
+            if self.agent and self.max_reconnects != 0:
                 self._unacked[mid] = data
             try:
                 self._ws.send(cf.command(cid, "publish", params))

@@ -120,6 +120,10 @@ class ChaosExperiment:
                 out.append(Fault(kind, "agents"))
             elif kind in ("link-reset", "link-blackhole"):
                 out.extend(Fault(kind, link) for link in links)
+            elif kind.partition(":")[0] in ("link-reset", "link-blackhole"):
+                base, _, link = kind.partition(":")  # one link only: where it exists
+                if link in links:
+                    out.append(Fault(base, link))
         return out
 
     def estimate_s(self) -> float:
@@ -226,6 +230,13 @@ def parse_chaos(data: dict[str, Any], *, source: str = "<chaos>") -> ChaosExperi
     if not isinstance(faults, list) or not faults:
         raise ExperimentError(f"{src}: faults must be a non-empty list of fault kinds")
     for f in faults:
+        f_kind, _, f_link = str(f).partition(":")
+        all_links = {ln for lns in ARCH_LINKS.values() for ln in lns}
+        if f_kind in ("link-reset", "link-blackhole") and f_link:
+            if f_link not in all_links:
+                known = ", ".join(sorted(all_links))
+                raise ExperimentError(f"{src}: faults: {f!r}: no link {f_link!r}; known: {known}")
+            continue
         if f not in FAULT_KINDS:
             raise ExperimentError(
                 f"{src}: faults: {f!r} is not a fault kind; known: {', '.join(FAULT_KINDS)}"

@@ -22,6 +22,7 @@ from typing import Any
 
 from travelagent.client.aio_core import AsyncClient
 from travelagent.client.records import MessageRecord, Recorder
+from travelagent.client.replies import PendingSet, start_message
 from travelagent.runner.messages import load_mix, message_rng
 
 CONNECT_RETRY_S = 0.2
@@ -84,6 +85,17 @@ def reset_socket(client: AsyncClient) -> bool:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
     return True
+
+
+def raised_record(target: Target, user_id: str, timeout_s: float, why: str) -> MessageRecord:
+    """The record of a message the client raised on before it started it: ``error``, ``why``."""
+    p = start_message(
+        run=target.run, cell=target.cell, arch=target.arch, publish=target.publish,
+        stream=target.stream, user_id=user_id, timeout_s=timeout_s,
+    )  # fmt: skip
+    left = PendingSet()
+    left.add(p)
+    return left.fail_all("error", why)[0]
 
 
 def make_client(
@@ -179,6 +191,8 @@ async def _user(
                 # what it started ends as an error the user saw (the exception), recorded
                 why = f"client raised {type(err).__name__}: {err}"
                 recs = list(client.pending.fail_all("error", why[:200]))
+                if not recs:  # it raised before starting one: the attempt is still counted
+                    recs = [raised_record(target, user_id, load.timeout_s, why[:200])]
                 state.client_exceptions[why[:120]] += 1
             state.sent += len(recs)
             in_generation += 1
