@@ -184,8 +184,13 @@ class _Direction:
             deliver_ns, data, arrival_ns = self.fifo.popleft()
             if data is _EOF:
                 self.done = True
-                if dest.can_write_eof():
-                    dest.write_eof()
+                try:
+                    if dest.can_write_eof():
+                        dest.write_eof()
+                except OSError:
+                    # The destination went away meanwhile (ENOTCONN): pass that on as a reset.
+                    self.conn.reset()
+                    return
                 self.conn.maybe_close()
                 continue
             dest.write(data)
