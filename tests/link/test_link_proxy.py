@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from travelagent.link.faults import Faults
-from travelagent.link.proxy import Link
+from travelagent.link.faults import BLACKHOLE_MAX_HELD_BYTES, Faults
+from travelagent.link.proxy import Link, release_delay_ns
 from travelagent.link.schedule import LinkShape
 
 MS = 1_000_000
@@ -212,18 +212,118 @@ async def test_reset_resets_both_peers(make_link: Any, upstream: Any, tf: float)
     writer2.close()
 
 
-async def test_blackhole_accepts_but_delivers_nothing(
+async def wait_until(cond: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_blackhole_holds_bytes_and_delivers_them_when_it_lifts(
+    make_link: Any, upstream: Any, tf: float
+) -> None:
+    # A partition under TCP: nothing arrives while it lasts, nothing is lost when it ends.
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    await roundtrip(reader, writer, b"before", 5 * tf)
+    await link.set_faults(Faults(blackhole=True, blackhole_rto_ms=0))
+    writer.write(b"into the hole")
+    await writer.drain()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(reader.readexactly(1), 0.3)
+    assert b"".join(upstream.received) == b"before"
+    assert link.stats.directions["up"].held_bytes == len(b"into the hole")
+    await link.set_faults(Faults())
+    got = await asyncio.wait_for(reader.readexactly(len(b"into the hole")), 5 * tf)
+    assert got == b"into the hole"
+    assert b"".join(upstream.received) == b"beforeinto the hole"
+    assert link.stats.directions["up"].dropped_bytes == 0
+    assert link.stats.blackhole_resets == 0
+    writer.close()
+
+
+async def test_blackhole_holds_the_other_direction_and_closes_too(
     make_link: Any, upstream: Any, tf: float
 ) -> None:
     link = await make_link(delay_ms=1, setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    writer.write(b"ping")
+    await link.set_faults(Faults(blackhole=True, blackhole_rto_ms=0))
+    # The echo may or may not have crossed before the hole: whatever did not is held.
+    writer.write_eof()
+    await asyncio.sleep(0.2)
+    assert not upstream.eof_at  # the close is held like the data
+    await link.set_faults(Faults())
+    assert await asyncio.wait_for(reader.read(), 5 * tf) == b"ping"
+    await asyncio.wait_for(upstream.ended.wait(), 5 * tf)
+    assert upstream.eof_at and b"".join(upstream.received) == b"ping"
+    writer.close()
+
+
+def test_release_follows_tcp_retransmission_backoff() -> None:
+    # Retransmissions at 200, 600, 1400, 3000 ms after the first send.
+    assert release_delay_ns(0, 100 * MS, 200) == 100 * MS
+    assert release_delay_ns(0, 1_500 * MS, 200) == 1_500 * MS
+    assert release_delay_ns(0, 600 * MS, 200) == 0
+    assert release_delay_ns(0, 5 * MS, 0) == 0
+    # capped at TCP_RTO_MAX (120 s) per wait
+    far = release_delay_ns(0, 10_000_000 * MS, 200)
+    assert 0 <= far <= 120_000 * MS
+
+
+async def test_blackhole_release_waits_for_the_next_retransmission(
+    make_link: Any, upstream: Any, tf: float
+) -> None:
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    await roundtrip(reader, writer, b"x", 5 * tf)
+    await link.set_faults(Faults(blackhole=True, blackhole_rto_ms=100))
+    t0 = time.monotonic()
+    writer.write(b"late")
+    await wait_until(lambda: link.stats.directions["up"].held_bytes == 4, 5 * tf)
+    await asyncio.sleep(max(0.0, t0 + 0.15 - time.monotonic()))
+    await link.set_faults(Faults())  # lifted 150 ms after the send: next retransmit at 300 ms
+    await asyncio.wait_for(reader.readexactly(4), 5 * tf)
+    assert upstream.recv_times[-1] - t0 >= 0.3 - 0.01
+    writer.close()
+
+
+async def test_blackhole_resets_a_connection_after_the_give_up_time(
+    make_link: Any, upstream: Any, tf: float
+) -> None:
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    await roundtrip(reader, writer, b"a", 5 * tf)
+    await roundtrip(idle_reader, idle_writer, b"b", 5 * tf)
+    await link.set_faults(Faults(blackhole=True, blackhole_giveup_ms=200))
+    writer.write(b"never acknowledged")
+    with pytest.raises(ConnectionResetError):
+        await asyncio.wait_for(reader.read(10), 5 * tf)
+    assert link.stats.blackhole_resets == 1
+    assert link.stats.directions["up"].dropped_bytes == len(b"never acknowledged")
+    await asyncio.sleep(0.1)
+    await link.set_faults(Faults())
+    # A connection with nothing to send lives through the hole, as an idle TCP one does.
+    assert await roundtrip(idle_reader, idle_writer, b"still here", 5 * tf) >= 0
+    writer.close()
+    idle_writer.close()
+
+
+async def test_blackhole_resets_a_connection_holding_too_much(
+    make_link: Any, upstream: Any, tf: float
+) -> None:
+    link = await make_link(delay_ms=1, setup_rtts=0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
+    await roundtrip(reader, writer, b"a", 5 * tf)
     await link.set_faults(Faults(blackhole=True))
-    _reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
-    writer.write(b"into the void")
-    await writer.drain()
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(upstream.got_data.wait(), 0.3)
-    assert upstream.received == []
-    assert link.stats.directions["up"].dropped_bytes == len(b"into the void")
+    chunk = b"z" * 65536
+    with pytest.raises(ConnectionResetError):
+        for _ in range(BLACKHOLE_MAX_HELD_BYTES // len(chunk) + 64):
+            writer.write(chunk)
+            await asyncio.wait_for(writer.drain(), 5 * tf)
+        await asyncio.wait_for(reader.read(10), 5 * tf)
+    assert link.stats.blackhole_resets == 1
     writer.close()
 
 
@@ -276,17 +376,16 @@ async def test_connection_made_during_blackhole_works_once_it_is_lifted(
     make_link: Any, upstream: Any, tf: float
 ) -> None:
     link = await make_link(delay_ms=1, setup_rtts=0)
-    await link.set_faults(Faults(blackhole=True))
+    await link.set_faults(Faults(blackhole=True, blackhole_rto_ms=0))
     reader, writer = await asyncio.open_connection("127.0.0.1", link.listen_port)
-    writer.write(b"lost")
+    writer.write(b"held")
     await writer.drain()
-    deadline = time.monotonic() + 5 * tf
-    while link.stats.directions["up"].dropped_bytes < 4:  # the link has read and dropped it
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.005)
+    await wait_until(lambda: link.stats.directions["up"].held_bytes == 4, 5 * tf)
     await link.set_faults(Faults())
+    assert await roundtrip(reader, writer, b"", 5 * tf) >= 0
+    assert await asyncio.wait_for(reader.readexactly(4), 5 * tf) == b"held"
     assert await roundtrip(reader, writer, b"found", 5 * tf) >= 0
-    assert b"".join(upstream.received) == b"found"
+    assert b"".join(upstream.received) == b"heldfound"
     writer.close()
 
 

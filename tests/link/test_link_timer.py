@@ -57,3 +57,47 @@ async def test_past_deadline_fires_promptly(tf: float) -> None:
         await asyncio.wait_for(fired.wait(), 1 * tf)
     finally:
         timer.close()
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_a_callback_that_raises_does_not_drop_the_others_due_with_it(
+    kind: Any, tf: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A link's flush that raised (write_eof on a socket already gone: ENOTCONN) used to end the
+    # timerfd wake-up, so the other flushes due with it never ran and their connections
+    # (a long-lived publisher socket among them) stalled for good.
+    loop = asyncio.get_running_loop()
+    timer = KINDS[kind](loop)
+    ran: list[int] = []
+    done = asyncio.Event()
+
+    def failing() -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+    def make(k: int) -> Callable[[], None]:
+        def callback() -> None:
+            ran.append(k)
+            if len(ran) == 3:
+                done.set()
+
+        return callback
+
+    handler_errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, ctx: handler_errors.append(ctx))
+    try:
+        deadline = mono_ns() + 5_000_000
+        timer.call_at_ns(deadline, make(1))
+        timer.call_at_ns(deadline, failing)
+        timer.call_at_ns(deadline, make(2))
+        timer.call_at_ns(deadline, make(3))
+        await asyncio.wait_for(done.wait(), 2 * tf)
+        # and the timer still serves later deadlines
+        later = asyncio.Event()
+        timer.call_at_ns(mono_ns() + 1_000_000, later.set)
+        await asyncio.wait_for(later.wait(), 2 * tf)
+    finally:
+        loop.set_exception_handler(None)
+        timer.close()
+    assert sorted(ran) == [1, 2, 3]
+    if kind != "loop":  # the loop timer's callbacks are asyncio's own handles
+        assert "Transport endpoint is not connected" in caplog.text

@@ -117,3 +117,49 @@ async def test_calls_fail_clearly_while_the_server_stays_down(port: int, tf: flo
             for _ in range(50):
                 await pub.publish("room:a", 1)
         await pub.aclose()
+
+
+async def test_a_socket_that_goes_silent_is_dropped_by_keepalive_and_reconnected(
+    port: int, tf: float
+) -> None:
+    from travelagent.link.faults import Faults
+    from travelagent.link.proxy import Link
+    from travelagent.link.schedule import LinkShape
+
+    async with running_realtime(config(port)):
+        link = Link(
+            "worker_realtime",
+            listen_host="127.0.0.1",
+            listen_port=0,
+            upstream_host="127.0.0.1",
+            upstream_port=port,
+            shape=LinkShape(setup_rtts=0),
+        )
+        await link.start()
+        pub = PublisherClient(
+            f"ws://127.0.0.1:{link.listen_port}",
+            API_KEY,
+            ping_interval_s=0.2,
+            ping_timeout_s=0.3,
+            backoff_initial_s=0.05,
+            timeout_s=10 * tf,
+        )
+        try:
+            await pub.connect()
+            await pub.publish("travel:u1", {"n": 1})
+            # The path stops delivering for longer than the keep-alive allows, no bytes lost.
+            await link.set_faults(Faults(blackhole=True, blackhole_rto_ms=0))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5 * tf
+            for _ in range(int(250 * tf)):
+                if pub._ws is None or loop.time() > deadline:
+                    break
+                await asyncio.sleep(0.02)
+            assert pub._ws is None, "a silent socket was not dropped"
+            await link.set_faults(Faults())
+            result = await asyncio.wait_for(pub.publish("travel:u1", {"n": 2}), 10 * tf)
+            assert result["offset"] == 2
+            assert pub.reconnects >= 1
+        finally:
+            await pub.aclose()
+            await link.stop()

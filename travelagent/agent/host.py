@@ -210,13 +210,23 @@ async def agent_rpc(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     parts: list[str] = []
     error: str | None = None
+    caller_gone = False
     try:
         async with aclosing(agent.stream_message(text, trace=trace, msg_id=req.msg_id)) as chunks:
             async for chunk in chunks:
                 parts.append(chunk)
-                await resp.write(rpc.chunk_line(chunk))
+                if caller_gone:
+                    continue
+                try:
+                    await resp.write(rpc.chunk_line(chunk))
+                except ConnectionError:
+                    # The caller went (its connection reset): the turn still runs to its
+                    # commit, so the caller's retry of this msg id joins or replays it.
+                    caller_gone = True
     except AgentError as err:
         error = str(err)
+    if caller_gone:
+        return resp  # the events stay for the next reply that can carry them
     events = await mailbox.take(agent)
     if error is None:
         await resp.write(rpc.done_line("".join(parts), trace, events))

@@ -11,6 +11,15 @@ Each remote agent keeps a local FIFO lock around its requests: two pooled connec
 otherwise deliver messages to the host out of order, and the host's input gate can only
 preserve the order in which messages reach it.
 
+Retries: a request that fails in transport (connection refused or reset, the stream cut off)
+is sent again, with backoff, until ``retry_s`` after the first attempt, when the turn has a
+key (its message id, or its trace id). The host keys turns by it, so a retried delivery never
+runs the agent twice: it joins the run still going, replays the stored reply, or resumes a turn
+whose question was committed. A stream retried after some chunks were passed on passes on only
+what comes after them. When the retries give up, the caller gets an ``AgentError``, which the
+worker turns into an explicit error for the client. A reply read that stalls longer than
+``read_timeout_s`` (a connection silently gone) counts as a transport failure too.
+
 Traces: the host stamps ``agent.start``/``llm.*``/``agent.done`` with process ``agents`` and
 returns the whole trace; the caller's ``Trace`` is updated in place (its stamps replaced by the
 returned ones), so the worker's record holds the whole path.
@@ -42,6 +51,30 @@ from travelagent.wire.trace import Trace
 
 log = logging.getLogger(__name__)
 
+DEFAULT_RETRY_S = 3.0
+RETRY_INITIAL_S = 0.05
+RETRY_MAX_S = 1.0
+
+
+class _Retry:
+    """Backoff between attempts of one request, bounded by a deadline."""
+
+    def __init__(self, retry_s: float, keyed: bool) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.deadline = self.loop.time() + (retry_s if keyed else 0.0)
+        self.delay_s = RETRY_INITIAL_S
+        self.attempts = 0
+
+    async def again(self, err: Exception, name: str) -> None:
+        """Wait before the next attempt, or raise the AgentError that ends the request."""
+        self.attempts += 1
+        if self.loop.time() + self.delay_s > self.deadline:
+            tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+            raise AgentError(f"agent host unreachable{tries}: {err!r}") from err
+        log.info("agent %s: host request failed (%r); retrying", esc(name), err)
+        await asyncio.sleep(self.delay_s)
+        self.delay_s = min(self.delay_s * 2, RETRY_MAX_S)
+
 
 def _merge_trace(trace: Trace | None, body: dict[str, Any]) -> None:
     if trace is None:
@@ -57,8 +90,17 @@ def _merge_trace(trace: Trace | None, body: dict[str, Any]) -> None:
 class RemoteAgent:
     """One TravelAgent in the agent host, spoken to over pooled RPC."""
 
-    def __init__(self, name: str, client: httpx.AsyncClient, *, process: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        client: httpx.AsyncClient,
+        *,
+        process: str,
+        retry_s: float = DEFAULT_RETRY_S,
+    ) -> None:
         self.name = name
+        self.retry_s = retry_s
+        self.retries = 0
         self.process = process
         self.url = rpc.AGENT_ROUTE.format(name=quote(name, safe="")) + "/rpc"
         self._client = client
@@ -78,11 +120,17 @@ class RemoteAgent:
         self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
     ) -> str:
         async with self._order:
-            try:
-                body = self._body(text, trace, False, msg_id)
-                resp = await self._client.post(self.url, json=body)
-            except httpx.HTTPError as err:
-                raise AgentError(f"agent host unreachable: {err!r}") from err
+            body = self._body(text, trace, False, msg_id)
+            retry = _Retry(self.retry_s, keyed=msg_id is not None or trace is not None)
+            while True:
+                try:
+                    resp = await self._client.post(self.url, json=body)
+                    break
+                except httpx.TransportError as err:
+                    await retry.again(err, self.name)
+                    self.retries += 1
+                except httpx.HTTPError as err:
+                    raise AgentError(f"agent host unreachable: {err!r}") from err
             if resp.status_code != 200:
                 raise self._error(resp.status_code, resp.content)
             try:
@@ -97,31 +145,43 @@ class RemoteAgent:
         self, text: str, *, trace: Trace | None = None, msg_id: str | None = None
     ) -> AsyncGenerator[str, None]:
         async with self._order:
-            try:
-                async with self._client.stream(
-                    "POST", self.url, json=self._body(text, trace, True, msg_id)
-                ) as resp:
-                    if resp.status_code != 200:
-                        raise self._error(resp.status_code, await resp.aread())
-                    async for line in resp.aiter_lines():
-                        if not line.strip():
-                            continue
-                        try:
-                            item = rpc.parse_stream_line(line)
-                        except rpc.RpcError as err:
-                            raise AgentError(str(err)) from None
-                        if isinstance(item, rpc.Chunk):
-                            yield item.text
-                        elif isinstance(item, rpc.Done):
-                            _merge_trace(trace, item.body)
-                            self._deliver(item.body)
-                            return
-                        elif isinstance(item, rpc.Failed):
-                            _merge_trace(trace, item.body)
-                            raise AgentError(item.error)
-            except httpx.HTTPError as err:
-                raise AgentError(f"agent host unreachable: {err!r}") from err
-            raise AgentError("agent host ended the stream without a final line")
+            body = self._body(text, trace, True, msg_id)
+            retry = _Retry(self.retry_s, keyed=msg_id is not None or trace is not None)
+            passed = 0  # characters already passed on: a retry's reply repeats them
+            while True:
+                seen = 0
+                try:
+                    async with self._client.stream("POST", self.url, json=body) as resp:
+                        if resp.status_code != 200:
+                            raise self._error(resp.status_code, await resp.aread())
+                        async for line in resp.aiter_lines():
+                            if not line.strip():
+                                continue
+                            try:
+                                item = rpc.parse_stream_line(line)
+                            except rpc.RpcError as err:
+                                raise AgentError(str(err)) from None
+                            if isinstance(item, rpc.Chunk):
+                                text_ = item.text
+                                start, seen = seen, seen + len(text_)
+                                if seen > passed:
+                                    fresh = text_[max(0, passed - start) :]
+                                    passed = seen
+                                    yield fresh
+                            elif isinstance(item, rpc.Done):
+                                _merge_trace(trace, item.body)
+                                self._deliver(item.body)
+                                return
+                            elif isinstance(item, rpc.Failed):
+                                _merge_trace(trace, item.body)
+                                raise AgentError(item.error)
+                except httpx.TransportError as err:
+                    await retry.again(err, self.name)
+                    self.retries += 1
+                    continue
+                except httpx.HTTPError as err:
+                    raise AgentError(f"agent host unreachable: {err!r}") from err
+                raise AgentError("agent host ended the stream without a final line")
 
     async def on_message(
         self,
@@ -209,12 +269,16 @@ class RemoteAgentDirectory:
         *,
         process: str = "worker",
         timeout_s: float = 120.0,
+        read_timeout_s: float = 30.0,
+        retry_s: float = DEFAULT_RETRY_S,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
         token: str | None = None,
     ) -> None:
         """``token``: the agent host's bearer token (default: ``TRAVELAGENT_AGENT_HOST_TOKEN``,
-        or its development value)."""
+        or its development value). ``read_timeout_s``: the longest wait for the next bytes of
+        a reply (a stream's next line) before the request counts as failed in transport and is
+        retried (``retry_s``, the module docstring)."""
         from travelagent.config import AGENT_HOST_TOKEN_ENV, secret
         from travelagent.http_auth import bearer_headers
 
@@ -224,13 +288,14 @@ class RemoteAgentDirectory:
         self.process = process
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
-            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s), read=read_timeout_s),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             transport=transport,
             headers=bearer_headers(token or secret(AGENT_HOST_TOKEN_ENV)),
         )
+        self.retry_s = retry_s
         self._agents: dict[str, RemoteAgent] = {}
 
     def get(self, name: str) -> RemoteAgent:
@@ -240,7 +305,9 @@ class RemoteAgentDirectory:
             )
         agent = self._agents.get(name)
         if agent is None:
-            agent = self._agents[name] = RemoteAgent(name, self._client, process=self.process)
+            agent = self._agents[name] = RemoteAgent(
+                name, self._client, process=self.process, retry_s=self.retry_s
+            )
         return agent
 
     async def close(self) -> None:

@@ -13,6 +13,10 @@ wait for each other. When the socket drops, a supervisor reconnects with exponen
 with ``PublisherDisconnected`` and are *not* retried: the server may already have published
 them, and a retry could deliver a message twice. Calls made while reconnecting wait for the new
 socket (up to ``timeout_s``).
+
+Keep-alive: a ping every ``ping_interval_s``; a socket whose pong does not come within
+``ping_timeout_s`` is dropped and reconnected, so a socket that went silent (a peer or a path
+that stopped delivering) does not hold every later publish until its timeout.
 """
 
 from __future__ import annotations
@@ -56,12 +60,16 @@ class PublisherClient:
         timeout_s: float = 10.0,
         backoff_initial_s: float = 0.05,
         backoff_max_s: float = 2.0,
+        ping_interval_s: float = 5.0,
+        ping_timeout_s: float = 5.0,
     ) -> None:
         self.url = publisher_url(url)
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self.ping_interval_s = ping_interval_s
+        self.ping_timeout_s = ping_timeout_s
         self.reconnects = 0
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[api.SocketReply]] = {}
@@ -75,6 +83,9 @@ class PublisherClient:
             self.url,
             additional_headers=api.api_key_headers(self.api_key),
             open_timeout=self.timeout_s,
+            ping_interval=self.ping_interval_s,
+            ping_timeout=self.ping_timeout_s,
+            close_timeout=self.ping_timeout_s,
             compression=None,
             max_size=None,
         )

@@ -5,7 +5,14 @@ Faults (each on or off at run time):
   connections carry on.
 - ``reset``: every open connection is reset (RST to both peers) and, while on, every new one
   is reset as soon as it is accepted.
-- ``blackhole``: connections are accepted and bytes are read, but nothing is delivered.
+- ``blackhole``: a network partition as TCP lives through it. Connections are accepted and
+  bytes are read but *held*, nothing delivered either way, while the hole lasts; when it lifts,
+  the held bytes (and closes) are delivered in order at the sender's next retransmission (TCP's
+  exponential backoff from ``blackhole_rto_ms``, so a little after the lift; 0 = at the lift).
+  A connection is reset instead, its held bytes discarded, when they exceed
+  ``BLACKHOLE_MAX_HELD_BYTES`` or the hole outlasts ``blackhole_giveup_ms`` with bytes held
+  (TCP's retransmission give-up). A connection with nothing to send lives through any hole,
+  as an idle TCP connection does. Bytes are never silently discarded from a live connection.
 - ``slow_close``: a close (FIN) is passed on only ``slow_close_ms`` after it arrived.
 - ``clear``: all of the above off.
 """
@@ -17,6 +24,13 @@ from typing import Any
 
 FAULT_NAMES: tuple[str, ...] = ("refuse", "reset", "blackhole", "slow_close", "clear")
 DEFAULT_SLOW_CLOSE_MS = 2000.0
+# TCP's minimum retransmission timeout on Linux (TCP_RTO_MIN); the backoff doubles up to
+# BLACKHOLE_RTO_MAX_MS (TCP_RTO_MAX).
+DEFAULT_BLACKHOLE_RTO_MS = 200.0
+BLACKHOLE_RTO_MAX_MS = 120_000.0
+# Linux gives up after tcp_retries2 = 15 retransmissions: about 924.6 s from RTO 200 ms.
+DEFAULT_BLACKHOLE_GIVEUP_MS = 924_600.0
+BLACKHOLE_MAX_HELD_BYTES = 4 * 1024 * 1024
 
 
 class FaultError(ValueError):
@@ -29,6 +43,8 @@ class Faults:
     reset: bool = False
     blackhole: bool = False
     slow_close_ms: float = 0.0  # 0 = off
+    blackhole_rto_ms: float = DEFAULT_BLACKHOLE_RTO_MS  # 0 = held bytes go at the lift
+    blackhole_giveup_ms: float = DEFAULT_BLACKHOLE_GIVEUP_MS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,7 +64,8 @@ class Faults:
         """Apply a control-API body such as ``{"reset": true}`` or ``{"fault": "refuse"}``.
 
         Accepted keys: refuse, reset, blackhole (booleans), slow_close (boolean),
-        slow_close_ms (number >= 0), clear (true), or ``fault`` + optional ``on`` (default true).
+        slow_close_ms, blackhole_rto_ms, blackhole_giveup_ms (numbers >= 0; the give-up > 0),
+        clear (true), or ``fault`` + optional ``on`` (default true).
         """
         if not isinstance(body, dict):
             raise FaultError("fault request must be a JSON object")
@@ -60,8 +77,8 @@ class Faults:
             ms = body.get("slow_close_ms")
             if ms is not None:
                 ms = _non_negative("slow_close_ms", ms)
-            return faults.with_fault(str(body["fault"]), on, slow_close_ms=ms)
-        valid = {"refuse", "reset", "blackhole", "slow_close", "slow_close_ms", "clear"}
+            return faults.with_fault(str(body["fault"]), on, slow_close_ms=ms)._tuned(body)
+        valid = {"refuse", "reset", "blackhole", "slow_close", "slow_close_ms", "clear", *_TUNING}
         unknown = set(body) - valid
         if unknown:
             raise FaultError(f"unknown fault key(s) {sorted(unknown)}; valid: {sorted(valid)}")
@@ -76,7 +93,23 @@ class Faults:
             faults = replace(
                 faults, slow_close_ms=_non_negative("slow_close_ms", body["slow_close_ms"])
             )
+        return faults._tuned(body)
+
+    def _tuned(self, body: dict[str, Any]) -> Faults:
+        faults = self
+        for key in _TUNING:
+            if key in body:
+                value = _non_negative(key, body[key])
+                if key == "blackhole_giveup_ms" and value == 0:
+                    raise FaultError("blackhole_giveup_ms must be > 0")
+                if key == "blackhole_rto_ms":
+                    faults = replace(faults, blackhole_rto_ms=value)
+                else:
+                    faults = replace(faults, blackhole_giveup_ms=value)
         return faults
+
+
+_TUNING = ("blackhole_rto_ms", "blackhole_giveup_ms")
 
 
 def _non_negative(key: str, value: Any) -> float:

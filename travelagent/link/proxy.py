@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from travelagent.link.faults import Faults
+from travelagent.link.faults import BLACKHOLE_MAX_HELD_BYTES, BLACKHOLE_RTO_MAX_MS, Faults
 from travelagent.link.schedule import DirectionSchedule, JitterSampler, LinkShape
 from travelagent.link.timer import Timer, best_timer, mono_ns
 from travelagent.monitor import summary_ms
@@ -34,7 +34,8 @@ LATENESS_KEPT = 20_000  # the most recent chunks whose lateness a link's stats d
 class DirectionStats:
     bytes: int = 0
     chunks: int = 0
-    dropped_bytes: int = 0
+    held_bytes: int = 0  # read during a black hole and held for delivery after it
+    dropped_bytes: int = 0  # held, then discarded because the connection was reset
     # How late each chunk was written against its scheduled delivery (ns; early counts as 0):
     # the link's own error, which the self-check of a run bounds.
     late_ns: deque[int] = field(default_factory=lambda: deque(maxlen=LATENESS_KEPT))
@@ -43,6 +44,7 @@ class DirectionStats:
         return {
             "bytes": self.bytes,
             "chunks": self.chunks,
+            "held_bytes": self.held_bytes,
             "dropped_bytes": self.dropped_bytes,
             "late": summary_ms(self.late_ns),
         }
@@ -54,6 +56,8 @@ class LinkStats:
     open_connections: int = 0
     resets: int = 0
     upstream_failures: int = 0
+    # connections reset by a black hole: too much held, or the hole outlasted the give-up time
+    blackhole_resets: int = 0
     directions: dict[str, DirectionStats] = field(
         default_factory=lambda: {d: DirectionStats() for d in DIRECTIONS}
     )
@@ -64,6 +68,7 @@ class LinkStats:
             "open_connections": self.open_connections,
             "resets": self.resets,
             "upstream_failures": self.upstream_failures,
+            "blackhole_resets": self.blackhole_resets,
             **{d: s.to_dict() for d, s in self.directions.items()},
         }
 
@@ -176,6 +181,8 @@ class _Direction:
         dest = self.dest
         if self.conn.closed or dest is None:
             return  # upstream not connected yet: flushed again on connect
+        if self.conn.link.faults.blackhole:
+            return  # nothing is delivered while the hole lasts: flushed again when it lifts
         now = mono_ns()
         link = self.conn.link
         due_ns = now + link.timer.lead_ns  # what is due within the wake-up cost goes now
@@ -184,8 +191,13 @@ class _Direction:
             deliver_ns, data, arrival_ns = self.fifo.popleft()
             if data is _EOF:
                 self.done = True
-                if dest.can_write_eof():
-                    dest.write_eof()
+                try:
+                    if dest.can_write_eof():
+                        dest.write_eof()
+                except OSError:
+                    # The destination went away meanwhile (ENOTCONN): pass that on as a reset.
+                    self.conn.reset()
+                    return
                 self.conn.maybe_close()
                 continue
             dest.write(data)
@@ -222,6 +234,22 @@ class _Side(asyncio.Protocol):
         self.conn.dirs[_other(self.direction)].set_dest_full(False)
 
 
+def release_delay_ns(held_since_ns: int, now_ns: int, rto_ms: float) -> int:
+    """How long after ``now_ns`` (a black hole's lift) a sender whose first unacknowledged
+    bytes date from ``held_since_ns`` retransmits them: TCP's backoff, retransmissions at
+    ``rto``, ``3 rto``, ``7 rto``, ... after the first send (each wait doubling, capped at
+    ``BLACKHOLE_RTO_MAX_MS``). 0 with ``rto_ms`` 0."""
+    if rto_ms <= 0:
+        return 0
+    wait_ns = int(rto_ms * 1_000_000)
+    cap_ns = int(BLACKHOLE_RTO_MAX_MS * 1_000_000)
+    at_ns = held_since_ns + wait_ns
+    while at_ns < now_ns:
+        wait_ns = min(wait_ns * 2, cap_ns)
+        at_ns += wait_ns
+    return at_ns - now_ns
+
+
 def _other(direction: str) -> str:
     return "down" if direction == "up" else "up"
 
@@ -233,23 +261,69 @@ class _Connection:
         self.upstream: asyncio.Transport | None = None
         self.connecting = False
         self.closed = False
+        # Black hole: what was read and not yet delivered, in arrival order, per direction
+        # (bytes, or _EOF for a close), since when, and whether a release is under way.
+        self.held: list[tuple[str, bytes, int]] = []
+        self.held_nbytes = 0
+        self.held_since_ns = 0
+        self.releasing = False
         self.dirs = {
             d: _Direction(self, d, DirectionSchedule(link.shape, opened_ns, link.sampler))
             for d in DIRECTIONS
         }
 
-    def on_data(self, direction: str, data: bytes, arrival_ns: int) -> None:
-        stats = self.link.stats.directions[direction]
-        if self.link.faults.blackhole:
-            stats.dropped_bytes += len(data)
+    @property
+    def holding(self) -> bool:
+        """Bytes read now are held: the hole is on, or held bytes are still to be released
+        (which later bytes must not overtake)."""
+        return self.link.faults.blackhole or self.releasing
+
+    def hold(self, direction: str, data: bytes, arrival_ns: int) -> None:
+        if not self.held:
+            self.held_since_ns = arrival_ns
+            giveup_s = self.link.faults.blackhole_giveup_ms / 1000
+            since = arrival_ns
+            asyncio.get_running_loop().call_later(giveup_s, self._give_up, since)
+        self.held.append((direction, data, arrival_ns))
+        self.held_nbytes += len(data)
+        self.link.stats.directions[direction].held_bytes += len(data)
+        if self.held_nbytes > BLACKHOLE_MAX_HELD_BYTES:
+            self._blackhole_reset()
+
+    def _give_up(self, since_ns: int) -> None:
+        # The sender retransmitted for the whole give-up time and heard nothing back.
+        if not self.closed and self.held and self.held_since_ns == since_ns and self.holding:
+            self._blackhole_reset()
+
+    def _blackhole_reset(self) -> None:
+        self.link.stats.blackhole_resets += 1
+        self.reset()
+
+    def release_held(self) -> None:
+        """Deliver what the hole held, in order, as if it had arrived now."""
+        self.releasing = False
+        if self.closed:
             return
+        held, self.held, self.held_nbytes = self.held, [], 0
+        now = mono_ns()
+        for direction, data, _arrival_ns in held:
+            if data is _EOF:
+                self.on_eof(direction, now)
+            else:
+                self.on_data(direction, data, now)
+
+    def on_data(self, direction: str, data: bytes, arrival_ns: int) -> None:
+        if self.holding:
+            self.hold(direction, data, arrival_ns)
+            return
+        stats = self.link.stats.directions[direction]
         stats.bytes += len(data)
         stats.chunks += 1
         self.dirs[direction].push(data, arrival_ns)
 
     def on_eof(self, direction: str, arrival_ns: int) -> None:
-        if self.link.faults.blackhole:
-            self.close()  # nothing was delivered, and the close is not passed on either
+        if self.holding:
+            self.held.append((direction, _EOF, arrival_ns))
             return
         extra_ns = int(self.link.faults.slow_close_ms * 1_000_000)
         self.dirs[direction].push_eof(arrival_ns, extra_ns)
@@ -271,10 +345,16 @@ class _Connection:
         if all(d.done for d in self.dirs.values()):
             self.close()
 
+    def _discard_held(self) -> None:
+        for direction, data, _ in self.held:
+            self.link.stats.directions[direction].dropped_bytes += len(data)
+        self.held, self.held_nbytes = [], 0
+
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self._discard_held()
         for transport in (self.client, self.upstream):
             if transport is not None and not transport.is_closing():
                 transport.close()
@@ -284,6 +364,7 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
+        self._discard_held()
         _reset(self.client)
         _reset(self.upstream)
         self.link.forget(self)
@@ -420,9 +501,20 @@ class Link:
                 self.stats.resets += 1
                 conn.reset()
         if before.blackhole and not faults.blackhole:
+            now = mono_ns()
+            loop = asyncio.get_running_loop()
             for conn in list(self._conns):
-                if not conn.connecting and not conn.closed:
+                if conn.closed:
+                    continue
+                for direction in conn.dirs.values():
+                    direction.flush()  # what was queued before the hole
+                if not conn.connecting:
                     self._start_upstream(conn)
+                if conn.held:
+                    # Held bytes go at the sender's next retransmission after the lift.
+                    conn.releasing = True
+                    delay_ns = release_delay_ns(conn.held_since_ns, now, before.blackhole_rto_ms)
+                    loop.call_later(delay_ns / 1e9, conn.release_held)
         if faults.refuse and self._server is not None:
             self._server.close()  # stop listening: connects now get ECONNREFUSED
             await self._server.wait_closed()

@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import heapq
 import itertools
+import logging
 import os
 import sys
 import threading
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 Callback = Callable[[], None]
+log = logging.getLogger(__name__)
 
 
 def mono_ns() -> int:
@@ -115,8 +117,13 @@ class ThreadTimer:
 
 
 def _run_all(callbacks: list[Callback]) -> None:
+    """Run every callback of one wake-up, each on its own: one that raises is logged and the
+    others still run (a callback dropped here would leave its connection waiting forever)."""
     for callback in callbacks:
-        callback()
+        try:
+            callback()
+        except Exception:
+            log.exception("link timer callback %r failed", callback)
 
 
 class _Timespec(ctypes.Structure):
@@ -193,8 +200,7 @@ class TimerfdTimer:
         self._armed_ns = 0
         if self._heap:
             self._arm(self._heap[0][0])
-        for callback in due:
-            callback()
+        _run_all(due)
 
     def close(self) -> None:
         if self._fd >= 0:

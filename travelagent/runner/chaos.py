@@ -50,7 +50,7 @@ FAULT_KINDS = (
     "realtime-kill",
     "agents-kill",  # only with agents = "remote"
     "link-reset",  # every link of the path: all connections reset
-    "link-blackhole",  # every link of the path: bytes swallowed for hold_s
+    "link-blackhole",  # every link of the path: a partition; bytes held for hold_s
     "client-reset",  # each client resets its own socket at its next reply chunk
 )
 ARCH_LINKS = {
