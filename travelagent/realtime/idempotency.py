@@ -24,13 +24,21 @@ from travelagent.sqlite import open_db
 
 DEFAULT_TTL_S: Final = 300.0
 DURABLE_TTL_S: Final = 900.0
+IDEMPOTENCY_MAX_KEYS: Final = 100_000
+# The default of ``--idempotency-max-keys`` when set (``make soak`` lowers the cap this way so
+# that the cache is full within the soak's warm-up, and its slope measures what else grows).
+MAX_KEYS_ENV: Final = "TRAVELAGENT_IDEMPOTENCY_MAX_KEYS"
 MAX_KEY_CHARS: Final = 256
 
 
 class IdempotencyCache:
     """(channel, key) -> the first publication's (offset, epoch), bounded by age and count."""
 
-    def __init__(self, *, ttl_s: float = DEFAULT_TTL_S, max_size: int = 100_000) -> None:
+    def __init__(
+        self, *, ttl_s: float = DEFAULT_TTL_S, max_size: int = IDEMPOTENCY_MAX_KEYS
+    ) -> None:
+        if max_size < 1:
+            raise ValueError("the idempotency cache must hold at least one key")
         self.ttl_s, self.max_size = ttl_s, max_size
         self._results: OrderedDict[tuple[str, str], tuple[float, int, str]] = OrderedDict()
 
@@ -78,7 +86,7 @@ class SqliteIdempotencyCache(IdempotencyCache):
         path: str | Path,
         *,
         ttl_s: float = DURABLE_TTL_S,
-        max_size: int = 100_000,
+        max_size: int = IDEMPOTENCY_MAX_KEYS,
         now_s: float | None = None,
     ) -> None:
         super().__init__(ttl_s=ttl_s, max_size=max_size)
