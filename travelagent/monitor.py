@@ -21,7 +21,7 @@ import contextlib
 import os
 import threading
 import time
-from collections import deque
+from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -55,9 +55,27 @@ class LoopLagMonitor:
     """Records how late the event loop wakes a task that sleeps ``interval_s`` at a time."""
 
     def __init__(self, *, interval_s: float = 0.05, keep: int = 20_000) -> None:
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
         self.interval_s = interval_s
-        self.lags_ns: deque[int] = deque(maxlen=keep)
+        # The last ``keep`` lags in a ring of 8-byte slots allocated once: a deque of int
+        # objects would grow for keep × interval_s (17 minutes) before it stayed flat.
+        self._ring = array("q", bytes(8 * keep))
+        self._n = 0  # lags recorded so far (the ring holds the last min(_n, keep))
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def lags_ns(self) -> list[int]:
+        """The lags kept, oldest first."""
+        keep = len(self._ring)
+        if self._n <= keep:
+            return self._ring[: self._n].tolist()
+        i = self._n % keep
+        return (self._ring[i:] + self._ring[:i]).tolist()
+
+    def record(self, lag_ns: int) -> None:
+        self._ring[self._n % len(self._ring)] = lag_ns
+        self._n += 1
 
     async def _run(self) -> None:
         interval_ns = int(self.interval_s * 1e9)
@@ -65,7 +83,7 @@ class LoopLagMonitor:
             due = time.monotonic_ns() + interval_ns
             await asyncio.sleep(self.interval_s)
             # asyncio rounds its wake-ups up to whole milliseconds: up to 1 ms is the floor.
-            self.lags_ns.append(max(0, time.monotonic_ns() - due))
+            self.record(max(0, time.monotonic_ns() - due))
 
     def start(self) -> None:
         if self._task is None:
@@ -184,3 +202,53 @@ def attach_loop_lag(app: Any, *, interval_s: float = 0.05) -> LoopLagMonitor:
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return monitor
+
+
+# -- a diagnostic, off by default: where a server's Python memory grows -------------------------
+
+TRACEMALLOC_ENV = "TRAVELAGENT_TRACEMALLOC"
+TRACEMALLOC_INTERVAL_ENV = "TRAVELAGENT_TRACEMALLOC_S"
+
+
+def start_tracemalloc_from_env(process: str) -> threading.Thread | None:
+    """With ``TRAVELAGENT_TRACEMALLOC=<dir>`` set, trace Python allocations in this process and
+    every ``TRAVELAGENT_TRACEMALLOC_S`` seconds (default 30) append to
+    ``<dir>/tracemalloc-<process>-<pid>.txt`` the 25 source lines whose live memory grew most
+    since the first snapshot. Off (nothing traced, nothing started) when unset: tracing slows
+    every allocation, so it is for finding a leak, never for a measurement."""
+    out_dir = os.environ.get(TRACEMALLOC_ENV, "")
+    if not out_dir:
+        return None
+    try:
+        interval_s = float(os.environ.get(TRACEMALLOC_INTERVAL_ENV, "30"))
+    except ValueError:
+        interval_s = float("nan")
+    if not interval_s > 0:
+        raise ValueError(f"{TRACEMALLOC_INTERVAL_ENV} must be a number > 0")
+    import tracemalloc
+
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"tracemalloc-{process}-{os.getpid()}.txt")
+    tracemalloc.start(1)
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+
+    def _loop() -> None:
+        time.sleep(interval_s)
+        base = tracemalloc.take_snapshot().filter_traces(ignore)
+        t0 = time.monotonic()
+        while True:
+            time.sleep(interval_s)
+            snap = tracemalloc.take_snapshot().filter_traces(ignore)
+            diffs = snap.compare_to(base, "lineno")
+            current, peak = tracemalloc.get_traced_memory()
+            lines = [
+                f"== {process} t+{time.monotonic() - t0:.0f}s since the baseline: traced "
+                f"{current / 2**20:.2f} MiB (peak {peak / 2**20:.2f})"
+            ]
+            lines += [str(d) for d in diffs[:25]]
+            with open(path, "a") as fh:
+                fh.write("\n".join(lines) + "\n\n")
+
+    thread = threading.Thread(target=_loop, name="tracemalloc-dump", daemon=True)
+    thread.start()
+    return thread

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from travelagent.realtime.config import DEFAULT_WEBHOOK_URL
+from travelagent.realtime.idempotency import IDEMPOTENCY_MAX_KEYS, MAX_KEYS_ENV
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=900.0,
         help="keep publish idempotency keys this long (in --db with --history sqlite; >= 300)",
+    )
+    parser.add_argument(
+        "--idempotency-max-keys",
+        type=int,
+        default=None,
+        help=f"and at most this many, the oldest dropped first (default ${MAX_KEYS_ENV} if set, "
+        f"else {IDEMPOTENCY_MAX_KEYS:,})",
     )
     parser.add_argument("--history-stream-ttl-s", type=float, default=3600.0)
     parser.add_argument("--history-max-streams", type=int, default=100_000)
@@ -143,6 +152,21 @@ def main(args: argparse.Namespace) -> int:
             )
             return 2
         schedule["webhook_retry_schedule_s"] = delays
+    try:
+        max_keys = (
+            args.idempotency_max_keys
+            if args.idempotency_max_keys is not None
+            else int(os.environ.get(MAX_KEYS_ENV) or IDEMPOTENCY_MAX_KEYS)
+        )
+    except ValueError:
+        max_keys = 0
+    if max_keys < 1:
+        print(
+            f"travelagent serve realtime: --idempotency-max-keys (or ${MAX_KEYS_ENV}) must be an "
+            "integer >= 1",
+            file=sys.stderr,
+        )
+        return 2
     config = RealtimeConfig.from_env(
         host=args.host,
         port=args.port,
@@ -158,6 +182,7 @@ def main(args: argparse.Namespace) -> int:
         max_queued_bytes=args.max_queued_bytes,
         history_stream_ttl_s=args.history_stream_ttl_s,
         idempotency_ttl_s=args.idempotency_ttl_s,
+        idempotency_max_keys=max_keys,
         history_max_streams=args.history_max_streams,
         keepalive_timeout_s=args.keepalive_timeout_s,
         jwt_audience=args.jwt_audience,
@@ -168,7 +193,10 @@ def main(args: argparse.Namespace) -> int:
         webhook_outbox_path=args.webhook_outbox,
         **schedule,
     )
+    from travelagent.monitor import start_tracemalloc_from_env
+
     try:
+        start_tracemalloc_from_env("realtime")  # a diagnostic, off unless its variable is set
         app = create_app(config)
     except (ValueError, sqlite3.Error) as err:
         print(f"travelagent serve realtime: {err}", file=sys.stderr)

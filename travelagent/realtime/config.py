@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from travelagent.realtime.history import DEFAULT_POLICIES, HistoryPolicy
+from travelagent.realtime.idempotency import IDEMPOTENCY_MAX_KEYS
 from travelagent.wire.tokens import DEFAULT_MAX_LIFETIME_S, TokenPolicy
 from travelagent.wire.webhooks import STANDARD_RETRY_SCHEDULE_S
 
@@ -39,6 +40,10 @@ class RealtimeConfig:
     # Publish idempotency keys are kept this long; with history = "sqlite" they are written to
     # db_path too and survive a restart. At least the webhook timestamp tolerance (300 s).
     idempotency_ttl_s: float = 900.0
+    # ... and at most this many (the oldest dropped first): the cache's memory bound, about
+    # 250 B of Python objects a key. Under load the count, not the ttl, may decide how long a
+    # key lasts: 100,000 keys at 300 publications/s are 5.5 minutes.
+    idempotency_max_keys: int = IDEMPOTENCY_MAX_KEYS
     db_path: str = "realtime.sqlite"
     history_policies: dict[str, HistoryPolicy] = field(
         default_factory=lambda: dict(DEFAULT_POLICIES)

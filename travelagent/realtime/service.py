@@ -32,7 +32,9 @@ class RealtimeService:
                 f"({DEFAULT_TOLERANCE_S} s): a redelivery could otherwise outlive its key"
             )
         history: History
-        idempotency = IdempotencyCache(ttl_s=config.idempotency_ttl_s)
+        idempotency = IdempotencyCache(
+            ttl_s=config.idempotency_ttl_s, max_size=config.idempotency_max_keys
+        )
         if config.history == "sqlite":
             from travelagent.realtime.history_sqlite import SqliteHistory
 
@@ -43,7 +45,11 @@ class RealtimeService:
                 stream_ttl_s=config.history_stream_ttl_s,
             )
             # Keys in the same file: a publish retried after a restart is still answered once.
-            idempotency = SqliteIdempotencyCache(config.db_path, ttl_s=config.idempotency_ttl_s)
+            idempotency = SqliteIdempotencyCache(
+                config.db_path,
+                ttl_s=config.idempotency_ttl_s,
+                max_size=config.idempotency_max_keys,
+            )
         elif config.history == "memory":
             history = History(
                 config.history_policies,

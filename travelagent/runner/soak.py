@@ -31,11 +31,17 @@ from typing import Any
 from travelagent.client.records import Recorder, finalize_run
 from travelagent.client.runinfo import iso_now, new_run_id, write_run_json
 from travelagent.config import JWT_SECRET_ENV
-from travelagent.monitor import CpuSampler
+from travelagent.monitor import CpuSampler, start_tracemalloc_from_env
 from travelagent.runner.load import LoadState, Target, UserLoad, run_users
 
 WINDOW_S = 10.0
 WARMUP_FRACTION = 0.1
+# Memory is called flat when the 95% interval of its second-half slope lies within ± this.
+FLAT_BOUND_MIB_PER_MIN = 0.5
+# The realtime service's idempotency cache during a soak: full within the warm-up at the soak's
+# rate (a few hundred publications a second), so its filling does not pass for a leak; at the
+# service's default cap (100,000) it would fill for about five minutes.
+SOAK_IDEMPOTENCY_MAX_KEYS = 20_000
 MIB = 1024 * 1024
 # two-sided 97.5% t quantiles by degrees of freedom (beyond the table: the normal's 1.96)
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -76,11 +82,29 @@ def slope_per_minute(points: list[tuple[float, float]]) -> tuple[float, float, f
     return (b, b - h, b + h, n)
 
 
+def verdict(lo: float, hi: float, bound: float = FLAT_BOUND_MIB_PER_MIN) -> str:
+    """``flat`` if the slope's interval [lo, hi] lies within ± ``bound`` MiB/min, ``growing``
+    if it lies wholly above ``bound``, else ``unclear`` (too wide, or too few windows)."""
+    if math.isnan(lo) or math.isnan(hi):
+        return "unclear"
+    if -bound <= lo and hi <= bound:
+        return "flat"
+    if lo > bound:
+        return "growing"
+    return "unclear"
+
+
 def memory_summary(
-    rss: list[tuple[int, str, int]], t0_ns: int, duration_s: float
+    rss: list[tuple[int, str, int]],
+    t0_ns: int,
+    duration_s: float,
+    *,
+    bound: float = FLAT_BOUND_MIB_PER_MIN,
 ) -> dict[str, Any]:
     """Per process: RSS (MiB) at start and end (median of the first and last window after the
-    warm-up) and the slope over window medians."""
+    warm-up), the slope over window medians, the slope over the second half of them, and the
+    verdict on the second half (``verdict``): a cache that fills and then stays bounded rises
+    over the whole soak but not over its end; a leak rises over both."""
     warm = max(WINDOW_S, duration_s * WARMUP_FRACTION)
     out: dict[str, Any] = {}
     for name in sorted({r[1] for r in rss}):
@@ -103,6 +127,9 @@ def memory_summary(
             "windows": n_windows,
             "late_slope_mib_per_min": round(late, 4),
             "late_slope_ci95": [round(late_lo, 4), round(late_hi, 4)],
+            "late_windows": len(pts[len(pts) // 2 :]),
+            "flat_bound_mib_per_min": bound,
+            "verdict": verdict(late_lo, late_hi, bound),
         }
     return out
 
@@ -114,7 +141,15 @@ async def _soak_load(target: Target, load: UserLoad, recorder: Recorder, state: 
 
 
 def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: Path,
-              sample_s: float) -> dict[str, Any]:  # fmt: skip
+              sample_s: float, *, idempotency_max_keys: int = SOAK_IDEMPOTENCY_MAX_KEYS,
+              bound: float = FLAT_BOUND_MIB_PER_MIN) -> dict[str, Any]:  # fmt: skip
+    # Imported before the sampler starts: pandas (read at the end) and the Parquet writer's
+    # lazily imported parts (at the first flush) would otherwise be a step in the load
+    # generator's memory inside the soak.
+    import pandas as pd
+    import pyarrow.compute  # noqa: F401
+
+    from travelagent.realtime.idempotency import MAX_KEYS_ENV
     from travelagent.runner.experiment import resolve_scenario
     from travelagent.topology.launcher import Topology
 
@@ -126,7 +161,9 @@ def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: P
     recorder = Recorder(cell_dir, tag=f"soak-{name}", flush_every=500)
     state = LoadState()
     duration_s = minutes * 60
-    with Topology(scenario, run_dir=cell_dir / "topology") as topo:
+    env = {MAX_KEYS_ENV: str(idempotency_max_keys)}
+    health: dict[str, Any] = {}
+    with Topology(scenario, run_dir=cell_dir / "topology", env=env) as topo:
         target = Target(
             arch=spec["arch"],
             url=topo.urls["gateway" if spec["arch"] == "gateway" else "realtime"],
@@ -139,6 +176,9 @@ def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: P
         with sampler:
             asyncio.run(_soak_load(target, load, recorder, state, duration_s))
         crashes = [c.name for c in topo.crashes]
+        for proc in ("worker", "realtime"):
+            if f"{proc}_direct" in topo.urls:
+                health[proc] = _healthz(topo.urls[f"{proc}_direct"] + "/healthz")
     recorder.close()
     finalize_run(cell_dir)
     with open(cell_dir / "rss.csv", "w") as fh:
@@ -147,8 +187,6 @@ def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: P
     with open(cell_dir / "cpu.csv", "w") as fh:
         fh.write("t_ns,process,cpu_pct\n")
         fh.writelines(f"{t},{p},{c}\n" for t, p, c in sampler.samples)
-    import pandas as pd
-
     msgs = pd.read_parquet(cell_dir / "messages.parquet")
     statuses = {str(k): int(v) for k, v in msgs["status"].value_counts().items()}
     errors = msgs[msgs["status"] != "ok"]["error"].value_counts().head(5)
@@ -164,8 +202,23 @@ def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: P
         "errors": {str(k): int(v) for k, v in errors.items()},
         "connect_failures": dict(state.connect_failures),
         "crashed": crashes,
-        "memory": memory_summary(sampler.rss, t0, duration_s),
+        "memory": memory_summary(sampler.rss, t0, duration_s, bound=bound),
+        # what the caches held at the end (the realtime service's idempotency keys, ...)
+        "healthz": health,
+        "idempotency_max_keys": idempotency_max_keys,
     }
+
+
+def _healthz(url: str) -> dict[str, Any]:
+    """A server's ``/healthz`` (its counters and cache sizes), or why it could not be read."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            out: dict[str, Any] = json.loads(resp.read())
+            return out
+    except (OSError, ValueError) as err:
+        return {"error": f"{type(err).__name__}: {err}"}
 
 
 def render(results: list[dict[str, Any]]) -> str:
@@ -179,14 +232,20 @@ def render(results: list[dict[str, Any]]) -> str:
         for err, n in r["errors"].items():
             lines.append(f"    {n} × {err}")
         lines.append(f"    {'process':<10} {'start MiB':>10} {'end MiB':>10} "
-                     f"{'slope MiB/min [95% CI]':>34} windows  second half [95% CI]")  # fmt: skip
+                     f"{'slope MiB/min [95% CI]':>34} windows  second half [95% CI] (windows)  "
+                     f"verdict (flat: within ±{FLAT_BOUND_MIB_PER_MIN:g})")  # fmt: skip
         for proc, m in r["memory"].items():
             lo, hi = m["slope_ci95"]
             late_lo, late_hi = m["late_slope_ci95"]
             lines.append(f"    {proc:<10} {m['start_mib']!s:>10} {m['end_mib']!s:>10} "
                          f"{m['slope_mib_per_min']:>+12.4f} [{lo:+.4f}, {hi:+.4f}] "
                          f"{m['windows']:>5}  {m['late_slope_mib_per_min']:+.4f} "
-                         f"[{late_lo:+.4f}, {late_hi:+.4f}]")  # fmt: skip
+                         f"[{late_lo:+.4f}, {late_hi:+.4f}] ({m['late_windows']})  "
+                         f"{m['verdict']}")  # fmt: skip
+        rt = r.get("healthz", {}).get("realtime", {})
+        if "idempotency_keys" in rt:
+            lines.append(f"    realtime idempotency keys at the end: {rt['idempotency_keys']} "
+                         f"(cap {r['idempotency_max_keys']})")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -200,24 +259,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--think-ms", type=float, default=200.0)
     p.add_argument("--sample-s", type=float, default=1.0, help="RSS/CPU sampling interval")
     p.add_argument("--out", type=Path, default=None, help="run directory")
+    p.add_argument("--flat-bound", type=float, default=FLAT_BOUND_MIB_PER_MIN,
+                   help="memory is flat when its second-half slope's 95%% interval lies within "
+                        f"± this, MiB/min (default {FLAT_BOUND_MIB_PER_MIN})")  # fmt: skip
+    p.add_argument("--idempotency-max-keys", type=int, default=SOAK_IDEMPOTENCY_MAX_KEYS,
+                   help="the realtime service's idempotency cap during the soak (default "
+                        f"{SOAK_IDEMPOTENCY_MAX_KEYS:,}: full within the warm-up)")  # fmt: skip
     args = p.parse_args(argv)
     paths = [x for x in args.paths.split(",") if x]
     unknown = [x for x in paths if x not in PATHS]
     if unknown or not paths:
         print(f"soak: unknown path(s) {unknown}; valid: {', '.join(PATHS)}", file=sys.stderr)
         return 2
-    if not (args.minutes > 0 and args.users >= 1 and args.think_ms >= 0 and args.sample_s > 0):
-        print("soak: --minutes and --sample-s must be > 0, --users >= 1, --think-ms >= 0",
-              file=sys.stderr)  # fmt: skip
+    if not (
+        args.minutes > 0
+        and args.users >= 1
+        and args.think_ms >= 0
+        and args.sample_s > 0
+        and args.flat_bound > 0
+        and args.idempotency_max_keys >= 1
+    ):
+        print("soak: --minutes, --sample-s and --flat-bound must be > 0, --users and "
+              "--idempotency-max-keys >= 1, --think-ms >= 0", file=sys.stderr)  # fmt: skip
         return 2
     run_dir = args.out or Path("data/runs") / new_run_id("soak-")
+    start_tracemalloc_from_env("load")  # a diagnostic, off unless its variable is set
     load = UserLoad(users=args.users, think_ms=args.think_ms, timeout_s=10.0, rotate_every=0)
     write_run_json(run_dir, {"kind": "soak", "started": iso_now(), "status": "running",
                              "settings": vars(args) | {"out": str(run_dir)}})  # fmt: skip
     print(f"soak: {', '.join(paths)}, {args.minutes:g} min each, into {run_dir}", file=sys.stderr)
     results = []
     for name in paths:
-        results.append(soak_path(name, args.preset, args.minutes, load, run_dir, args.sample_s))
+        results.append(soak_path(name, args.preset, args.minutes, load, run_dir, args.sample_s,
+                                 idempotency_max_keys=args.idempotency_max_keys,
+                                 bound=args.flat_bound))  # fmt: skip
         (run_dir / "soak.json").write_text(json.dumps(results, indent=2) + "\n")
     write_run_json(run_dir, {"status": "ok", "ended": iso_now(), "paths": results})
     print(render(results))

@@ -66,6 +66,7 @@ def main(args: argparse.Namespace) -> int:
 
     from travelagent.agent.cli import llm_from_args
     from travelagent.config import JWT_SECRET_ENV, SecretError, check_server_secrets, secret
+    from travelagent.monitor import start_tracemalloc_from_env
     from travelagent.worker.app import create_app
     from travelagent.worker.config import WorkerConfig
 
@@ -98,6 +99,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"travelagent serve worker: {err}", file=sys.stderr)
         return 2
     config.db_path.parent.mkdir(parents=True, exist_ok=True)
+    start_tracemalloc_from_env("worker")  # a diagnostic, off unless its variable is set
     app = create_app(config, llm=llm)
     print(f"worker listening on http://{config.host}:{config.port}", flush=True)
     web.run_app(

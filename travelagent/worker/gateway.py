@@ -57,22 +57,44 @@ log = logging.getLogger(__name__)
 
 
 class ReplayTraces:
-    """The final traces of the last ``max_entries`` replies, by (user, msg id): what a replay
-    of a reply this worker sent carries."""
+    """The final traces of recent replies, by (user, msg id): what a replay of a reply this
+    worker sent carries. At most ``per_user`` per user (a resume replays what one connection
+    missed, a few replies) and ``max_entries`` in all, the least recently used user's oldest
+    first; a replay whose trace is gone carries a fresh one. So a steady load from the same
+    users holds a fixed number of traces, not the last ``max_entries`` messages'."""
 
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self.max_entries = max_entries
-        self._traces: OrderedDict[tuple[str, str], Trace] = OrderedDict()
+    def __init__(self, max_entries: int = 10_000, *, per_user: int = 32) -> None:
+        if max_entries < 1 or per_user < 1:
+            raise ValueError("max_entries and per_user must be at least 1")
+        self.max_entries, self.per_user = max_entries, per_user
+        self._users: OrderedDict[str, OrderedDict[str, Trace]] = OrderedDict()
+        self._n = 0
 
     def keep(self, user_id: str, msg_id: str, trace: Trace) -> None:
-        self._traces[(user_id, msg_id)] = trace.copy()
-        self._traces.move_to_end((user_id, msg_id))
-        while len(self._traces) > self.max_entries:
-            self._traces.popitem(last=False)
+        mine = self._users.get(user_id)
+        if mine is None:
+            mine = self._users[user_id] = OrderedDict()
+        self._users.move_to_end(user_id)
+        self._n += msg_id not in mine
+        mine[msg_id] = trace.copy()
+        mine.move_to_end(msg_id)
+        while len(mine) > self.per_user:
+            mine.popitem(last=False)
+            self._n -= 1
+        while self._n > self.max_entries:
+            oldest_user, theirs = next(iter(self._users.items()))
+            theirs.popitem(last=False)
+            self._n -= 1
+            if not theirs:
+                del self._users[oldest_user]
 
     def get(self, user_id: str, msg_id: str) -> Trace | None:
-        trace = self._traces.get((user_id, msg_id))
+        mine = self._users.get(user_id)
+        trace = None if mine is None else mine.get(msg_id)
         return None if trace is None else trace.copy()
+
+    def __len__(self) -> int:
+        return self._n
 
 
 _REPLAY_TRACES: weakref.WeakKeyDictionary[web.Application, ReplayTraces] = (

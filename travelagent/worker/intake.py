@@ -42,7 +42,8 @@ T = TypeVar("T")
 
 
 class Deduplicator(Generic[T]):
-    """Remembers recent webhook ids (bounded by count and age) and what each one started.
+    """Remembers recent webhook ids (bounded by count and age) and what each one started, until
+    that is settled (``release``): only ids are kept for the whole ttl.
 
     ``earlier`` holds the ids an earlier process received (from the durable log, with their
     wall-clock times); ``persist(webhook_id, t_s)`` is called for every id remembered, so the
@@ -86,6 +87,14 @@ class Deduplicator(Generic[T]):
             self._seen.popitem(last=False)
         if first and self.persist is not None:
             self.persist(webhook_id, t_s)
+
+    def release(self, webhook_id: str) -> None:
+        """Keep ``webhook_id`` but drop what it started (its turn was published: a redelivery
+        is then answered as a duplicate, and the turn's reply, trace and task need not be held
+        for the rest of the ttl)."""
+        entry = self._seen.get(webhook_id)
+        if entry is not None and entry[1] is not None:
+            self._seen[webhook_id] = (entry[0], None)
 
     def forget(self, webhook_id: str) -> None:
         """Forget an id this process remembered (its turn could not be started)."""

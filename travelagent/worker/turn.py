@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,8 @@ class RealtimeTurn:
     is_error: bool = False
     published: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # called once the final is published (the webhook's de-duplicator lets go of the turn)
+    on_published: Callable[[], None] | None = field(default=None, repr=False)
 
     async def run(self) -> None:
         """Produce the reply (once) and publish its final frame; raise PublishError if the
@@ -146,3 +149,5 @@ class RealtimeTurn:
             self.trace.stamps.pop()
             raise
         self.published = True
+        if self.on_published is not None:
+            self.on_published()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -100,6 +101,7 @@ async def handle_realtime_webhook(request: web.Request) -> web.Response:
     turn = _turn(request.app, decision.order)
     if decision.webhook_id is not None:
         intake.dedup.remember(decision.webhook_id, turn)
+        turn.on_published = _releaser(intake.dedup, decision.webhook_id)
     stats[decision.stat] += 1
     if decision.ack is not None:
         # "Accepted" is a promise nobody will check: keep it on disk before making it.
@@ -114,6 +116,16 @@ async def handle_realtime_webhook(request: web.Request) -> web.Response:
         return web.json_response(decision.ack)
     turn.task = asyncio.create_task(turn.run())
     return await _await_turn(turn)
+
+
+def _releaser(dedup: Deduplicator[RealtimeTurn], webhook_id: str) -> Callable[[], None]:
+    """Once the turn is published its id alone answers a redelivery: the de-duplicator then
+    drops the turn (reply, trace, task) instead of holding it for the whole ttl."""
+
+    def release() -> None:
+        dedup.release(webhook_id)
+
+    return release
 
 
 async def _await_turn(turn: RealtimeTurn) -> web.Response:
