@@ -16,8 +16,9 @@ frame.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -325,6 +326,21 @@ def may_reconnect(code: Any) -> bool:
 def reconnect_delay_s(attempt: int) -> float:
     """How long to wait before reconnect attempt ``attempt`` (0, 1, ...): doubling, capped."""
     return RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
+
+
+def reconnect_attempts(budget_s: float, max_attempts: int | None) -> Iterator[int]:
+    """The blocking clients' reconnect schedule: sleeps ``reconnect_delay_s`` before each
+    attempt, then yields its number (1, 2, ...), until ``budget_s`` would be overrun by the next
+    wait or ``max_attempts`` (None: no cap) are made. (Under gevent the sleep yields.)"""
+    start, attempt = time.monotonic(), 0
+    while max_attempts is None or attempt < max_attempts:
+        left = budget_s - (time.monotonic() - start)
+        delay = reconnect_delay_s(attempt)
+        if attempt > 0 and left < delay:
+            return  # the budget is spent
+        time.sleep(min(delay, max(0.0, left)))
+        attempt += 1
+        yield attempt
 
 
 @dataclass

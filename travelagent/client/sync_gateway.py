@@ -34,7 +34,7 @@ from travelagent.client.replies import (
     gateway_event,
     gateway_ws_url,
     plan_after_resume,
-    reconnect_delay_s,
+    reconnect_attempts,
     start_message,
 )
 from travelagent.wire.gateway import (
@@ -238,13 +238,7 @@ class GatewayClient(SocketClient):
                 return []
             error = ""
             start, attempt = time.monotonic(), 0
-            while self.max_reconnects is None or attempt < self.max_reconnects:
-                left = self.reconnect_s - (time.monotonic() - start)
-                delay = reconnect_delay_s(attempt)
-                if attempt > 0 and left < delay:
-                    break  # the budget is spent
-                time.sleep(min(delay, max(0.0, left)))
-                attempt += 1
+            for attempt in reconnect_attempts(self.reconnect_s, self.max_reconnects):  # noqa: B007
                 try:
                     ws = self._open()
                 except Exception as err:

@@ -43,7 +43,7 @@ from travelagent.client.replies import (
     may_reconnect,
     message_data,
     realtime_ws_url,
-    reconnect_delay_s,
+    reconnect_attempts,
     start_message,
 )
 from travelagent.client.sync_gateway import SocketClient, ws_connect
@@ -218,13 +218,7 @@ class RealtimeClient(SocketClient):
             self.pending.cut_off()
             error = ""
             start, attempt = time.monotonic(), 0
-            while self.max_reconnects is None or attempt < self.max_reconnects:
-                left = self.reconnect_s - (time.monotonic() - start)
-                delay = reconnect_delay_s(attempt)
-                if attempt > 0 and left < delay:
-                    break  # the budget is spent
-                time.sleep(min(delay, max(0.0, left)))
-                attempt += 1
+            for attempt in reconnect_attempts(self.reconnect_s, self.max_reconnects):  # noqa: B007
                 try:
                     done = self._connect(recover=True)
                 except Exception as err:
