@@ -161,8 +161,7 @@ def test_hybrid_user_talks_over_the_gateway_and_counts_room_presence(
         "true",
         "--cell",
         "c1",
-        "--jwt-secret",
-        topo.secrets[JWT_SECRET_ENV],
+        f"--jwt-secret={topo.secrets[JWT_SECRET_ENV]}",
         tf=tf,
         seconds=6,  # long enough that every user is in the room on a loaded machine
     )

@@ -255,3 +255,14 @@ def test_abort_while_waiting_for_health_stops_what_was_started(
         topo.start()
     assert time.monotonic() - t0 < 10 * tf  # did not wait for the start timeout
     assert topo.pids and all(gone(pid) for pid in topo.pids.values())
+
+
+def test_fresh_secrets_never_read_as_command_line_options() -> None:
+    # A secret starting with "-" breaks `--jwt-secret VALUE` (argparse takes it for an
+    # option); url-safe base64 starts with "-" one time in 64, which once failed a run.
+    from travelagent.topology.launcher import new_secrets
+
+    for _ in range(500):
+        for name, value in new_secrets().items():
+            assert not value.startswith("-"), name
+            assert len(value) >= 32, name

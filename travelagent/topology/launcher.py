@@ -50,13 +50,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def new_secrets() -> dict[str, str]:
-    """Fresh random secrets for one topology (never the development defaults)."""
+    """Fresh random secrets for one topology (never the development defaults).
+
+    Hex, so that no secret starts with ``-`` and reads as an option when a user passes it
+    on a command line (``--jwt-secret VALUE``); url-safe base64 does one time in 64.
+    """
     return {
-        JWT_SECRET_ENV: secrets_mod.token_urlsafe(32),
-        API_KEY_ENV: secrets_mod.token_urlsafe(24),
+        JWT_SECRET_ENV: secrets_mod.token_hex(32),
+        API_KEY_ENV: secrets_mod.token_hex(24),
         WEBHOOK_SECRET_ENV: "whsec_" + base64.b64encode(secrets_mod.token_bytes(32)).decode(),
-        AGENT_HOST_TOKEN_ENV: secrets_mod.token_urlsafe(32),
-        LINK_CONTROL_TOKEN_ENV: secrets_mod.token_urlsafe(32),
+        AGENT_HOST_TOKEN_ENV: secrets_mod.token_hex(32),
+        LINK_CONTROL_TOKEN_ENV: secrets_mod.token_hex(32),
     }
 
 
