@@ -31,3 +31,13 @@ def open_db(
     conn.execute("PRAGMA busy_timeout=5000")
     conn.executescript(schema)
     return conn
+
+
+def open_reader(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to an existing WAL database ``path``, usable from any thread
+    (one at a time): for point reads beside the connection that writes. A WAL reader waits
+    for no writer; the short busy timeout covers only a log being recovered."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA query_only=1")
+    conn.execute("PRAGMA busy_timeout=250")
+    return conn

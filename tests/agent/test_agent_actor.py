@@ -502,3 +502,50 @@ async def test_expired_turn_keys_are_pruned_from_the_store(db: Path) -> None:
     finally:
         conn.close()
     assert left < 70
+
+
+async def test_memory_holds_the_newest_turn_keys_and_the_store_answers_for_older_ones(
+    db: Path,
+) -> None:
+    llm = CountingLLM()
+    d = LocalAgentDirectory(db, llm=llm, turn_cache=4)
+    try:
+        agent = d.get("u1")
+        replies = [await agent.handle_message(f"q{i}", msg_id=f"m{i}") for i in range(10)]
+        assert agent.turn_keys_held == 4
+        assert llm.runs == 10
+        # m0 left memory long ago: the store still knows it, so it is a replay, not a run.
+        assert await agent.handle_message("q0", msg_id="m0") == replies[0]
+        assert await agent.handle_message("q9", msg_id="m9") == replies[9]  # held in memory
+        assert llm.runs == 10
+        await agent.handle_message("q10", msg_id="m10")  # a new id still runs
+        assert llm.runs == 11 and agent.turn_keys_held == 4
+    finally:
+        await d.close()
+    # A new process loads only the newest keys, and still finds the oldest in the store.
+    llm2 = CountingLLM()
+    d2 = LocalAgentDirectory(db, llm=llm2, turn_cache=4)
+    try:
+        agent = d2.get("u1")
+        assert await agent.handle_message("q1", msg_id="m1") == replies[1]
+        assert agent.turn_keys_held == 4 and llm2.runs == 0
+        await agent.handle_message("q11", msg_id="m11")
+        assert llm2.runs == 1
+    finally:
+        await d2.close()
+    assert len(stored(db, "u1")) == 2 * 12  # every turn once: 12 questions, 12 replies
+
+
+async def test_a_key_past_the_retention_is_new_whether_held_in_memory_or_not(db: Path) -> None:
+    llm = CountingLLM()
+    d = LocalAgentDirectory(db, llm=llm, turn_cache=2)
+    try:
+        agent = d.get("u1")
+        for i in range(3):
+            await agent.handle_message(f"q{i}", msg_id=f"m{i}")
+        d.store.turn_retention_s = 0.0
+        await agent.handle_message("q2", msg_id="m2")  # held in memory, but expired
+        await agent.handle_message("q0", msg_id="m0")  # only in the store, and expired
+        assert llm.runs == 5
+    finally:
+        await d.close()

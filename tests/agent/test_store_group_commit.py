@@ -79,7 +79,7 @@ async def test_a_commit_after_a_failed_one_is_not_written(tmp_path: Path) -> Non
         with pytest.raises(StoreError, match="the commit it follows failed"):
             await reply
         assert await store.messages("u1") == [(0, "user", "first")]
-        assert await store.turns("u1") == {}
+        assert (await store.turns("u1")).records == {}
     finally:
         await store.close()
 
@@ -137,6 +137,6 @@ async def test_an_unstreamed_turn_commits_question_and_reply_in_one_group(tmp_pa
         assert d.store.groups - before == 1  # one COMMIT, one fsync, for both writes
         stored = await d.store.messages("u1")
         assert stored[-2:] == [(2, "user", "budget tips"), (3, "assistant", reply)]
-        assert (await d.store.turns("u1"))["m2"].state == "done"
+        assert (await d.store.turns("u1")).records["m2"].state == "done"
     finally:
         await d.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from travelagent.wire.trace import Trace
@@ -14,6 +15,7 @@ from travelagent.worker.intake import (
     StartTurn,
     WebhookIntake,
 )
+from travelagent.worker.webhook_log import WebhookLog
 
 SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldA=="
 API_KEY = "test-api-key"
@@ -177,3 +179,47 @@ def test_a_forgotten_id_starts_its_turn_afresh() -> None:
     intake.dedup.remember("msg_1", "the turn")
     intake.dedup.forget("msg_1")  # its turn could not be journalled
     assert isinstance(intake.receive(*request, t_recv_ns=2), StartTurn)
+
+
+def test_with_a_durable_lookup_memory_holds_only_the_newest_ids() -> None:
+    log: dict[str, float] = {}
+    now = [100.0]
+    dedup: Deduplicator[str] = Deduplicator(
+        ttl_s=60.0,
+        clock_s=lambda: now[0],
+        persist=log.__setitem__,
+        lookup=log.get,
+        max_ids=3,
+    )
+    for i in range(10):
+        dedup.remember(f"w{i}", None)
+    assert len(dedup) == 3 and len(log) == 10
+    assert dedup.get("w0") == (False, None)  # memory let it go ...
+    assert dedup.seen_earlier("w0")  # ... the log did not
+    assert not dedup.seen_earlier("never")
+    now[0] = 161.0
+    assert not dedup.seen_earlier("w0")  # past the ttl, even in the log
+
+
+def test_an_unsettled_turn_is_held_whatever_the_id_cap_until_released() -> None:
+    dedup: Deduplicator[str] = Deduplicator(
+        clock_s=lambda: 5.0, persist=lambda i, t: None, lookup=lambda i: None, max_ids=1
+    )
+    dedup.remember("a", "turn a")
+    dedup.remember("b", None)
+    assert dedup.get("a") == (True, "turn a") and dedup.unsettled == 1
+    dedup.release("a")
+    assert dedup.get("a") == (False, None) and dedup.unsettled == 0
+
+
+def test_the_durable_log_answers_for_ids_across_processes(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    first = WebhookLog(db, ttl_s=900)
+    first.record("w1", 5.0)
+    first.close()  # finishes the write
+    second = WebhookLog(db, ttl_s=900)
+    try:
+        assert second.lookup("w1") == 5.0
+        assert second.lookup("nope") is None
+    finally:
+        second.close()

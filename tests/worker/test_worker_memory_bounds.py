@@ -23,7 +23,7 @@ from travelagent.worker.app import create_app
 from travelagent.worker.config import WorkerConfig
 from travelagent.worker.gateway import ReplayTraces
 from travelagent.worker.intake import Deduplicator
-from travelagent.worker.keys import INTAKE
+from travelagent.worker.keys import DIRECTORY, INTAKE
 from travelagent.worker.publish import PublishError
 
 
@@ -153,3 +153,29 @@ def test_replay_traces_are_capped_per_user_and_in_all() -> None:
     assert got is not None and [s[0] for s in got.stamps] == ["worker.send"]
     with pytest.raises(ValueError):
         ReplayTraces(per_user=0)
+
+
+async def test_a_redelivery_after_memory_let_its_id_go_replays_and_never_runs_again(
+    worker: Any,
+) -> None:
+    url, pub, app = await worker(webhook_dedup_memory=2)
+    dedup = app[INTAKE].dedup
+    first = _signed("m1")
+    async with httpx.AsyncClient() as c:
+        assert (await c.post(url, content=first[0], headers=first[1])).status_code == 200
+        for i in range(2, 6):
+            body, headers = _signed(f"m{i}")
+            assert (await c.post(url, content=body, headers=headers)).status_code == 200
+        assert len(dedup) == 2 and dedup.unsettled == 0
+        # Give the background log writer its moment, then redeliver m1's webhook.
+        for _ in range(100):
+            if dedup.lookup is not None and dedup.lookup(first[1]["webhook-id"]) is not None:
+                break
+            await asyncio.sleep(0.01)
+        again = await c.post(url, content=first[0], headers=first[1])
+    assert again.status_code == 200
+    directory = app[DIRECTORY]
+    messages = await directory.store.messages("u1")
+    assert len(messages) == 2 * 5  # five turns, m1's not run twice
+    m1 = [f for f in pub.finals if f["id"] == "m1"]
+    assert len(m1) == 2 and m1[0]["text"] == m1[1]["text"]  # the stored reply, published again

@@ -11,7 +11,7 @@ from pathlib import Path
 from travelagent.agent.base import LLMBackend
 from travelagent.agent.catalog import Catalog, load_catalog
 from travelagent.agent.store import AgentStore
-from travelagent.agent.travel_agent import TravelAgent
+from travelagent.agent.travel_agent import TURN_CACHE, TravelAgent
 from travelagent.wire.gateway import MAX_USER_ID_CHARS, valid_user_id
 
 
@@ -38,6 +38,7 @@ class LocalAgentDirectory:
         catalog: Catalog | None = None,
         synchronous: str = "FULL",
         max_agents: int = 10_000,
+        turn_cache: int = TURN_CACHE,
     ) -> None:
         if llm is None:
             from travelagent.agent.llm import make_llm
@@ -50,6 +51,7 @@ class LocalAgentDirectory:
         self._agents: OrderedDict[str, TravelAgent] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
         self.max_agents = max_agents
+        self.turn_cache = turn_cache  # turn keys each agent holds in memory (TravelAgent)
         self.released = 0
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -62,7 +64,12 @@ class LocalAgentDirectory:
             agent = self._agents.get(name)
             if agent is None:
                 agent = TravelAgent(
-                    name, store=self.store, llm=self.llm, catalog=self.catalog, process=self.process
+                    name,
+                    store=self.store,
+                    llm=self.llm,
+                    catalog=self.catalog,
+                    process=self.process,
+                    turn_cache=self.turn_cache,
                 )
                 self._agents[name] = agent
                 self._release_over_cap(keep=name)

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from travelagent.agent.state import MAX_RECENT_MESSAGES, TripState
 from travelagent.agent.turns import DEFAULT_RETENTION_S, Replies, StoredReply, TurnRecord, TurnState
-from travelagent.sqlite import open_db
+from travelagent.sqlite import open_db, open_reader
 from travelagent.wire import jsoncodec
 from travelagent.wire.trace import now_ns
 
@@ -106,6 +106,15 @@ class TurnDone:
 TurnWrite = TurnStart | TurnDone
 
 
+@dataclass(frozen=True)
+class TurnKeys:
+    """An agent's turn keys as loaded: by message id, oldest first; ``complete`` is False when
+    older keys within the retention were left in the store."""
+
+    records: dict[str, TurnRecord]
+    complete: bool
+
+
 class AgentStore:
     def __init__(
         self,
@@ -125,6 +134,7 @@ class AgentStore:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # point reads on the caller's thread
         self._closed = False
         self.groups = 0  # COMMITs run (each one fsync under FULL), for tests and the bench
 
@@ -209,17 +219,29 @@ class AgentStore:
                 (name, t_ns - int(self.turn_retention_s * 1e9)),
             )
 
-    def _turns(self, name: str) -> dict[str, TurnRecord]:
+    def _turns(self, name: str, limit: int | None) -> TurnKeys:
         cutoff = now_ns() - int(self.turn_retention_s * 1e9)
-        rows = (
-            self._connection()
-            .execute(
-                "SELECT msg_id, state, user_seq, t_ns FROM turns WHERE agent = ? AND t_ns >= ?",
-                (name, cutoff),
-            )
-            .fetchall()
+        sql = (
+            "SELECT msg_id, state, user_seq, t_ns FROM turns WHERE agent = ? AND t_ns >= ?"
+            " ORDER BY t_ns DESC, user_seq DESC"
         )
-        return {str(m): TurnRecord(s, int(q), int(t)) for m, s, q, t in rows}
+        args: tuple[Any, ...] = (name, cutoff)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args += (limit + 1,)
+        rows = self._connection().execute(sql, args).fetchall()
+        complete = limit is None or len(rows) <= limit
+        newest = rows if limit is None else rows[:limit]
+        records = {str(m): TurnRecord(s, int(q), int(t)) for m, s, q, t in reversed(newest)}
+        return TurnKeys(records, complete)
+
+    def _turn_record(self, conn: sqlite3.Connection, name: str, msg_id: str) -> TurnRecord | None:
+        cutoff = now_ns() - int(self.turn_retention_s * 1e9)
+        row = conn.execute(
+            "SELECT state, user_seq, t_ns FROM turns WHERE agent = ? AND msg_id = ? AND t_ns >= ?",
+            (name, msg_id, cutoff),
+        ).fetchone()
+        return None if row is None else TurnRecord(row[0], int(row[1]), int(row[2]))
 
     def _turn_texts(self, name: str, msg_id: str) -> tuple[str, str | None] | None:
         row = (
@@ -345,9 +367,30 @@ class AgentStore:
         """The agent's committed state (a fresh TripState if it has none)."""
         return await self._run("load", self._load, name)
 
-    async def turns(self, name: str) -> dict[str, TurnRecord]:
-        """The agent's turn keys younger than the retention, by message id."""
-        return await self._run("load turns", self._turns, name)
+    async def turns(self, name: str, *, limit: int | None = None) -> TurnKeys:
+        """The agent's turn keys younger than the retention, by message id, oldest first: all
+        of them, or the newest ``limit`` (``complete`` then says whether that was all)."""
+        return await self._run("load turns", self._turns, name, limit)
+
+    async def turn_record(self, name: str, msg_id: str) -> TurnRecord | None:
+        """One committed turn key (None: none younger than the retention).
+
+        A point read by primary key on a read-only connection of the caller's own, not a job
+        for the writer thread: it never waits behind a group's fsync, and in WAL mode it never
+        waits for the writer either (it sees what was committed before it began). For a
+        ``:memory:`` database, which another connection cannot see, it goes through the
+        writer thread."""
+        if self.path == ":memory:":
+            return await self._run("read turn key", self._turn_record_on_writer, name, msg_id)
+        try:
+            if self._reader is None:
+                self._reader = open_reader(self.path)
+            return self._turn_record(self._reader, name, msg_id)
+        except sqlite3.Error as err:
+            raise StoreError(f"read turn key {msg_id!r} of {name!r}: {err}") from err
+
+    def _turn_record_on_writer(self, name: str, msg_id: str) -> TurnRecord | None:
+        return self._turn_record(self._connection(), name, msg_id)
 
     async def turn_texts(self, name: str, msg_id: str) -> tuple[str, str | None] | None:
         """The stored (user message, reply or None) of one turn, or None if it has no key."""
@@ -399,6 +442,9 @@ class AgentStore:
         if self._closed:
             return
         self._closed = True
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._thread is not None:
             self._jobs.put(None)
             await asyncio.to_thread(self._thread.join)

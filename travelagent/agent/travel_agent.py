@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 
@@ -47,7 +48,10 @@ from travelagent.wire.trace import Trace, TraceError, now_ns
 
 log = logging.getLogger(__name__)
 LLM_STAMPS = 2  # llm.first, llm.done
-PRUNE_EVERY = 128  # turns between sweeps of expired keys held in memory
+# Turn keys held in memory per agent, newest first kept. Older keys stay in the store for the
+# whole retention and are read from it by primary key when a delivery is not found here, so an
+# agent's memory does not grow with its message rate times the retention (an hour).
+TURN_CACHE = 256
 
 
 class AgentError(RuntimeError):
@@ -63,8 +67,12 @@ class TravelAgent:
         llm: LLMBackend,
         catalog: Catalog,
         process: str = "worker",
+        turn_cache: int = TURN_CACHE,
     ) -> None:
+        if turn_cache < 1:
+            raise ValueError("turn_cache must be at least 1")
         self.name = name
+        self.turn_cache = turn_cache
         self.process = process
         self._store = store
         self._llm = llm
@@ -73,10 +81,12 @@ class TravelAgent:
         self._state: TripState | None = None
         self._listeners: list[AgentListener] = []
         self._announcing: asyncio.Task[None] | None = None
-        # Turn keys (turns.py): durable records, loaded with the state and kept current by
-        # every commit, so a delivery looks its key up without a round trip to the store.
-        self._turns: dict[str, turns.TurnRecord] = {}
-        self._kept = 0
+        # Turn keys (turns.py): the newest ``turn_cache`` durable records, loaded with the
+        # state and kept current by every commit, so a delivery usually finds its key without
+        # asking the store. While ``_turns_complete`` every key within the retention is here and
+        # a miss means "new"; once older keys were dropped, a miss asks the store.
+        self._turns: OrderedDict[str, turns.TurnRecord] = OrderedDict()
+        self._turns_complete = True
         self._live: dict[str, asyncio.Future[str]] = {}  # runs under way, by key
 
     # -- entry points --------------------------------------------------------------------------
@@ -223,7 +233,7 @@ class TravelAgent:
         try:
             async with self._gate:
                 await self._loaded()
-                record = self._turns.get(key)
+                record = await self._turn_record(key)
                 action = turns.decide(record, live=False)
                 if action == "replay":
                     reply = await self._stored_reply(key)
@@ -256,18 +266,30 @@ class TravelAgent:
             raise AgentError(f"the stored reply to {key!r} is gone")
         return texts[1]
 
+    @property
+    def turn_keys_held(self) -> int:
+        """Turn keys held in memory (at most ``turn_cache``)."""
+        return len(self._turns)
+
+    async def _turn_record(self, key: str) -> turns.TurnRecord | None:
+        record = self._turns.get(key)
+        if record is not None:
+            if turns.expired(record, now_ns=now_ns(), retention_s=self._store.turn_retention_s):
+                return None  # as the store would answer: its key is past the retention
+            return record
+        if self._turns_complete:
+            return None
+        try:
+            return await self._store.turn_record(self.name, key)
+        except StoreError as err:
+            raise AgentError(str(err)) from err
+
     def _keep(self, key: str, record: turns.TurnRecord) -> None:
         self._turns[key] = record
-        self._kept += 1
-        if self._kept % PRUNE_EVERY == 0:
-            now = now_ns()
-            retention_s = self._store.turn_retention_s
-            for k in [
-                k
-                for k, r in self._turns.items()
-                if turns.expired(r, now_ns=now, retention_s=retention_s)
-            ]:
-                del self._turns[k]
+        self._turns.move_to_end(key)
+        while len(self._turns) > self.turn_cache:
+            self._turns.popitem(last=False)
+            self._turns_complete = False
 
     # -- one turn (the caller holds the gate) -------------------------------------------------
 
@@ -275,7 +297,9 @@ class TravelAgent:
         if self._state is None:
             try:
                 state = await self._store.load(self.name)
-                self._turns = await self._store.turns(self.name)
+                keys = await self._store.turns(self.name, limit=self.turn_cache)
+                self._turns = OrderedDict(keys.records)
+                self._turns_complete = keys.complete
             except StoreError as err:
                 raise AgentError(str(err)) from err
             self._state = state

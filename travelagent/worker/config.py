@@ -47,10 +47,12 @@ class WorkerConfig:
     publish: PublishMode = "http-pooled"
     webhook_mode: WebhookMode = "after-publish"
     webhook_tolerance_s: int = 300
-    webhook_dedup_size: int = 100_000
-    # Webhook ids are kept (in memory and in the database) this long; at least the timestamp
-    # tolerance, so no redelivery the worker still accepts can outlive its id.
+    webhook_dedup_size: int = 100_000  # turns held in memory until published, at most
+    # Webhook ids are kept in the database this long; at least the timestamp tolerance, so no
+    # redelivery the worker still accepts can outlive its id. Memory holds the newest
+    # ``webhook_dedup_memory`` of them and asks the database for the rest.
     webhook_dedup_ttl_s: float = 900.0
+    webhook_dedup_memory: int = 4096
     publish_timeout_s: float = 10.0
     # Agents: None = in this process; a URL = a separate agent host
     agents_url: str | None = None
@@ -67,6 +69,8 @@ class WorkerConfig:
             raise ValueError("the gateway requires tokens but no JWT secret is set")
         if self.max_frame_bytes <= 0:
             raise ValueError("max_frame_bytes must be positive")
+        if self.webhook_dedup_size < 1 or self.webhook_dedup_memory < 1:
+            raise ValueError("webhook_dedup_size and webhook_dedup_memory must be at least 1")
         if self.webhook_dedup_ttl_s < self.webhook_tolerance_s:
             raise ValueError("webhook_dedup_ttl_s must be at least webhook_tolerance_s")
         self.db_path = Path(self.db_path)

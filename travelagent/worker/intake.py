@@ -42,13 +42,18 @@ T = TypeVar("T")
 
 
 class Deduplicator(Generic[T]):
-    """Remembers recent webhook ids (bounded by count and age) and what each one started, until
-    that is settled (``release``): only ids are kept for the whole ttl.
+    """Remembers recent webhook ids and what each one started, until that is settled
+    (``release``): only ids are kept for the whole ttl.
 
-    ``earlier`` holds the ids an earlier process received (from the durable log, with their
-    wall-clock times); ``persist(webhook_id, t_s)`` is called for every id remembered, so the
-    next process knows it too. ``clock_s`` is the wall clock: ages must compare across
-    processes.
+    Where the ids live: ``persist(webhook_id, t_s)`` is called for every new id, so the durable
+    log knows it; ``lookup(webhook_id)`` asks that log when an id is in neither memory set, and
+    answers with when it was first received (None: never, or past the ttl). With a lookup,
+    memory holds the turns not yet settled and the newest ``max_ids`` ids, so it does not grow
+    with the message rate times the ttl; without one, every id stays in memory for the ttl (at
+    most ``max_size``). ``earlier`` holds ids an earlier process received, handed over at start
+    (the lookup makes it unneeded). ``clock_s`` is the wall clock: ages must compare across
+    processes. An id found only by the lookup counts as received earlier (``seen_earlier``):
+    its message is started again and its turn's message-id key replays the stored reply.
     """
 
     def __init__(
@@ -59,10 +64,16 @@ class Deduplicator(Generic[T]):
         clock_s: Callable[[], float] = time.time,
         earlier: Mapping[str, float] | None = None,
         persist: Callable[[str, float], None] | None = None,
+        lookup: Callable[[str], float | None] | None = None,
+        max_ids: int = 4096,
     ) -> None:
+        if max_size < 1 or max_ids < 1:
+            raise ValueError("max_size and max_ids must be at least 1")
         self.max_size, self.ttl_s, self.clock_s = max_size, ttl_s, clock_s
-        self.persist = persist
-        self._seen: OrderedDict[str, tuple[float, T | None]] = OrderedDict()
+        self.persist, self.lookup = persist, lookup
+        self.max_ids = max_ids if lookup is not None else max_size
+        self._ids: OrderedDict[str, float] = OrderedDict()  # every id remembered, oldest first
+        self._turns: OrderedDict[str, tuple[float, T]] = OrderedDict()  # unsettled, oldest first
         self._earlier: OrderedDict[str, float] = OrderedDict(
             sorted((earlier or {}).items(), key=lambda kv: kv[1])
         )
@@ -70,21 +81,34 @@ class Deduplicator(Generic[T]):
     def get(self, webhook_id: str) -> tuple[bool, T | None]:
         """(seen in this process, what it started)."""
         self._expire()
-        entry = self._seen.get(webhook_id)
-        return (entry is not None, entry[1] if entry else None)
+        entry = self._turns.get(webhook_id)
+        if entry is not None:
+            return (True, entry[1])
+        return (webhook_id in self._ids, None)
 
     def seen_earlier(self, webhook_id: str) -> bool:
-        """Whether an earlier process received ``webhook_id`` (within the ttl)."""
+        """Whether an earlier process received ``webhook_id`` (within the ttl), or this one did
+        and memory has let it go: the durable log still knows it."""
         self._expire()
-        return webhook_id in self._earlier
+        if webhook_id in self._earlier:
+            return True
+        if self.lookup is None:
+            return False
+        t_s = self.lookup(webhook_id)
+        return t_s is not None and t_s >= self.clock_s() - self.ttl_s
 
     def remember(self, webhook_id: str, turn: T | None) -> None:
         t_s = self.clock_s()
-        first = webhook_id not in self._seen and webhook_id not in self._earlier
-        self._seen[webhook_id] = (t_s, turn)
-        self._seen.move_to_end(webhook_id)
-        while len(self._seen) > self.max_size:
-            self._seen.popitem(last=False)
+        first = webhook_id not in self._ids and webhook_id not in self._earlier
+        self._ids[webhook_id] = t_s
+        self._ids.move_to_end(webhook_id)
+        while len(self._ids) > self.max_ids:
+            self._ids.popitem(last=False)
+        if turn is not None:
+            self._turns[webhook_id] = (t_s, turn)
+            self._turns.move_to_end(webhook_id)
+            while len(self._turns) > self.max_size:
+                self._turns.popitem(last=False)
         if first and self.persist is not None:
             self.persist(webhook_id, t_s)
 
@@ -92,26 +116,29 @@ class Deduplicator(Generic[T]):
         """Keep ``webhook_id`` but drop what it started (its turn was published: a redelivery
         is then answered as a duplicate, and the turn's reply, trace and task need not be held
         for the rest of the ttl)."""
-        entry = self._seen.get(webhook_id)
-        if entry is not None and entry[1] is not None:
-            self._seen[webhook_id] = (entry[0], None)
+        self._turns.pop(webhook_id, None)
 
     def forget(self, webhook_id: str) -> None:
         """Forget an id this process remembered (its turn could not be started)."""
-        self._seen.pop(webhook_id, None)
+        self._ids.pop(webhook_id, None)
+        self._turns.pop(webhook_id, None)
 
     def _expire(self) -> None:
         cutoff = self.clock_s() - self.ttl_s
-        while self._seen:
-            _, (t, _) = next(iter(self._seen.items()))
-            if t >= cutoff:
-                break
-            self._seen.popitem(last=False)
-        while self._earlier and next(iter(self._earlier.values())) < cutoff:
-            self._earlier.popitem(last=False)
+        for held in (self._ids, self._earlier):
+            while held and next(iter(held.values())) < cutoff:
+                held.popitem(last=False)
+        while self._turns and next(iter(self._turns.values()))[0] < cutoff:
+            self._turns.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._seen)
+        """Ids held in memory."""
+        return len(self._ids)
+
+    @property
+    def unsettled(self) -> int:
+        """Turns held until they are published."""
+        return len(self._turns)
 
 
 @dataclass(frozen=True)

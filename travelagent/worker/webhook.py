@@ -49,13 +49,14 @@ BACKGROUND_PUBLISH_ATTEMPTS = 4
 
 
 def make_intake(cfg: WorkerConfig, log: WebhookLog | None = None) -> WebhookIntake[RealtimeTurn]:
-    """The intake; with ``log``, de-duplication reads the ids earlier processes received and
-    records every new one."""
+    """The intake; with ``log``, de-duplication records every new id there and asks it for the
+    ids not held in memory (those earlier processes received included)."""
     dedup: Deduplicator[RealtimeTurn] = Deduplicator(
         max_size=cfg.webhook_dedup_size,
         ttl_s=cfg.webhook_dedup_ttl_s,
-        earlier=log.recent() if log is not None else None,
         persist=log.record if log is not None else None,
+        lookup=log.lookup if log is not None else None,
+        max_ids=cfg.webhook_dedup_memory,
     )
     return WebhookIntake(
         webhook_secret=lambda: secret(WEBHOOK_SECRET_ENV),

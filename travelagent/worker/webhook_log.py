@@ -1,8 +1,9 @@
 """The worker's durable record of webhook ids, so de-duplication outlives the process.
 
-``Deduplicator`` (``intake.py``) holds the ids in memory and decides; this writes each id it
-remembers to a SQLite table in the worker's database and hands the recent ones back to the next
-process at start, so a webhook redelivered after a restart (or a SIGKILL) is known as one.
+``Deduplicator`` (``intake.py``) holds the newest ids in memory and decides; this writes each id
+it remembers to a SQLite table in the worker's database and answers for the ids memory has let
+go, and for those an earlier process received, so a webhook redelivered after a restart (or a
+SIGKILL), or long after memory dropped its id, is known as one.
 
 Writes run on one dedicated thread (the event loop never waits on SQLite) with
 ``synchronous=NORMAL``: in WAL mode a commit then survives the process being killed, and the
@@ -16,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from travelagent.logsafe import esc
-from travelagent.sqlite import open_db
+from travelagent.sqlite import open_db, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,27 @@ class WebhookLog:
         self.path, self.ttl_s = str(path), ttl_s
         self._conn = open_db(self.path, SCHEMA, check_same_thread=False)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-log")
+        self._reader: sqlite3.Connection | None = None
         self._writes = 0
         self._closed = False
 
-    def recent(self, *, now_s: float | None = None) -> dict[str, float]:
-        """Ids received within the ttl, with their time; read once, at start."""
-        cutoff = (time.time() if now_s is None else now_s) - self.ttl_s
-        rows = self._conn.execute(
-            "SELECT webhook_id, t_s FROM webhooks WHERE t_s >= ?", (cutoff,)
-        ).fetchall()
-        return {str(i): float(t) for i, t in rows}
+    def lookup(self, webhook_id: str) -> float | None:
+        """When ``webhook_id`` was first received (None: not in the log). A point read by
+        primary key on a read-only connection of the caller's (the event loop's): in WAL mode
+        it waits for no writer. An id written moments ago may not be here yet; the
+        de-duplicator still holds those in memory. A failed read answers None (the id is then
+        started as new, and its message-id key in the agents' store still prevents a second
+        run) and is logged."""
+        try:
+            if self._reader is None:
+                self._reader = open_reader(self.path)
+            row = self._reader.execute(
+                "SELECT t_s FROM webhooks WHERE webhook_id = ?", (webhook_id,)
+            ).fetchone()
+        except sqlite3.Error:
+            log.exception("webhook log %s: reading %s failed", self.path, esc(webhook_id))
+            return None
+        return None if row is None else float(row[0])
 
     def record(self, webhook_id: str, t_s: float) -> None:
         """Write ``webhook_id`` in the background (the caller never waits)."""
@@ -74,3 +85,5 @@ class WebhookLog:
         self._closed = True
         self._executor.shutdown(wait=True)
         self._conn.close()
+        if self._reader is not None:
+            self._reader.close()
