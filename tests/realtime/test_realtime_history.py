@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from travelagent.realtime.history import History, HistoryPolicy
 from travelagent.realtime.history_sqlite import SqliteHistory
@@ -87,3 +90,22 @@ def test_sqlite_history_keeps_epoch_offsets_and_publications_across_reopen(tmp_p
     rec = h2.recover("room:a", 4, epoch, now_s=1e12)
     assert rec.recovered and [p.offset for p in rec.publications] == [5, 6]
     h2.close()
+
+
+def test_a_publication_and_its_idempotency_key_are_committed_together_or_not_at_all(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "h.sqlite"
+    h = SqliteHistory(db, POLICIES)
+    offset, epoch = h.add("room:a", {"n": 1}, None, now_s=1e12, idempotency_key="k1")
+    rows = h.db.execute("SELECT channel, key, offset, epoch FROM idempotency").fetchall()
+    assert rows == [("room:a", "k1", offset, epoch)]
+    # The key's write fails: the publication is not kept either, and the connection is usable.
+    h.db.execute("DROP TABLE idempotency")
+    with pytest.raises(sqlite3.OperationalError):
+        h.add("room:a", {"n": 2}, None, now_s=1e12, idempotency_key="k2")
+    assert h.db.execute("SELECT COUNT(*) FROM pubs").fetchone() == (1,)
+    assert not h.db.in_transaction
+    pubs, offset_now, _ = h.read("room:a", now_s=1e12, limit=-1)
+    assert offset_now == offset and [p.data for p in pubs] == [{"n": 1}]  # memory as the file
+    h.close()

@@ -251,3 +251,17 @@ async def test_a_publish_retried_after_the_service_process_was_killed_is_stored_
         proc.kill()
         await proc.wait()
     assert again == first and pubs == [{"text": "final"}]
+
+
+def test_keys_memory_let_go_are_found_in_the_file(tmp_path: Path) -> None:
+    from travelagent.realtime.idempotency import SqliteIdempotencyCache
+
+    cache = SqliteIdempotencyCache(tmp_path / "rt.sqlite", ttl_s=900, max_size=2, now_s=1000.0)
+    for i in range(5):
+        cache.put("travel:u1", f"m{i}:final", i + 1, "e1", now_s=1000.0 + i)
+    assert len(cache) == 2  # memory holds the newest two
+    assert cache.get("travel:u1", "m0:final", now_s=1010.0) == (1, "e1")
+    assert cache.disk_hits == 1
+    assert cache.get("travel:u1", "m0:final", now_s=1901.0) is None  # past the ttl
+    assert cache.get("travel:u2", "m0:final", now_s=1010.0) is None  # per channel
+    cache.close()

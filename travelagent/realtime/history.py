@@ -91,11 +91,16 @@ class History:
         p = self.policies.get(split_channel(channel)[0])
         return p if p is not None and p.size > 0 and p.ttl_s > 0 else None
 
+    # Whether ``add`` stores an idempotency key with its publication, in one transaction.
+    stores_idempotency_keys = False
+
     # Hooks for a persistent subclass.
     def _created(self, channel: str, stream: Stream) -> None:
         pass
 
-    def _appended(self, channel: str, stream: Stream, pub: StoredPub) -> None:
+    def _appended(
+        self, channel: str, stream: Stream, pub: StoredPub, idempotency_key: str | None
+    ) -> None:
         pass
 
     def _pruned(self, channel: str, below_offset: int) -> None:
@@ -144,17 +149,29 @@ class History:
             self._pruned(channel, s.pubs[0].offset if s.pubs else s.top_offset + 1)
 
     def add(
-        self, channel: str, data: Any, info: dict[str, Any] | None, *, now_s: float
+        self,
+        channel: str,
+        data: Any,
+        info: dict[str, Any] | None,
+        *,
+        now_s: float,
+        idempotency_key: str | None = None,
     ) -> tuple[int, str]:
-        """Append a publication; return its (offset, epoch). Offset 0 means no history kept."""
+        """Append a publication; return its (offset, epoch). Offset 0 means no history kept.
+        A persistent history (``stores_idempotency_keys``) stores ``idempotency_key`` with
+        the publication, so a crash cannot keep one without the other."""
         policy = self.policy(channel)
         if policy is None:
             return 0, ""
         s = self.stream(channel, now_s)
         s.top_offset += 1
         pub = StoredPub(offset=s.top_offset, data=data, info=info, t_s=now_s)
+        try:
+            self._appended(channel, s, pub, idempotency_key)
+        except BaseException:
+            s.top_offset -= 1  # not stored: memory stays as the file is
+            raise
         s.pubs.append(pub)
-        self._appended(channel, s, pub)
         self._prune(channel, s, policy, now_s)
         return s.top_offset, s.epoch
 

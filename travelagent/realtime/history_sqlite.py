@@ -2,7 +2,9 @@
 
 Reads are served from memory (loaded once at start); every append, prune and new epoch is
 committed before the publication reaches subscribers, so a restart never forgets an offset a
-client has seen. WAL with synchronous=NORMAL keeps one append well under a millisecond.
+client has seen. A publication's idempotency key (``idempotency.py``) is committed in the same
+transaction as the publication: a crash between the two cannot store a retried publish twice.
+WAL with synchronous=NORMAL keeps one append well under a millisecond.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from travelagent.realtime.history import History, HistoryPolicy, StoredPub, Stream
+from travelagent.realtime.idempotency import IDEMPOTENCY_SCHEMA
 from travelagent.sqlite import open_db
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS streams (
   channel TEXT PRIMARY KEY, epoch TEXT NOT NULL, top_offset INTEGER NOT NULL
 );
@@ -25,9 +30,13 @@ CREATE TABLE IF NOT EXISTS pubs (
   t_s REAL NOT NULL, PRIMARY KEY (channel, offset)
 );
 """
+    + IDEMPOTENCY_SCHEMA
+)
 
 
 class SqliteHistory(History):
+    stores_idempotency_keys = True
+
     def __init__(
         self,
         path: str | Path,
@@ -64,16 +73,22 @@ class SqliteHistory(History):
             (channel, stream.epoch, stream.top_offset),
         )
 
-    def _appended(self, channel: str, stream: Stream, pub: StoredPub) -> None:
-        self.db.execute("BEGIN")
-        self.db.execute(
-            "INSERT OR REPLACE INTO pubs VALUES (?, ?, ?, ?, ?)",
-            (channel, pub.offset, json.dumps(pub.data), json.dumps(pub.info), pub.t_s),
-        )
-        self.db.execute(
-            "UPDATE streams SET top_offset = ? WHERE channel = ?", (stream.top_offset, channel)
-        )
-        self.db.execute("COMMIT")
+    def _appended(
+        self, channel: str, stream: Stream, pub: StoredPub, idempotency_key: str | None
+    ) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO pubs VALUES (?, ?, ?, ?, ?)",
+                (channel, pub.offset, json.dumps(pub.data), json.dumps(pub.info), pub.t_s),
+            )
+            self.db.execute(
+                "UPDATE streams SET top_offset = ? WHERE channel = ?", (stream.top_offset, channel)
+            )
+            if idempotency_key is not None:  # the publication and its key: both or neither
+                self.db.execute(
+                    "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                    (channel, idempotency_key, pub.offset, stream.epoch, pub.t_s),
+                )
 
     def _pruned(self, channel: str, below_offset: int) -> None:
         self.db.execute(
@@ -81,9 +96,20 @@ class SqliteHistory(History):
         )
 
     def _evicted(self, channel: str) -> None:
+        with self._transaction():
+            self.db.execute("DELETE FROM pubs WHERE channel = ?", (channel,))
+            self.db.execute("DELETE FROM streams WHERE channel = ?", (channel,))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT, rolled back if a statement fails (the error goes on up), so a
+        failed append never leaves the connection inside a transaction."""
         self.db.execute("BEGIN")
-        self.db.execute("DELETE FROM pubs WHERE channel = ?", (channel,))
-        self.db.execute("DELETE FROM streams WHERE channel = ?", (channel,))
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
         self.db.execute("COMMIT")
 
     def close(self) -> None:

@@ -132,24 +132,26 @@ class Hub:
         A publication whose ``idempotency_key`` this channel has seen (``idempotency.py``) is
         neither stored nor delivered: the first one's (offset, epoch) is returned.
         """
+        now_s = time.time()
         if idempotency_key is not None:
-            now_s = time.time()
             first = self.idempotency.get(channel, idempotency_key, now_s=now_s)
             if first is not None:
                 self.counters.duplicate_publications += 1
                 return first
-            offset, epoch = self.publish(
-                channel, data, info=info, api_recv_ns=api_recv_ns, trace=trace
-            )
-            self.idempotency.put(channel, idempotency_key, offset, epoch, now_s=now_s)
-            return offset, epoch
         if api_recv_ns is not None:
             trace = trace_of(data)
             if trace is not None:
                 stamp(trace, "realtime.publish", api_recv_ns)
         if trace is not None and isinstance(data, dict):
             data = with_trace(data, trace)
-        offset, epoch = self.history.add(channel, data, info, now_s=time.time())
+        offset, epoch = self.history.add(
+            channel, data, info, now_s=now_s, idempotency_key=idempotency_key
+        )
+        if idempotency_key is not None:
+            stored = offset != 0 and self.history.stores_idempotency_keys
+            self.idempotency.put(
+                channel, idempotency_key, offset, epoch, now_s=now_s, stored=stored
+            )
         if api_recv_ns is not None and trace is not None and isinstance(data, dict):
             stamp(trace, "realtime.deliver")
             data = with_trace(data, trace)

@@ -25,6 +25,9 @@ from travelagent.sqlite import open_db
 DEFAULT_TTL_S: Final = 300.0
 DURABLE_TTL_S: Final = 900.0
 IDEMPOTENCY_MAX_KEYS: Final = 100_000
+# Keys held in memory when the file keeps them all (``SqliteIdempotencyCache``): a retried
+# publish comes seconds after its first, so the newest keys answer nearly every retry.
+DURABLE_MEMORY_KEYS: Final = 4096
 # The default of ``--idempotency-max-keys`` when set (``make soak`` lowers the cap this way so
 # that the cache is full within the soak's warm-up, and its slope measures what else grows).
 MAX_KEYS_ENV: Final = "TRAVELAGENT_IDEMPOTENCY_MAX_KEYS"
@@ -57,7 +60,11 @@ class IdempotencyCache:
         hit = self._results.get(_entry_key(channel, key))
         return None if hit is None else (hit[1], hit[2])
 
-    def put(self, channel: str, key: str, offset: int, epoch: str, *, now_s: float) -> None:
+    def put(
+        self, channel: str, key: str, offset: int, epoch: str, *, now_s: float, stored: bool = False
+    ) -> None:
+        """Remember ``key``'s result; ``stored``: its durable row was already written (with the
+        publication, by a persistent history)."""
         k = _entry_key(channel, key)
         self._results[k] = (now_s, offset, epoch)
         self._results.move_to_end(k)
@@ -73,7 +80,7 @@ class IdempotencyCache:
         return len(self._results)
 
 
-_SCHEMA = """
+IDEMPOTENCY_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS idempotency (
   channel TEXT NOT NULL, key TEXT NOT NULL, offset INTEGER NOT NULL, epoch TEXT NOT NULL,
   t_s REAL NOT NULL, PRIMARY KEY (channel, key)
@@ -85,11 +92,14 @@ _SWEEP_EVERY = 1000
 
 
 class SqliteIdempotencyCache(IdempotencyCache):
-    """The cache, written through to SQLite (table ``idempotency``) and read back at start.
+    """The cache, written through to SQLite (table ``idempotency``): memory holds the newest
+    ``max_size`` keys, the file every key for the ttl, and a key not in memory is looked up in
+    the file. The newest are read back at start.
 
-    Each put is one autocommit ``INSERT`` at ``synchronous=NORMAL`` (it survives a crash of the
-    process), made right after the history commit of the publication it names; the wall clock
-    dates the keys, so ages compare across restarts.
+    A key is written in the transaction of the publication it names when the history is
+    persistent (``SqliteHistory``, the same file: ``put(..., stored=True)``), else as one
+    autocommit ``INSERT`` at ``synchronous=NORMAL`` (it survives a crash of the process). The
+    wall clock dates the keys, so ages compare across restarts.
     """
 
     def __init__(
@@ -102,8 +112,9 @@ class SqliteIdempotencyCache(IdempotencyCache):
     ) -> None:
         super().__init__(ttl_s=ttl_s, max_size=max_size)
         self.path = str(path)
-        self.db = open_db(path, _SCHEMA)
+        self.db = open_db(path, IDEMPOTENCY_SCHEMA)
         self._puts = 0
+        self.disk_hits = 0  # keys found in the file after memory let them go
         cutoff = (time.time() if now_s is None else now_s) - ttl_s
         self.db.execute("DELETE FROM idempotency WHERE t_s < ?", (cutoff,))
         rows = self.db.execute(
@@ -114,12 +125,30 @@ class SqliteIdempotencyCache(IdempotencyCache):
             self._results[_entry_key(channel, key)] = (t_s, offset, epoch)
         self.loaded = len(rows)
 
-    def put(self, channel: str, key: str, offset: int, epoch: str, *, now_s: float) -> None:
+    def get(self, channel: str, key: str, *, now_s: float) -> tuple[int, str] | None:
+        hit = super().get(channel, key, now_s=now_s)
+        if hit is not None:
+            return hit
+        # Not among the newest in memory: the file keeps every key for the ttl. A point read by
+        # primary key, on the loop like every other statement of this service's SQLite.
+        row = self.db.execute(
+            "SELECT offset, epoch FROM idempotency WHERE channel = ? AND key = ? AND t_s >= ?",
+            (channel, key, now_s - self.ttl_s),
+        ).fetchone()
+        if row is None:
+            return None
+        self.disk_hits += 1
+        return int(row[0]), str(row[1])
+
+    def put(
+        self, channel: str, key: str, offset: int, epoch: str, *, now_s: float, stored: bool = False
+    ) -> None:
         super().put(channel, key, offset, epoch, now_s=now_s)
-        self.db.execute(
-            "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
-            (channel, key, offset, epoch, now_s),
-        )
+        if not stored:
+            self.db.execute(
+                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                (channel, key, offset, epoch, now_s),
+            )
         self._puts += 1
         if self._puts % _SWEEP_EVERY == 0:
             self.db.execute("DELETE FROM idempotency WHERE t_s < ?", (now_s - self.ttl_s,))

@@ -12,7 +12,11 @@ from travelagent.limits import ConnectionLimiter
 from travelagent.realtime.config import RealtimeConfig
 from travelagent.realtime.history import History
 from travelagent.realtime.hub import Hub
-from travelagent.realtime.idempotency import IdempotencyCache, SqliteIdempotencyCache
+from travelagent.realtime.idempotency import (
+    DURABLE_MEMORY_KEYS,
+    IdempotencyCache,
+    SqliteIdempotencyCache,
+)
 from travelagent.realtime.outbox import Outbox
 from travelagent.realtime.webhook_sender import DeadLetter, WebhookSender
 from travelagent.wire.server_api import reply_key
@@ -45,10 +49,11 @@ class RealtimeService:
                 stream_ttl_s=config.history_stream_ttl_s,
             )
             # Keys in the same file: a publish retried after a restart is still answered once.
+            # The file keeps every key for the ttl, so memory holds only the newest.
             idempotency = SqliteIdempotencyCache(
                 config.db_path,
                 ttl_s=config.idempotency_ttl_s,
-                max_size=config.idempotency_max_keys,
+                max_size=min(config.idempotency_max_keys, DURABLE_MEMORY_KEYS),
             )
         elif config.history == "memory":
             history = History(
