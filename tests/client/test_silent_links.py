@@ -14,6 +14,7 @@ from worker_helpers import GatedLLM, running_worker
 
 from travelagent.client.aio_gateway import AsyncGatewayClient
 from travelagent.client.aio_realtime import AsyncRealtimeClient
+from travelagent.client.records import MessageRecord
 from travelagent.config import JWT_SECRET_ENV, secret
 from travelagent.link.faults import Faults
 from travelagent.link.proxy import Link
@@ -192,3 +193,44 @@ async def test_a_final_published_while_away_is_found_in_history_when_recovery_fa
             await link.stop()
     assert rec.status == "ok", rec.error
     assert rec.reply == "Reply 1 begins. Reply 1 ends."
+
+
+async def test_the_blocking_gateway_client_pings_a_silent_link_drops_it_and_resumes(
+    tmp_path: Path, tf: float
+) -> None:
+    from travelagent.client.sync_gateway import GatewayClient
+
+    port = free_port()
+    llm = GatedLLM()
+    llm.hold = True
+    async with running_worker(port, tmp_path / "w.db", llm=llm):
+        link = await start_link(port)
+        client = GatewayClient(
+            f"http://127.0.0.1:{link.listen_port}", "u1", timeout_s=10 * tf,
+            connect_timeout_s=1.0,
+        )  # fmt: skip
+        client.ping_s, client.ping_timeout_s = 0.3, 0.5
+
+        def talk() -> MessageRecord:
+            client.connect()
+            try:
+                return client.request("hotels in Rome")
+            finally:
+                client.close()
+
+        try:
+            talking = asyncio.create_task(asyncio.to_thread(talk))
+            await asyncio.wait_for(llm.first_sent.wait(), 5 * tf)
+            # Longer than the ping and its deadline: without the check, the client would sit
+            # on the dead socket until the hole let the held bytes through.
+            hole = asyncio.create_task(blackhole(link, 3.0))
+            await asyncio.sleep(0.1)
+            llm.gate.set()
+            rec = await talking
+            await hole
+        finally:
+            await link.stop()
+    assert rec.status == "ok", rec.error
+    assert rec.reply == "Reply 1 begins. Reply 1 ends."
+    assert client.silent_drops >= 1 and client.reconnects >= 1
+    assert llm.runs == 1

@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any
 
+from travelagent.client.aio_core import PING_S, PING_TIMEOUT_S
 from travelagent.client.records import MessageRecord
 from travelagent.client.replies import (
     OnDone,
@@ -84,6 +85,15 @@ class SocketClient:
     restart_after_unmatched_timeout = False
     _ws: Any
     pending: PendingSet
+    # The silent-socket check (as the asyncio clients' ``watch_silence``): while messages are
+    # in flight and nothing has been heard for ``ping_s``, ping; no pong within
+    # ``ping_timeout_s`` and the socket is dropped as lost (0: off).
+    ping_s: float = PING_S
+    ping_timeout_s: float = PING_TIMEOUT_S
+    silent_drops = 0
+    _heard_ns = 0
+    _busy_ns = 0
+    _ping: tuple[Any, threading.Event, int] | None = None  # (socket, pong, sent at)
 
     def send(
         self, text: str, *, intended_ns: int | None = None, msg_id: str | None = None
@@ -127,19 +137,57 @@ class SocketClient:
         try:
             data = ws.recv(timeout=max(timeout_s, 0.0))
         except TimeoutError:
-            return done
+            return done + self._check_silence(ws)
         except Exception as err:  # the connection dropped
             if self._ws is ws:
                 self._ws = None
             return done + self._connection_lost(f"connection lost: {err}")
-        return done + self._frame_records(data, now_ns())
+        t_ns = now_ns()
+        self._heard_ns = t_ns
+        done += self._frame_records(data, t_ns)
+        if not len(self.pending):
+            self._busy_ns = 0
+        return done
+
+    def _check_silence(self, ws: Any) -> list[MessageRecord]:
+        """After a read timed out: ping a socket silent for ``ping_s`` with messages in flight;
+        drop it (``_connection_lost``) if the pong is ``ping_timeout_s`` late."""
+        t_ns = now_ns()
+        if self.ping_s <= 0 or not len(self.pending):
+            self._ping, self._busy_ns = None, 0
+            return []
+        if not self._busy_ns:
+            self._busy_ns = t_ns  # silence counts from when messages were first in flight
+        ping = self._ping if self._ping is not None and self._ping[0] is ws else None
+        if ping is not None and ping[1].is_set():
+            self._heard_ns, self._ping, ping = t_ns, None, None
+        if ping is None:
+            if t_ns - max(self._heard_ns, self._busy_ns) >= self.ping_s * 1e9:
+                try:
+                    self._ping = (ws, ws.ping(), t_ns)
+                except Exception as err:  # closed meanwhile
+                    return self._drop(ws, f"connection lost: {err}")
+            return []
+        if t_ns - ping[2] < self.ping_timeout_s * 1e9:
+            return []
+        self.silent_drops += 1
+        return self._drop(ws, f"connection went silent: no pong within {self.ping_timeout_s:g} s")
+
+    def _drop(self, ws: Any, reason: str) -> list[MessageRecord]:
+        self._ping = None
+        if self._ws is ws:
+            self._ws = None
+        with contextlib.suppress(Exception):
+            ws.close_socket()
+        return self._connection_lost(reason)
 
     def wait(self, pending: Pending) -> MessageRecord:
         """Pump until ``pending`` finishes (single-greenlet use)."""
+        cap_s = min(1.0, self.ping_s) if self.ping_s > 0 else 1.0
         while not pending.done.is_set():
             deadline = self.pending.next_deadline_ns()
-            left_s = 1.0 if deadline is None else max((deadline - now_ns()) / 1e9, 0.0)
-            self.pump(min(left_s, 1.0) + 0.001)
+            left_s = cap_s if deadline is None else max((deadline - now_ns()) / 1e9, 0.0)
+            self.pump(min(left_s, cap_s) + 0.001)
         if (
             self.restart_after_unmatched_timeout
             and self.pending.ids_echoed is False
@@ -157,7 +205,7 @@ class SocketClient:
             if self._ws is None and not len(self.pending):
                 stop.wait(0.05)
                 continue
-            self.pump(0.2)
+            self.pump(min(0.2, self.ping_s) if self.ping_s > 0 else 0.2)
 
 
 class GatewayClient(SocketClient):
