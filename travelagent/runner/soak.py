@@ -33,6 +33,7 @@ from travelagent.client.runinfo import iso_now, new_run_id, write_run_json
 from travelagent.config import JWT_SECRET_ENV
 from travelagent.monitor import CpuSampler, start_tracemalloc_from_env
 from travelagent.runner.load import LoadState, Target, UserLoad, run_users
+from travelagent.sqlite import CACHE_KIB_ENV
 
 WINDOW_S = 10.0
 WARMUP_FRACTION = 0.1
@@ -42,6 +43,9 @@ FLAT_BOUND_MIB_PER_MIN = 0.5
 # rate (a few hundred publications a second), so its filling does not pass for a leak; at the
 # service's default cap (100,000) it would fill for about five minutes.
 SOAK_IDEMPOTENCY_MAX_KEYS = 20_000
+# Each SQLite connection's page cache during the soak (KiB): SQLite's default, 2,000 KiB, fills
+# as the files grow and takes minutes to, which a soak would read as a leak.
+SOAK_SQLITE_CACHE_KIB = 256
 MIB = 1024 * 1024
 # two-sided 97.5% t quantiles by degrees of freedom (beyond the table: the normal's 1.96)
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -142,6 +146,7 @@ async def _soak_load(target: Target, load: UserLoad, recorder: Recorder, state: 
 
 def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: Path,
               sample_s: float, *, idempotency_max_keys: int = SOAK_IDEMPOTENCY_MAX_KEYS,
+              sqlite_cache_kib: int = SOAK_SQLITE_CACHE_KIB,
               bound: float = FLAT_BOUND_MIB_PER_MIN) -> dict[str, Any]:  # fmt: skip
     # Imported before the sampler starts: pandas (read at the end) and the Parquet writer's
     # lazily imported parts (at the first flush) would otherwise be a step in the load
@@ -161,7 +166,7 @@ def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: P
     recorder = Recorder(cell_dir, tag=f"soak-{name}", flush_every=500)
     state = LoadState()
     duration_s = minutes * 60
-    env = {MAX_KEYS_ENV: str(idempotency_max_keys)}
+    env = {MAX_KEYS_ENV: str(idempotency_max_keys), CACHE_KIB_ENV: str(sqlite_cache_kib)}
     health: dict[str, Any] = {}
     with Topology(scenario, run_dir=cell_dir / "topology", env=env) as topo:
         target = Target(
@@ -206,6 +211,7 @@ def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: P
         # what the caches held at the end (the realtime service's idempotency keys, ...)
         "healthz": health,
         "idempotency_max_keys": idempotency_max_keys,
+        "sqlite_cache_kib": sqlite_cache_kib,
     }
 
 
@@ -265,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idempotency-max-keys", type=int, default=SOAK_IDEMPOTENCY_MAX_KEYS,
                    help="the realtime service's idempotency cap during the soak (default "
                         f"{SOAK_IDEMPOTENCY_MAX_KEYS:,}: full within the warm-up)")  # fmt: skip
+    p.add_argument("--sqlite-cache-kib", type=int, default=SOAK_SQLITE_CACHE_KIB,
+                   help="each SQLite connection's page cache during the soak (default "
+                        f"{SOAK_SQLITE_CACHE_KIB} KiB: full within the warm-up)")  # fmt: skip
     args = p.parse_args(argv)
     paths = [x for x in args.paths.split(",") if x]
     unknown = [x for x in paths if x not in PATHS]
@@ -278,9 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         and args.sample_s > 0
         and args.flat_bound > 0
         and args.idempotency_max_keys >= 1
+        and args.sqlite_cache_kib >= 1
     ):
-        print("soak: --minutes, --sample-s and --flat-bound must be > 0, --users and "
-              "--idempotency-max-keys >= 1, --think-ms >= 0", file=sys.stderr)  # fmt: skip
+        print("soak: --minutes, --sample-s and --flat-bound must be > 0, --users, "
+              "--idempotency-max-keys and --sqlite-cache-kib >= 1, --think-ms >= 0",
+              file=sys.stderr)  # fmt: skip
         return 2
     run_dir = args.out or Path("data/runs") / new_run_id("soak-")
     start_tracemalloc_from_env("load")  # a diagnostic, off unless its variable is set
@@ -292,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in paths:
         results.append(soak_path(name, args.preset, args.minutes, load, run_dir, args.sample_s,
                                  idempotency_max_keys=args.idempotency_max_keys,
+                                 sqlite_cache_kib=args.sqlite_cache_kib,
                                  bound=args.flat_bound))  # fmt: skip
         (run_dir / "soak.json").write_text(json.dumps(results, indent=2) + "\n")
     write_run_json(run_dir, {"status": "ok", "ended": iso_now(), "paths": results})
