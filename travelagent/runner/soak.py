@@ -39,10 +39,11 @@ WINDOW_S = 10.0
 WARMUP_FRACTION = 0.1
 # Memory is called flat when the 95% interval of its second-half slope lies within ± this.
 FLAT_BOUND_MIB_PER_MIN = 0.5
-# The realtime service's idempotency cache during a soak: full within the warm-up at the soak's
-# rate (a few hundred publications a second), so its filling does not pass for a leak; at the
-# service's default cap (100,000) it would fill for about five minutes.
-SOAK_IDEMPOTENCY_MAX_KEYS = 20_000
+# The realtime service's idempotency cache during a soak: full within about 75 s at the soak's
+# rate (about 11 messages/s, each of a start, chunks and a final: some 55 keys/s), so its filling
+# does not pass for a leak; at the service's default cap (100,000) it would fill for half an
+# hour. Its bound is its size: about 300 B a key (docs/chaos.md).
+SOAK_IDEMPOTENCY_MAX_KEYS = 4096
 # Each SQLite connection's page cache during the soak (KiB): SQLite's default, 2,000 KiB, fills
 # as the files grow and takes minutes to, which a soak would read as a leak.
 SOAK_SQLITE_CACHE_KIB = 256
