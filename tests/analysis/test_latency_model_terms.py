@@ -144,3 +144,17 @@ def test_a_sweep_reports_claims_table_says_it_pools_conditions(tmp_path: Path) -
     assert "Pooled over conditions" in note and "claims_map.csv" in note
     plain = load_run(write_synthetic_run(tmp_path / "plain", [SynthCell("c", "gateway", n=5)]))
     assert _pooled_note(plain) == ""
+
+
+def test_a_cells_p50_is_predicted_as_the_sample_median_of_its_own_messages() -> None:
+    # a cell of two messages, 0 and 100 ms, each replay adding exponential noise (mean 50 ms)
+    # to each: the measured p50 is their mean, so its median over replays is
+    # 50 + median(Gamma(2, 50)) / 2 = 50 + 50 * 1.6783 / 2 = 91.96 ms, whereas the pooled
+    # values' p50 solves exp(-m/50) (1 + e^2) = 1: m = 50 ln(1 + e^2) = 106.35 ms
+    rng = np.random.default_rng(3)
+    reps = 40000
+    values = np.tile([0.0, 100.0], reps) + rng.exponential(50.0, 2 * reps)
+    assert lm.sample_quantile(values, 2, 0.5) == pytest.approx(91.96, abs=1.0)
+    assert float(np.percentile(values, 50)) == pytest.approx(106.35, abs=1.0)
+    # with no replay (or n unknown) it is the pooled quantile
+    assert lm.sample_quantile(values[:1], 2, 0.5) == values[0]
