@@ -121,15 +121,11 @@ def test_a_cells_error_is_traced_to_the_hop_that_is_off(tmp_path: Path) -> None:
     rows, _, _, comps = lm.model_rows_with_components(run, held_out=["held"])
     assert set(comps["component"]) >= {"client→worker", "worker→client", "proc", "llm"}
     assert comps["diff_ms"].abs().max() < 0.05  # every hop as measured: nothing is off
-    r = rows.set_index("cell")
-    assert bool(r.loc["held", "within_ci"]) and abs(r.loc["held", "error_pct"]) < 1
+    held_rows = rows[rows["cell"] == "held"]
+    assert held_rows["within_ci"].all() and held_rows["error_pct"].abs().max() < 1
     # now lie about the held-out cell's link: configured 40 ms, measured 20
-    cells = run.cells.copy()
-    lk = _links(40, 5)
-    cells.loc[cells["cell"] == "held", "links"] = pd.Series(
-        [json.dumps(lk)], index=cells.index[cells["cell"] == "held"]
-    )
-    run.cells = cells
+    held_row = run.cells["cell"] == "held"
+    run.cells.loc[held_row, "links"] = json.dumps(_links(40, 5))
     rows, _, _, comps = lm.model_rows_with_components(run, held_out=["held"])
     r = rows.set_index("cell").loc["held"]
     assert r["most_off_component"] in ("client→worker", "worker→client")

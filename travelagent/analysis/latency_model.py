@@ -329,12 +329,12 @@ def _llm_deviations(g: pd.DataFrame, rng: np.random.Generator) -> list[list[floa
     values is scaled by sqrt(k / (k - 1)) so its spread is that of one repeat."""
     key = g["user_key"].astype(float).astype(str) + ":" + g["seq"].astype(float).astype(str)
     ab = g[["A", "B"]].astype(float)
-    k = key.map(key.value_counts())
-    keep = (k >= 2).to_numpy()
+    k = key.map(key.value_counts()).to_numpy(dtype=float)
+    keep = k >= 2
     if not keep.any():
         return []
     med = ab.groupby(key.to_numpy()).transform("median")
-    scale = np.sqrt(k / (k - 1)).to_numpy()[keep, None]
+    scale = np.sqrt(k[keep] / (k[keep] - 1))[:, None]
     dev = (ab.to_numpy() - med.to_numpy())[keep] * scale
     if len(dev) > MAX_KEPT:
         dev = dev[rng.choice(len(dev), MAX_KEPT, replace=False)]
@@ -636,10 +636,11 @@ def simulate_components(
         if workload.a is not None and workload.b is not None:
             known = np.isfinite(workload.a) & np.isfinite(workload.b)
             dev = f.llm_dev_ms.get(profile)
-            ka, kb = workload.a, workload.b
+            ka: np.ndarray = workload.a
+            kb: np.ndarray = workload.b
             if dev:  # the question's own times, convolved with the spread of a repeat
-                d = np.asarray(dev, dtype=float).reshape(-1, 2)[rng.integers(0, len(dev), n)]
-                ka, kb = np.maximum(0.0, ka + d[:, 0]), np.maximum(0.0, kb + d[:, 1])
+                rep = np.asarray(dev, dtype=float).reshape(-1, 2)[rng.integers(0, len(dev), n)]
+                ka, kb = np.maximum(0.0, ka + rep[:, 0]), np.maximum(0.0, kb + rep[:, 1])
             a, b = np.where(known, ka, a), np.where(known, kb, b)
             if known.any():
                 llm_source = f"the same questions measured in the fit cells ({known.mean():.0%})"
@@ -884,7 +885,8 @@ def component_medians(parts: pd.DataFrame) -> dict[str, dict[str, float]]:
     cols = ["proc", "llm", "drain"] + [c for c in p.columns if str(c).startswith("leg:")]
     med = p.groupby("cell")[cols].median()
     med.columns = [c.removeprefix("leg:") for c in med.columns]
-    return {str(c): {k: float(v) for k, v in row.items() if v == v} for c, row in med.iterrows()}
+    return {str(c): {str(k): float(v) for k, v in row.items() if v == v}
+            for c, row in med.iterrows()}  # fmt: skip
 
 
 def median_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
