@@ -35,7 +35,7 @@ run = nbhelp.open_run(run_path)
 # %% [markdown]
 # ## The model against the measurement
 #
-# One row per measured cell: the predicted and measured p50 and p90, and the error in % of the measured value. `held_out` cells were kept out of the fit (the split's rule is printed); their errors are the model's validation.
+# One row per measured cell: the predicted and measured p50 and p90, and the error in % of the measured value. `held_out` cells were kept out of the fit (the split's rule is printed); their errors are the model's validation. A cell's p50 is predicted as the same statistic the cell measured: the sample median of its own messages (its users' first messages, the same questions), over replays. The measured p50's own 95% interval (`measured_p50_ci_low_ms`/`high`, distribution-free) says how well a small cell knows its p50: an error inside it (`within_ci`) is the measurement's, one outside it the model's. `most_off_component` names the hop whose predicted median is furthest from the stamped one.
 
 # %%
 rows, fit, rule = latency_model.model_rows(run) if len(run.ok()) else (pd.DataFrame(), None, "")
@@ -44,17 +44,24 @@ if rows.empty or "error_pct" not in rows:
 else:
     nbhelp.note(f"Held out: {rule}. Fitted on {len(fit.cells) if fit else 0} cells.")
     nbhelp.show(latency_model.error_summary(rows), precision=2)
-    cols = ["cell", "held_out", "measured_p50_ms", "predicted_p50_ms", "error_pct",
-            "measured_p90_ms", "predicted_p90_ms", "error_p90_pct", "measured_first_p50_ms",
-            "predicted_first_p50_ms", "drain_ms"]  # fmt: skip
+    cols = ["cell", "held_out", "flagged", "n", "measured_p50_ms", "predicted_p50_ms",
+            "error_pct", "measured_p50_ci_low_ms", "measured_p50_ci_high_ms", "within_ci",
+            "most_off_component", "most_off_ms", "measured_p90_ms", "predicted_p90_ms",
+            "error_p90_pct", "measured_first_p50_ms", "predicted_first_p50_ms",
+            "drain_ms"]  # fmt: skip
     nbhelp.show(rows[[c for c in cols if c in rows]], precision=1)
 
 # %%
 if not rows.empty and "error_pct" in rows:
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for held, g in rows.groupby("held_out"):
-        ax.scatter(g["measured_p50_ms"], g["predicted_p50_ms"], s=18,
-                   label=f"{'held out' if held else 'fitted'} (n={len(g)} cells)")  # fmt: skip
+        xerr = None
+        if "measured_p50_ci_low_ms" in g:  # the measured p50's own 95% interval
+            xerr = [g["measured_p50_ms"] - g["measured_p50_ci_low_ms"],
+                    g["measured_p50_ci_high_ms"] - g["measured_p50_ms"]]  # fmt: skip
+        ax.errorbar(g["measured_p50_ms"], g["predicted_p50_ms"], xerr=xerr, fmt="o", ms=4,
+                    elinewidth=0.6, capsize=0,
+                    label=f"{'held out' if held else 'fitted'} (n={len(g)} cells)")  # fmt: skip
     lim = [0, max(rows["measured_p50_ms"].max(), rows["predicted_p50_ms"].max()) * 1.05]
     ax.plot(lim, lim, color="grey", lw=0.8)
     ax.fill_between(lim, [x * 0.95 for x in lim], [x * 1.05 for x in lim], color="grey",
@@ -64,7 +71,7 @@ if not rows.empty and "error_pct" in rows:
     ax.set_xlabel("measured p50 (ms)")
     ax.set_ylabel("predicted p50 (ms)")
     ax.legend(fontsize=8)
-    ax.set_title("Predicted vs measured p50 per cell")
+    ax.set_title("Predicted vs measured p50 per cell (bars: measured 95% interval)")
     plt.show()
 
 # %% [markdown]

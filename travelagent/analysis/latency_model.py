@@ -172,8 +172,17 @@ class Fit:
     proc_first_ms: dict[str, list[list[float]]] = field(default_factory=dict)  # first messages
     # leg key -> round trips a user's first message pays on it (a pooled connection opened)
     cold_rtts: dict[str, float] = field(default_factory=dict)
+    # path -> per fit message [proc, pre, each leg's residual in path_legs order]: what one
+    # message met beyond the configured delays, kept together (a stalled event loop slows the
+    # legs and the in-process hops of the same message); a user's first messages apart
+    joint_ms: dict[str, list[list[float]]] = field(default_factory=dict)
+    joint_first_ms: dict[str, list[list[float]]] = field(default_factory=dict)
     # profile -> "user:seq" -> [A, B]: the same question's LLM times (paired cells)
     llm_by_key: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # profile -> [dA, dB] per fit message: its LLM times less its question's median (scaled by
+    # sqrt(k / (k - 1)) for a question measured k times), the spread a repeat of the same
+    # question shows (the loop, timers); convolved with the question's own times
+    llm_dev_ms: dict[str, list[list[float]]] = field(default_factory=dict)
     tool_share: float = 0.0
     tokens: list[float] = field(default_factory=list)  # tokens per answer
     reply_bytes: float = 0.0
@@ -270,7 +279,9 @@ def fit(run: Run, cells: list[str], *, seed: int = 0) -> Fit:
         if name not in f.proc_ms and name in f.proc_first_ms:
             f.proc_ms[name] = f.proc_first_ms[name]
     f.cold_rtts = _cold_rtts(run, parts)
+    f.joint_ms, f.joint_first_ms = _joint_residuals(run, parts, f.cold_rtts, rng)
     for profile, g in parts.dropna(subset=["user_key", "seq", "A", "B"]).groupby("profile"):
+        f.llm_dev_ms[str(profile)] = _llm_deviations(g, rng)
         by = g.groupby(["user_key", "seq"])[["A", "B"]].median().reset_index()
         f.llm_by_key[str(profile)] = {
             f"{int(k)}:{int(q)}": [round(float(x), 4), round(float(y), 4)]
@@ -310,6 +321,75 @@ def _cold_rtts(run: Run, parts: pd.DataFrame) -> dict[str, float]:
             diff = float(firsts[col].median() - later[col].median())
             extra.setdefault(_leg_key(leg, publish), []).append(diff / (2 * d))
     return {k: round(2 * max(0.0, float(np.median(v)))) / 2 for k, v in extra.items() if v}
+
+
+def _llm_deviations(g: pd.DataFrame, rng: np.random.Generator) -> list[list[float]]:
+    """Each fit message's (A, B) less the median of its question's (same user key and seq)
+    measurements, from questions measured at least twice; a deviation from a median of k
+    values is scaled by sqrt(k / (k - 1)) so its spread is that of one repeat."""
+    key = g["user_key"].astype(float).astype(str) + ":" + g["seq"].astype(float).astype(str)
+    ab = g[["A", "B"]].astype(float)
+    k = key.map(key.value_counts()).to_numpy(dtype=float)
+    keep = k >= 2
+    if not keep.any():
+        return []
+    med = ab.groupby(key.to_numpy()).transform("median")
+    scale = np.sqrt(k[keep] / (k[keep] - 1))[:, None]
+    dev = (ab.to_numpy() - med.to_numpy())[keep] * scale
+    if len(dev) > MAX_KEPT:
+        dev = dev[rng.choice(len(dev), MAX_KEPT, replace=False)]
+    return [[round(float(x), 4), round(float(y), 4)] for x, y in dev]
+
+
+def _jitter_mean(link: dict[str, Any]) -> float:
+    """The mean a link's jitter adds to its delay (pareto jitter is one-sided, mean its scale;
+    symmetric jitter adds about nothing)."""
+    return float(link.get("jitter_ms") or 0.0) if str(link.get("jitter")) == "pareto" else 0.0
+
+
+def _joint_residuals(
+    run: Run, parts: pd.DataFrame, cold_rtts: dict[str, float], rng: np.random.Generator
+) -> tuple[dict[str, list[list[float]]], dict[str, list[list[float]]]]:
+    """Per path, later and first messages: each fit message's [proc, pre, residual of each
+    leg], the residual being the leg's measured time less its configured delay, set-up, the
+    mean of its jitter and (first messages) the cold connection's round trips. Drawn whole
+    in ``simulate``, so what one message meets stays together instead of being summed from
+    independent medians."""
+    info = run.cells.set_index("cell")
+    later: dict[str, list[np.ndarray]] = {}
+    firsts: dict[str, list[np.ndarray]] = {}
+    for cell, g in parts.groupby("cell"):
+        row = info.loc[cell]
+        links = _links_of(row)
+        arch, publish = str(row["arch"]), str(row.get("publish") or "")
+        path = path_name(arch, publish, bool(row["streaming"]))
+        cols = [g["proc"].astype(float).to_numpy(), g["pre"].astype(float).to_numpy()]
+        for leg, link_name in path_legs(arch):
+            col = f"leg:{leg}"
+            if col not in g or link_name not in links:
+                break
+            link = links[link_name]
+            d = float(link.get("delay_ms") or 0.0)
+            cold = cold_rtts.get(_leg_key(leg, publish), 0.0) * 2 * d
+            base = d + _setup_ms(leg, publish, link) + _jitter_mean(link)
+            cols.append(g[col].astype(float).to_numpy() - base - np.where(g["first"], cold, 0.0))
+        else:
+            m = np.column_stack(cols)
+            for target, mask in ((later, ~g["first"].to_numpy()), (firsts, g["first"].to_numpy())):
+                rows = m[mask]
+                rows = rows[np.isfinite(rows).all(axis=1)]
+                if len(rows):
+                    target.setdefault(path, []).append(rows)
+    out: list[dict[str, list[list[float]]]] = []
+    for pool in (later, firsts):
+        done = {}
+        for path, chunks in pool.items():
+            arr = np.vstack(chunks)
+            if len(arr) > MAX_KEPT:
+                arr = arr[rng.choice(len(arr), MAX_KEPT, replace=False)]
+            done[path] = [[round(float(x), 4) for x in r] for r in arr]
+        out.append(done)
+    return out[0], out[1]
 
 
 def _workload(parts: pd.DataFrame, rng: np.random.Generator) -> tuple[float, list[float]]:
@@ -407,6 +487,26 @@ def _proc(
     return arr[idx, 0], arr[idx, 1]
 
 
+def _joint(
+    f: Fit, path: str, cold: np.ndarray, rng: np.random.Generator, n_legs: int
+) -> np.ndarray | None:
+    """Per simulated message, one fit message's [proc, pre, leg residuals] of the same path
+    (a first message's from the first messages where the fit has them); None when the fit
+    has no joint samples of this path (an older fit, or a path no fit cell ran)."""
+    later = f.joint_ms.get(path)
+    if not later:
+        return None
+    arr = np.asarray(later, dtype=float).reshape(len(later), -1)
+    if arr.shape[1] != 2 + n_legs:
+        return None
+    out = arr[rng.integers(0, len(arr), len(cold))]
+    firsts = f.joint_first_ms.get(path)
+    if firsts and cold.any():
+        fa = np.asarray(firsts, dtype=float).reshape(len(firsts), -1)
+        out[cold] = fa[rng.integers(0, len(fa), int(cold.sum()))]
+    return out
+
+
 def _drain(
     a: np.ndarray, b: np.ndarray, tokens: np.ndarray, r: np.ndarray, done: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -471,7 +571,29 @@ def simulate(
     publish_service_ms: float | None = None,
     workload: Workload | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float], str]:
-    """``n`` simulated messages: (service ms, first content ms, median parts, LLM source).
+    """``n`` simulated messages: (service ms, first content ms, median parts, LLM source)
+    (``simulate_components`` also gives each component per message)."""
+    total, first, parts, src, _ = simulate_components(
+        f, links, profile, path, n=n, seed=seed, publish_service_ms=publish_service_ms,
+        workload=workload,
+    )  # fmt: skip
+    return total, first, parts, src
+
+
+def simulate_components(
+    f: Fit,
+    links: dict[str, Any],
+    profile: str,
+    path: str,
+    *,
+    n: int = SAMPLES,
+    seed: int = 0,
+    publish_service_ms: float | None = None,
+    workload: Workload | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, float], str, dict[str, np.ndarray]]:
+    """As ``simulate``, plus each component per simulated message (every network leg by its
+    hop name, ``proc``, ``llm`` = A + B, ``drain``), named as ``component_medians`` names the
+    measured ones, so a cell's error can be traced to the hop that is off.
 
     Without ``workload`` the messages are a steady state (no connection opened, the profile's
     pooled LLM times); with it, the given messages: their own LLM times where the fit measured
@@ -502,14 +624,27 @@ def simulate(
         delay_sum += d
         setup_sum += setup
     a, b, llm_source = _llm_draws(f, profile, n, rng)
-    proc, pre = _proc(f, path, n, rng)
+    joint = _joint(f, path, cold, rng, len(legs))
+    if joint is not None:  # one measured message's residuals per simulated message
+        proc, pre = joint[:, 0], joint[:, 1]
+        for i, (leg, _) in enumerate(legs):
+            over = f.overhead_ms.get(_leg_key(leg, publish), 0.0)
+            leg_t[leg] = leg_t[leg] - over + joint[:, 2 + i]
+    else:
+        proc, pre = _proc(f, path, n, rng)
     if workload is not None:
         if workload.a is not None and workload.b is not None:
             known = np.isfinite(workload.a) & np.isfinite(workload.b)
-            a, b = np.where(known, workload.a, a), np.where(known, workload.b, b)
+            dev = f.llm_dev_ms.get(profile)
+            ka: np.ndarray = workload.a
+            kb: np.ndarray = workload.b
+            if dev:  # the question's own times, convolved with the spread of a repeat
+                rep = np.asarray(dev, dtype=float).reshape(-1, 2)[rng.integers(0, len(dev), n)]
+                ka, kb = np.maximum(0.0, ka + rep[:, 0]), np.maximum(0.0, kb + rep[:, 1])
+            a, b = np.where(known, ka, a), np.where(known, kb, b)
             if known.any():
                 llm_source = f"the same questions measured in the fit cells ({known.mean():.0%})"
-        if cold.any() and f.proc_first_ms.get(path):
+        if joint is None and cold.any() and f.proc_first_ms.get(path):
             pf, pref = _proc(f, path, n, rng, first=True)
             proc, pre = np.where(cold, pf, proc), np.where(cold, pref, pre)
     network = np.sum(list(leg_t.values()), axis=0)
@@ -548,7 +683,8 @@ def simulate(
         "llm": float(np.median(a + b)),
         "drain": float(np.median(drain_wait)),
     }
-    return total, first, parts, llm_source
+    comps = {**leg_t, "proc": proc, "llm": a + b, "drain": drain_wait}
+    return total, first, parts, llm_source, comps
 
 
 def cell_workload(f: Fit, messages: pd.DataFrame, profile: str, *, n: int = SAMPLES) -> Workload:
@@ -585,21 +721,27 @@ def predict(
 
 def _fit_publish_service(run: Run, f: Fit, parts: pd.DataFrame, *, seed: int) -> None:
     """Per publish mode with streamed fit cells: the per-publication service time (0-200 ms)
-    that makes the simulated drain wait's median match the measured one (bisection; the wait
-    grows with the service time)."""
+    that makes the simulated drain wait match the measured one: the median over the cells of
+    each cell's median wait, each cell simulated with the messages it sent (first messages,
+    the same questions' LLM times), as ``model_rows`` predicts it (bisection; the wait grows
+    with the service time)."""
     info = run.cells.set_index("cell")
+    ok = run.ok()
     s = parts[parts["streaming"].astype(bool) & (parts["arch"] == "realtime")]
     for publish, g in s.groupby("publish"):
-        target = float(g["drain"].median())
-        cells = list(g["cell"].unique())
+        target = float(g.groupby("cell")["drain"].median().median())
+        work = {
+            str(c): cell_workload(f, ok[ok["cell"] == c], str(info.loc[c, "profile"]), n=400)
+            for c in g["cell"].unique()
+        }
         lo, hi = 0.0, 200.0
-        base = _drain_only(f, info, cells, str(publish), 0.0, seed)
+        base = _drain_only(f, info, work, str(publish), 0.0, seed)
         if base >= target:
             f.publish_service_ms[str(publish)] = 0.0
             continue
         for _ in range(12):  # 200 ms / 2^12: 0.05 ms
             mid = (lo + hi) / 2
-            if _drain_only(f, info, cells, str(publish), mid, seed) < target:
+            if _drain_only(f, info, work, str(publish), mid, seed) < target:
                 lo = mid
             else:
                 hi = mid
@@ -607,16 +749,18 @@ def _fit_publish_service(run: Run, f: Fit, parts: pd.DataFrame, *, seed: int) ->
 
 
 def _drain_only(
-    f: Fit, info: pd.DataFrame, cells: list[str], publish: str, service: float, seed: int
-) -> float:
-    """Median simulated drain wait over ``cells`` at a given per-publication service time."""
+    f: Fit, info: pd.DataFrame, work: dict[str, Workload], publish: str, service: float,
+    seed: int,
+) -> float:  # fmt: skip
+    """Median over cells of each cell's median simulated drain wait at a given
+    per-publication service time."""
     waits = []
-    for c in cells:
+    path = path_name("realtime", publish, True)
+    for c, w in work.items():
         row = info.loc[c]
-        path = path_name("realtime", publish, True)
-        _, _, parts, _ = simulate(f, _links_of(row), str(row["profile"]), path, n=300,
-                                  seed=seed, publish_service_ms=service)  # fmt: skip
-        waits.append(parts["drain"])
+        *_, comps = simulate_components(f, _links_of(row), str(row["profile"]), path, seed=seed,
+                                        publish_service_ms=service, workload=w)  # fmt: skip
+        waits.append(float(np.median(comps["drain"])))
     return float(np.median(waits)) if waits else 0.0
 
 
@@ -628,11 +772,22 @@ def model_rows(
 ) -> tuple[pd.DataFrame, Fit, str]:
     """One row per measured cell: held out or fitted, measured and predicted p50/p90 and first
     content, the error in % of the measured value; with the fit and the split's rule."""
+    rows, f, rule, _ = model_rows_with_components(run, seed=seed, held_out=held_out)
+    return rows, f, rule
+
+
+def model_rows_with_components(
+    run: Run, *, seed: int = 0, held_out: list[str] | None = None
+) -> tuple[pd.DataFrame, Fit, str, pd.DataFrame]:
+    """``model_rows`` and, per cell and component (each network leg, ``proc``, ``llm``,
+    ``drain``), the measured median beside the model's for the same messages: where a cell's
+    error comes from."""
     fit_cells, held, rule = split(run, held_out)
     flagged = _flagged(run)
     f = fit(run, fit_cells, seed=seed)
     ok = run.ok()
-    rows = []
+    measured_comps = component_medians(message_parts(run))
+    rows, comp_rows = [], []
     for _, cell in run.cells.iterrows():
         name = str(cell["cell"])
         m = ok[ok["cell"] == name]
@@ -641,14 +796,35 @@ def model_rows(
             continue
         path = path_name(str(cell["arch"]), str(cell.get("publish") or ""), bool(cell["streaming"]))
         try:
-            p = predict(f, links, str(cell["profile"]), path, seed=seed,
-                        workload=cell_workload(f, m, str(cell["profile"])))  # fmt: skip
+            total, first_t, parts, src, comps = simulate_components(
+                f, links, str(cell["profile"]), path, seed=seed,
+                workload=cell_workload(f, m, str(cell["profile"])),
+            )  # fmt: skip
         except (ModelError, ValueError) as err:
             rows.append({"cell": name, "held_out": name in held, "path": path, "note": str(err)})
             continue
+        # the measured p50 is the sample median of the cell's n messages: predict the same
+        # statistic, over replays of those messages (of a small cell with a gap between its
+        # questions' LLM times it can sit far from the population's p50)
+        k = len(m)
+        p = Prediction(path, sample_quantile(total, k, 0.5), sample_quantile(total, k, 0.9),
+                       sample_quantile(first_t, k, 0.5), sample_quantile(first_t, k, 0.9),
+                       parts, src)  # fmt: skip
         service = m["service_ms"].astype(float)
         first = (m["first_ns"].astype("float64") - m["send_ns"].astype("float64")) / 1e6
         mp50, mp90 = float(service.median()), float(service.quantile(0.9))
+        lo, hi = median_ci(service.to_numpy())
+        measured = measured_comps.get(name, {})
+        off, off_ms = "", math.nan
+        for comp, arr in comps.items():
+            if comp not in measured:
+                continue
+            pm = float(np.median(arr))
+            comp_rows.append({"cell": name, "component": comp,
+                              "measured_median_ms": measured[comp], "predicted_median_ms": pm,
+                              "diff_ms": pm - measured[comp]})  # fmt: skip
+            if not off or abs(pm - measured[comp]) > abs(off_ms):
+                off, off_ms = comp, pm - measured[comp]
         rows.append(
             {
                 "cell": name,
@@ -657,6 +833,13 @@ def model_rows(
                 "measured_p50_ms": mp50,
                 "predicted_p50_ms": p.p50_ms,
                 "error_pct": 100 * (p.p50_ms - mp50) / mp50,
+                "predicted_population_p50_ms": float(np.percentile(total, 50)),
+                "measured_p50_ci_low_ms": lo,
+                "measured_p50_ci_high_ms": hi,
+                "within_ci": bool(lo <= p.p50_ms <= hi),
+                "ci_half_width_pct": 100 * (hi - lo) / 2 / mp50,
+                "most_off_component": off,
+                "most_off_ms": off_ms,
                 "measured_p90_ms": mp90,
                 "predicted_p90_ms": p.p90_ms,
                 "error_p90_pct": 100 * (p.p90_ms - mp90) / mp90,
@@ -679,7 +862,48 @@ def model_rows(
             pct, n_cells, which = error_band(out, one)
             if n_cells and (one is None or which.startswith(f"held-out {one} ")):
                 f.bands[one or "all"] = [round(pct, 3), n_cells, which]
-    return out, f, rule
+    return out, f, rule, pd.DataFrame(comp_rows)
+
+
+def sample_quantile(values: np.ndarray, n: int, q: float) -> float:
+    """The median over replays of the ``q`` quantile of ``n`` values (as pandas computes a
+    cell's measured quantile, interpolating), ``values`` being whole replays of ``n``
+    messages one after the other (``cell_workload``'s order)."""
+    v = np.asarray(values, dtype=float)
+    reps = len(v) // n if n > 0 else 0
+    if reps < 1:
+        return float(np.percentile(v, 100 * q))
+    return float(np.median(np.quantile(v[: reps * n].reshape(reps, n), q, axis=1)))
+
+
+def component_medians(parts: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per cell: the measured median of each component ``simulate_components`` models (each
+    network leg, ``proc``, ``llm`` = A + B, ``drain``)."""
+    if parts.empty:
+        return {}
+    p = parts.assign(llm=parts["A"].astype(float) + parts["B"].astype(float))
+    cols = ["proc", "llm", "drain"] + [c for c in p.columns if str(c).startswith("leg:")]
+    med = p.groupby("cell")[cols].median()
+    med.columns = [c.removeprefix("leg:") for c in med.columns]
+    return {str(c): {str(k): float(v) for k, v in row.items() if v == v}
+            for c, row in med.iterrows()}  # fmt: skip
+
+
+def median_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Distribution-free interval of the median: the order statistics x(l) and x(u) with
+    P(x(l) <= median < x(u)) >= ``level`` under Binomial(n, 1/2) (the widest, min to max,
+    when n is too small to reach the level). Messages of one user are not independent (a
+    first message is slower), so this is the interval of a sample of independent messages."""
+    x = np.sort(np.asarray(values, dtype=float)[np.isfinite(values)])
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan
+    cdf = np.cumsum([math.comb(n, k) for k in range(n + 1)]) / 2.0**n
+    # the largest l (1-based) with P(Bin < l) <= (1 - level) / 2; u = n + 1 - l by symmetry
+    alpha = (1 - level) / 2
+    ok = [k for k in range(1, n // 2 + 1) if cdf[k - 1] <= alpha]
+    lo_rank = max(ok) if ok else 1
+    return float(x[lo_rank - 1]), float(x[n - lo_rank])
 
 
 def error_summary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -700,7 +924,12 @@ def error_summary(rows: pd.DataFrame) -> pd.DataFrame:
                 {"cells": held, "path": path, "n_cells": len(gp),
                  "median_abs_error_pct": float(gp["abs_err"].median()),
                  "worst_abs_error_pct": float(gp["abs_err"].max()),
-                 "worst_cell": str(gp.loc[gp["abs_err"].idxmax(), "cell"])}
+                 "worst_cell": str(gp.loc[gp["abs_err"].idxmax(), "cell"]),
+                 **({"over_5pct": int((gp["abs_err"] > 5).sum()),
+                     "outside_ci": int((~gp["within_ci"].astype(bool)).sum()),
+                     "over_5pct_outside_ci": int(((gp["abs_err"] > 5)
+                                                  & ~gp["within_ci"].astype(bool)).sum())}
+                    if "within_ci" in gp else {})}
             )  # fmt: skip
     return pd.DataFrame(out)
 

@@ -327,10 +327,10 @@ def _conditions_section(run: Run, out: Path) -> str:
     with a conditions grid, the claims map (claims_map.csv) and its crossover sentences
     (crossovers.txt); the index's section on them. Never fails the report."""
     from travelagent.analysis import claims_map as cm
-    from travelagent.analysis.latency_model import error_summary, model_rows
+    from travelagent.analysis.latency_model import error_summary, model_rows_with_components
 
     try:
-        rows, fit, rule = model_rows(run)
+        rows, fit, rule, components = model_rows_with_components(run)
     except Exception as err:  # the report stands without it; say why on stderr
         print(f"travelagent report: model.csv not written: {err}", file=sys.stderr)
         return f'<p class="failed">model not computed: {html.escape(str(err))}</p>'
@@ -343,6 +343,7 @@ def _conditions_section(run: Run, out: Path) -> str:
         out / "model.csv", index=False
     )
     fit.save(out / "model_fit.json")
+    components.to_csv(out / "model_components.csv", index=False)
     summary = error_summary(rows)
     summary.to_csv(out / "model_errors.csv", index=False)
     parts = [
@@ -350,6 +351,11 @@ def _conditions_section(run: Run, out: Path) -> str:
         f'<p>Predicted against measured p50 per cell (<a href="model.csv">model.csv</a>; '
         f"error in % of the measured p50). Held out: {html.escape(rule)}. Cells the "
         "self-check flagged measured the testbed's own overload and are shown apart. "
+        "<em>outside_ci</em> counts the cells whose prediction is outside the measured p50's "
+        "own 95% interval (a small or bimodal cell's p50 is not known to 5%: an error inside "
+        "that interval is the measurement's, not the model's); each cell's measured and "
+        'predicted median per hop is in <a href="model_components.csv">model_components.csv'
+        "</a>. "
         "<code>travelagent predict</code> uses this fit (model_fit.json) and its held-out "
         "band.</p>",
         summary.to_html(index=False, border=0, float_format=lambda x: f"{x:.2f}"),
@@ -420,6 +426,26 @@ def _saturation_section(run: Run, out: Path) -> str:
     )
 
 
+def _pooled_note(run: Run) -> str:
+    """On a run over a conditions grid, the claims table pools cells measured under different
+    conditions; say so and point at the per-point verdicts."""
+    from travelagent.analysis.claims_map import run_grid
+
+    try:
+        grid = run_grid(run)
+    except Exception:  # the note is a pointer; the report stands without it
+        return ""
+    if grid is None:
+        return ""
+    return (
+        '<p class="note"><strong>Pooled over conditions.</strong> This run measured a grid of '
+        "conditions (client RTT, worker-realtime RTT, LLM profile); each row below pools every "
+        "measured point, so its estimate mixes conditions and is not the verdict under any "
+        'one of them. The verdict per grid point is in <a href="claims_map.csv">claims_map.csv'
+        "</a> and its maps in notebook 06.</p>"
+    )
+
+
 def _index_html(
     run: Run, report: Report, claims: str, stability: str = "", conditions: str = ""
 ) -> str:
@@ -464,6 +490,7 @@ the claim's line; the rules are in docs/analysis.md. <em>inconclusive</em>: the 
 straddles the line, so this run cannot tell (it says how much more data would be expected to
 decide); <em>not tested</em>: the run lacks the cells a claim needs. Also in
 <a href="claims.csv">claims.csv</a>.</p>
+{_pooled_note(run)}
 {claims}
 <h3>Stability: each repetition alone and pooled</h3>
 {stability}
