@@ -10,8 +10,8 @@ from travelagent.agent.llm import list_profiles, make_llm
 from travelagent.agent.llm.profiles import (
     PROFILES,
     LatencyProfile,
-    get_profile,
     count_tokens,
+    get_profile,
     message_seed,
     plan_ms,
     plan_span_ms,

@@ -20,6 +20,7 @@ from travelagent.agent import catalog_gen
 
 CATALOG_DIR_ENV = "TRAVELAGENT_CATALOG_DIR"
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parents[2] / "data" / "catalog"
+FOUND_CACHE = 4096  # texts whose cities are remembered; all forgotten at once when full
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,20 @@ class Catalog:
 
     def find_cities(self, text: str) -> list[dict[str, Any]]:
         """Cities mentioned in ``text``, in order of appearance."""
+        found = self._found.get(text)
+        if found is None:
+            if len(self._found) >= FOUND_CACHE:
+                self._found.clear()
+            found = self._found[text] = self._scan_cities(text)
+        return list(found)
+
+    @cached_property
+    def _found(self) -> dict[str, list[dict[str, Any]]]:
+        # By text: a message and its pieces are looked up several times per turn (the state's
+        # rules, then the model's answer), and load generators repeat their questions.
+        return {}
+
+    def _scan_cities(self, text: str) -> list[dict[str, Any]]:
         low = text.lower()
         found: list[tuple[int, dict[str, Any]]] = []
         for c, by_name, by_code in self._city_patterns:

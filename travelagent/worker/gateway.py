@@ -219,9 +219,7 @@ async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
     # cost more CPU per message than any other step of sending them. aiohttp's reader refuses
     # an uncompressed frame of ``max_msg_size`` bytes or more (``>=``), hence the + 1: a frame of
     # exactly ``max_frame_bytes`` is served, one byte more is closed with 1009.
-    ws = web.WebSocketResponse(
-        max_msg_size=cfg.max_frame_bytes + 1, heartbeat=30.0, compress=False
-    )
+    ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes + 1, heartbeat=30.0, compress=False)
     send_lock = asyncio.Lock()
     inflight: set[asyncio.Task[None]] = set()
     try:

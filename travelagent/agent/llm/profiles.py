@@ -90,9 +90,18 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+_COUNTED: dict[str, int] = {}
+COUNT_CACHE = 4096  # answers whose token count is remembered; all forgotten at once when full
+
+
 def count_tokens(text: str) -> int:
-    """``len(tokenize(text))``."""
-    return len(_TOKEN.findall(text))
+    """``len(tokenize(text))``; remembered by text (answers from the catalog repeat)."""
+    n = _COUNTED.get(text)
+    if n is None:
+        if len(_COUNTED) >= COUNT_CACHE:
+            _COUNTED.clear()
+        n = _COUNTED[text] = len(_TOKEN.findall(text))
+    return n
 
 
 def message_seed(seed: int, messages: list[dict[str, str]]) -> int:
