@@ -8,6 +8,7 @@ order; anything unrecognised gets a helpful fallback listing what the agent can 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -66,8 +67,13 @@ def _price_on(flight: dict[str, Any], date: str | None) -> int:
     """A stable, date-dependent fare: the same flight and date always cost the same."""
     if not date:
         return int(flight["base_price"])
-    h = int(hashlib.sha256(f"{flight['flight']}|{date}".encode()).hexdigest()[:8], 16)
-    return int(flight["base_price"] * (0.85 + (h % 40) / 100))
+    return _fare(str(flight["flight"]), flight["base_price"], date)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fare(flight: str, base_price: Any, date: str) -> int:
+    h = int(hashlib.sha256(f"{flight}|{date}".encode()).hexdigest()[:8], 16)
+    return int(base_price * (0.85 + (h % 40) / 100))
 
 
 def _flights(text: str, state: dict[str, Any], catalog: Catalog) -> Answer | None:

@@ -39,6 +39,8 @@ class SimulatedLLM:
         self.profile = profile if isinstance(profile, LatencyProfile) else get_profile(profile)
         self.seed = seed
         self.catalog = catalog or load_catalog()
+        p = self.profile
+        self._still = p.ttft_ms == p.token_interval_ms == p.tool_call_ms == (0, 0)
 
     def plan(self, messages: list[dict[str, str]]) -> tuple[list[str], list[float]]:
         """The tokens of the reply and their due times (ms); what ``stream`` will do."""
@@ -59,8 +61,11 @@ class SimulatedLLM:
                 trace.stamp("llm.first", process)
                 trace.stamp("llm.done", process)
             return answer.text
-        rng = random.Random(message_seed(self.seed, messages))
-        first_ms, last_ms = plan_span_ms(self.profile, rng, n, tool_call=answer.tool_call)
+        if self._still:  # every draw is 0.0: no generator to seed
+            first_ms = last_ms = 0.0
+        else:
+            rng = random.Random(message_seed(self.seed, messages))
+            first_ms, last_ms = plan_span_ms(self.profile, rng, n, tool_call=answer.tool_call)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         if first_ms > 0:
