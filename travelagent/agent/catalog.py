@@ -84,16 +84,22 @@ class Catalog:
     def find_hotel(self, text: str, *, prefer_city: str | None = None) -> dict[str, Any] | None:
         """A hotel whose name (or brand, e.g. "the Park Hyatt") appears in ``text``."""
         low = text.lower()
-        matches = [h for h in self.hotels if str(h["name"]).lower() in low]
+        matches = [h for h, name, _ in self._hotel_names if name in low]
         if not matches:
             # "the Park Hyatt" names the brand; the hotel name is "<brand> <city>".
-            matches = [
-                h for h in self.hotels if str(h["name"])[: -len(str(h["city"])) - 1].lower() in low
-            ]
+            matches = [h for h, _, brand in self._hotel_names if brand in low]
         if prefer_city:
             local = [h for h in matches if h["city"] == prefer_city]
             matches = local or matches
         return matches[0] if matches else None
+
+    @cached_property
+    def _hotel_names(self) -> list[tuple[dict[str, Any], str, str]]:
+        # Lower-cased once per catalog: every "add ..." request is checked against every hotel.
+        return [
+            (h, str(h["name"]).lower(), str(h["name"])[: -len(str(h["city"])) - 1].lower())
+            for h in self.hotels
+        ]
 
     def flights_between(self, origin: str, dest: str) -> list[dict[str, Any]]:
         a, b = self.city(origin), self.city(dest)
