@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck pytest report reference bench bench-profile soak idle clean catalog \
+.PHONY: venv test lint typecheck pytest report reference bench bench-versus bench-profile soak idle clean catalog \
 	notebooks study load-study
 
 $(STAMP): pyproject.toml
@@ -61,6 +61,13 @@ reference: $(STAMP)
 # BENCH_ARGS=--quick for one round of short trials.
 bench: $(STAMP)
 	$(BIN)/python -m travelagent.bench $(BENCH_ARGS)
+
+# Two commits side by side in one run (gateway and ws-persistent, old and new interleaved):
+# make bench-versus VERSUS=main [VERSUS_NEW=HEAD] [VERSUS_ARGS=--rounds 5].
+VERSUS ?= main
+VERSUS_NEW ?= HEAD
+bench-versus: $(STAMP)
+	$(BIN)/python -m travelagent.bench.versus $(VERSUS) $(VERSUS_NEW) $(VERSUS_ARGS)
 
 # The worker under py-spy at 20 gateway clients; prints the busiest functions.
 bench-profile: $(STAMP)

@@ -25,7 +25,7 @@ from travelagent.wire.trace import Trace
 
 async def handle_ws(request: web.Request) -> web.WebSocketResponse:
     opts: argparse.Namespace = request.app["opts"]
-    ws = web.WebSocketResponse()
+    ws = web.WebSocketResponse(compress=False)  # as the gateway
     await ws.prepare(request)
     queue: asyncio.Queue[gw.ClientMessage | None] = asyncio.Queue()
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from travelagent.agent import catalog as catalog_module
 from travelagent.agent import catalog_gen
 from travelagent.agent.catalog import DEFAULT_CATALOG_DIR, load_catalog, read_catalog
 
@@ -67,3 +68,30 @@ def test_catalog_regenerates_in_memory_when_files_are_absent(
         assert load_catalog().cities == load_catalog(str(DEFAULT_CATALOG_DIR)).cities
     finally:
         load_catalog.cache_clear()
+
+
+def test_found_cities_are_remembered_by_text_and_the_memory_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cat = load_catalog()
+    text = "flights from London to Tokyo, then Lisbon"
+    first = cat.find_cities(text)
+    assert [c["name"] for c in first] == ["London", "Tokyo", "Lisbon"]
+    first.clear()  # a caller's list is its own: the remembered answer is untouched
+    assert [c["name"] for c in cat.find_cities(text)] == ["London", "Tokyo", "Lisbon"]
+    assert cat.find_cities(text) == cat._scan_cities(text)
+    monkeypatch.setattr(catalog_module, "FOUND_CACHE", 8)
+    for i in range(50):
+        assert cat.find_cities(f"hotels in Rome {i}")[0]["name"] == "Rome"
+        assert len(cat._found) <= 8
+
+
+def test_token_counts_are_remembered_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from travelagent.agent.llm import profiles
+
+    monkeypatch.setattr(profiles, "COUNT_CACHE", 4)
+    for i in range(20):
+        text = f"Hotels in Rome, {i} nights: ok?"
+        assert profiles.count_tokens(text) == len(profiles.tokenize(text))
+        assert profiles.count_tokens(text) == len(profiles.tokenize(text))
+        assert len(profiles._COUNTED) <= 4

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 
@@ -9,9 +10,11 @@ from travelagent.agent.llm import list_profiles, make_llm
 from travelagent.agent.llm.profiles import (
     PROFILES,
     LatencyProfile,
+    count_tokens,
     get_profile,
     message_seed,
     plan_ms,
+    plan_span_ms,
     tokenize,
 )
 from travelagent.agent.llm.simulated import SimulatedLLM
@@ -105,3 +108,58 @@ async def test_stream_chunks_join_to_the_planned_reply_and_are_stamped(tf: float
     assert (first - t0) / 1e6 >= due[0] - 1
     assert (done - t0) / 1e6 >= due[-1] - 1  # the schedule is honoured, not skipped
     assert (done - t0) / 1e6 < due[-1] + 200 * tf
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_the_span_of_a_plan_is_its_first_and_last_due_time_bit_for_bit(name: str) -> None:
+    p = PROFILES[name]
+    for seed in range(40):
+        n, tool = 1 + seed * 7, seed % 3 == 0
+        due = plan_ms(p, random.Random(seed), n, tool_call=tool)
+        assert len(due) == n
+        assert plan_span_ms(p, random.Random(seed), n, tool_call=tool) == (due[0], due[-1])
+    assert plan_ms(p, random.Random(1), 0, tool_call=False) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["when should I visit Rome?", "flights from London to Tokyo on 2026-12-10", "x"]
+)
+async def test_complete_is_the_stream_joined_with_the_same_stamps_and_schedule(
+    text: str, tf: float
+) -> None:
+    fast = LatencyProfile("test-fast", (20, 20), (0.5, 0.5), (5, 5), "test")
+    llm = SimulatedLLM(profile=fast, seed=3)
+    m = msgs("u1", 2, text)
+    tokens, due = llm.plan(m)
+    assert count_tokens("".join(tokens)) == len(tokens)
+    streamed, whole = Trace.start(), Trace.start()
+    chunks = [c async for c in llm.stream(m, trace=streamed, process="worker")]
+    t0 = now_ns()
+    reply = await llm.complete(m, trace=whole, process="worker")
+    assert reply == "".join(chunks) == "".join(tokens)
+    assert [(n, p) for n, _, p in whole.stamps] == [(n, p) for n, _, p in streamed.stamps]
+    first, done = whole.stamps[0][1], whole.stamps[1][1]
+    assert (first - t0) / 1e6 >= due[0] - 1  # never early: the same due times as the stream
+    assert (done - t0) / 1e6 >= due[-1] - 1
+    assert (done - t0) / 1e6 < due[-1] + 200 * tf
+
+
+async def test_an_instant_complete_does_not_pass_through_the_event_loop_per_token() -> None:
+    llm = SimulatedLLM(profile="instant")
+    m = msgs("u1", 0, "flights from London to Tokyo on 2026-12-10")
+    assert len(llm.plan(m)[0]) > 20
+    ticks = 0
+
+    async def count() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count())
+    await asyncio.sleep(0)
+    ticks = 0
+    stamped = Trace.start()
+    await llm.complete(m, trace=stamped, process="worker")
+    counter.cancel()
+    assert ticks == 0 and [n for n, _, _ in stamped.stamps] == ["llm.first", "llm.done"]

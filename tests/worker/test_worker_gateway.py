@@ -210,3 +210,15 @@ async def test_a_client_trace_already_full_gets_its_reply_and_the_socket_keeps_w
         await ws.send(json.dumps({"type": "message", "text": "show my itinerary"}))
         again = (await recv_reply(ws))[-1]
     assert again["type"] == "response" and "error" not in again
+
+
+async def test_the_gateway_declines_permessage_deflate_and_still_answers(
+    port: int, tmp_path: Path
+) -> None:
+    # websockets offers permessage-deflate by default; the gateway, like the realtime service,
+    # does not take it: frames of a few hundred bytes go uncompressed.
+    async with running_worker(port, tmp_path / "a.db", stream=False), connect(port) as ws:
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        await ws.send(json.dumps({"type": "message", "text": "hotels in Paris"}))
+        frames = await recv_reply(ws)
+    assert "Paris" in frames[0]["text"]

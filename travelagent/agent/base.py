@@ -84,7 +84,13 @@ class AgentDirectory(Protocol):
 
 
 class LLMBackend(Protocol):
-    """Streams a completion; stamps ``llm.first`` and ``llm.done`` on ``trace`` if given."""
+    """Streams a completion; stamps ``llm.first`` and ``llm.done`` on ``trace`` if given.
+
+    A backend may also offer ``async complete(messages, *, trace, process) -> str``: the same
+    completion whole, with the same stamps. An unstreamed turn uses it where it exists (the
+    simulated model's skips a pass through the event loop per token) and joins ``stream``
+    where it does not.
+    """
 
     def stream(
         self, messages: list[dict[str, str]], *, trace: Trace | None, process: str

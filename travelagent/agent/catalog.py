@@ -20,6 +20,7 @@ from travelagent.agent import catalog_gen
 
 CATALOG_DIR_ENV = "TRAVELAGENT_CATALOG_DIR"
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parents[2] / "data" / "catalog"
+FOUND_CACHE = 4096  # texts whose cities are remembered; all forgotten at once when full
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,20 @@ class Catalog:
 
     def find_cities(self, text: str) -> list[dict[str, Any]]:
         """Cities mentioned in ``text``, in order of appearance."""
+        found = self._found.get(text)
+        if found is None:
+            if len(self._found) >= FOUND_CACHE:
+                self._found.clear()
+            found = self._found[text] = self._scan_cities(text)
+        return list(found)
+
+    @cached_property
+    def _found(self) -> dict[str, list[dict[str, Any]]]:
+        # By text: a message and its pieces are looked up several times per turn (the state's
+        # rules, then the model's answer), and load generators repeat their questions.
+        return {}
+
+    def _scan_cities(self, text: str) -> list[dict[str, Any]]:
         low = text.lower()
         found: list[tuple[int, dict[str, Any]]] = []
         for c, by_name, by_code in self._city_patterns:
@@ -69,16 +84,22 @@ class Catalog:
     def find_hotel(self, text: str, *, prefer_city: str | None = None) -> dict[str, Any] | None:
         """A hotel whose name (or brand, e.g. "the Park Hyatt") appears in ``text``."""
         low = text.lower()
-        matches = [h for h in self.hotels if str(h["name"]).lower() in low]
+        matches = [h for h, name, _ in self._hotel_names if name in low]
         if not matches:
             # "the Park Hyatt" names the brand; the hotel name is "<brand> <city>".
-            matches = [
-                h for h in self.hotels if str(h["name"])[: -len(str(h["city"])) - 1].lower() in low
-            ]
+            matches = [h for h, _, brand in self._hotel_names if brand in low]
         if prefer_city:
             local = [h for h in matches if h["city"] == prefer_city]
             matches = local or matches
         return matches[0] if matches else None
+
+    @cached_property
+    def _hotel_names(self) -> list[tuple[dict[str, Any], str, str]]:
+        # Lower-cased once per catalog: every "add ..." request is checked against every hotel.
+        return [
+            (h, str(h["name"]).lower(), str(h["name"])[: -len(str(h["city"])) - 1].lower())
+            for h in self.hotels
+        ]
 
     def flights_between(self, origin: str, dest: str) -> list[dict[str, Any]]:
         a, b = self.city(origin), self.city(dest)

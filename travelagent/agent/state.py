@@ -209,8 +209,32 @@ def system_prompt(agent_name: str, state: TripState) -> str:
     return (
         f"You are TravelAgent for user {agent_name}, a concise, friendly travel planner.\n"
         f"Message index: {state.message_count}.\n"
-        f"{STATE_MARKER}{json.dumps(state.summary(), sort_keys=True, separators=(',', ':'))}"
+        f"{STATE_MARKER}{summary_json(state)}"
     )
+
+
+# The state line of recent turns, by what it is made of: most turns leave the trip as it was.
+# Itinerary items are keyed by identity; the entry holds them, so no key's id can be reused by
+# another object while it is remembered, and items are never changed in place (TripState.copy).
+_SUMMARIES: dict[tuple[Any, ...], tuple[tuple[dict[str, Any], ...], str]] = {}
+SUMMARY_CACHE = 1024  # state lines remembered; all forgotten at once when full
+
+
+def summary_json(state: TripState) -> str:
+    """``json.dumps(state.summary(), sort_keys=True, separators=(",", ":"))``, remembered."""
+    items = tuple(state.itinerary)
+    key = (
+        state.destination, state.start_date, state.end_date, state.budget,
+        tuple(state.preferences), tuple(map(id, items)),
+    )  # fmt: skip
+    hit = _SUMMARIES.get(key)
+    if hit is not None:
+        return hit[1]
+    text = json.dumps(state.summary(), sort_keys=True, separators=(",", ":"))
+    if len(_SUMMARIES) >= SUMMARY_CACHE:
+        _SUMMARIES.clear()
+    _SUMMARIES[key] = (items, text)
+    return text
 
 
 def llm_messages(agent_name: str, state: TripState) -> list[dict[str, str]]:
@@ -221,17 +245,27 @@ def llm_messages(agent_name: str, state: TripState) -> list[dict[str, str]]:
     ]
 
 
+_READ: dict[str, Any] = {}  # state lines parsed, by text (read-only: never changed)
+READ_CACHE = 1024
+
+
 def state_from_messages(messages: list[dict[str, str]]) -> dict[str, Any]:
-    """The trip state found in a system message, or an empty one."""
+    """The trip state found in a system message, or an empty one. Callers only read it: a
+    line seen recently gives the same object again."""
     for msg in messages:
         if msg.get("role") != "system":
             continue
         for line in msg.get("content", "").splitlines():
             if line.startswith(STATE_MARKER):
-                try:
-                    obj = json.loads(line[len(STATE_MARKER) :])
-                except json.JSONDecodeError:
-                    break
+                obj = _READ.get(line)
+                if obj is None:
+                    try:
+                        obj = json.loads(line[len(STATE_MARKER) :])
+                    except json.JSONDecodeError:
+                        break
+                    if len(_READ) >= READ_CACHE:
+                        _READ.clear()
+                    _READ[line] = obj
                 if isinstance(obj, dict):
                     return obj
     return {"basics": {}, "preferences": [], "itinerary": []}

@@ -358,17 +358,25 @@ class TravelAgent:
             # A backend stamps llm.first and llm.done unguarded: a trace without room for both
             # (a peer sent it nearly full) is not handed over, so the reply still happens.
             llm_trace = trace if trace is not None and trace.room >= LLM_STAMPS else None
+            whole = None if streamed else getattr(self._llm, "complete", None)
             try:
-                async for chunk in self._llm.stream(
-                    llm_messages(self.name, history), trace=llm_trace, process=self.process
-                ):
-                    parts.append(chunk)
-                    if not streamed:  # nobody sends chunks on: the reply goes whole, at the end
-                        continue
-                    if asked is not None:  # a chunk leaves: the question first
-                        await self._settle(asked)
-                        asked = None
-                    yield chunk
+                if whole is not None:  # nobody sends chunks on: the reply at once, whole
+                    parts.append(
+                        await whole(
+                            llm_messages(self.name, history), trace=llm_trace, process=self.process
+                        )
+                    )
+                else:
+                    async for chunk in self._llm.stream(
+                        llm_messages(self.name, history), trace=llm_trace, process=self.process
+                    ):
+                        parts.append(chunk)
+                        if not streamed:  # nobody sends chunks on: the reply goes whole
+                            continue
+                        if asked is not None:  # a chunk leaves: the question first
+                            await self._settle(asked)
+                            asked = None
+                        yield chunk
             except AgentError:
                 raise
             except Exception as err:

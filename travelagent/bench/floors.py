@@ -5,6 +5,7 @@ Each answers a gateway message frame with the same frame retyped as a response (
 replace, no JSON parsing), so the gateway client drives it exactly as it drives the worker:
 the reply carries the message's ``id`` and ``trace`` back. What remains is the cost of the
 library, the loopback socket and the client: the least any gateway written on it can cost.
+Like the gateway, neither negotiates permessage-deflate: frames go uncompressed both ways.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ async def serve_websockets(host: str) -> None:
         async for msg in ws:
             await ws.send(as_reply(msg) if isinstance(msg, str) else msg)
 
-    async with websockets.serve(echo, host, 0, max_size=None) as server:
+    async with websockets.serve(echo, host, 0, max_size=None, compression=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(port, flush=True)
         await asyncio.Future()
@@ -42,7 +43,7 @@ async def serve_aiohttp(host: str) -> None:
     from aiohttp import WSMsgType, web
 
     async def echo(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(compress=False)
         await ws.prepare(request)
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:

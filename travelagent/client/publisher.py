@@ -159,7 +159,9 @@ class PublisherClient:
         self._pending[cmd_id] = fut
         try:
             await ws.send(api.socket_command(cmd_id, method, params))
-            reply = await asyncio.wait_for(fut, self.timeout_s)
+            # A timeout scope, not wait_for: no waiter future and callbacks per call.
+            async with asyncio.timeout(self.timeout_s):
+                reply = await fut
         except websockets.ConnectionClosed:
             raise PublisherDisconnected("publisher socket closed while sending") from None
         finally:

@@ -215,7 +215,11 @@ async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
     if (binding := session.initial_room_binding()) is not None:
         rooms.bind(binding[0], binding[1], directory.get(binding[0]))
         bound.append(binding)
-    ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes, heartbeat=30.0)
+    # Uncompressed, as the realtime service's sockets: deflating frames of a few hundred bytes
+    # cost more CPU per message than any other step of sending them. aiohttp's reader refuses
+    # an uncompressed frame of ``max_msg_size`` bytes or more (``>=``), hence the + 1: a frame of
+    # exactly ``max_frame_bytes`` is served, one byte more is closed with 1009.
+    ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes + 1, heartbeat=30.0, compress=False)
     send_lock = asyncio.Lock()
     inflight: set[asyncio.Task[None]] = set()
     try:

@@ -8,6 +8,7 @@ order; anything unrecognised gets a helpful fallback listing what the agent can 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -37,6 +38,16 @@ _ABOUT = re.compile(
     r"\bwhat (?:to|should I) (?:do|see)\b",
     re.I,
 )
+# The intents' patterns, compiled once (each message is checked against several).
+_ROUTE = re.compile(r"\bfrom\s+(.+?)\s+to\s+(.+?)(?:\s+on\s+|\s+for\s+|[?.!,]|$)", re.I)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FLIGHTS = re.compile(r"\bflights?\b|\bfly\b")
+_ADD = re.compile(r"\badd\b")
+_MY_TRIP = re.compile(r"\bmy (trip|plan)\b")
+_HOTELS = re.compile(r"\bhotels?\b|\bstay\b|\baccommodation\b")
+_BUDGET = re.compile(r"\bbudget\b|\bcheap|\bsave money\b|\bsaving\b")
+_BUDGET_ASK = re.compile(r"\btips?\b|\bhow\b|\bcheap|\bsave\b|\bsaving\b|\?")
+_TRIP = re.compile(r"\bbudget\b|\d{4}-\d{2}-\d{2}|\btrip\b|\bvisit|\bgo(ing)? to\b|\blike\b")
 _SEASONS = ("winter", "spring", "summer", "autumn")
 TROPICS_LAT = 23.5
 
@@ -56,12 +67,17 @@ def _price_on(flight: dict[str, Any], date: str | None) -> int:
     """A stable, date-dependent fare: the same flight and date always cost the same."""
     if not date:
         return int(flight["base_price"])
-    h = int(hashlib.sha256(f"{flight['flight']}|{date}".encode()).hexdigest()[:8], 16)
-    return int(flight["base_price"] * (0.85 + (h % 40) / 100))
+    return _fare(str(flight["flight"]), flight["base_price"], date)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fare(flight: str, base_price: Any, date: str) -> int:
+    h = int(hashlib.sha256(f"{flight}|{date}".encode()).hexdigest()[:8], 16)
+    return int(base_price * (0.85 + (h % 40) / 100))
 
 
 def _flights(text: str, state: dict[str, Any], catalog: Catalog) -> Answer | None:
-    m = re.search(r"\bfrom\s+(.+?)\s+to\s+(.+?)(?:\s+on\s+|\s+for\s+|[?.!,]|$)", text, re.I)
+    m = _ROUTE.search(text)
     if m is None:
         return None
     a = catalog.find_cities(m.group(1))
@@ -76,7 +92,7 @@ def _flights(text: str, state: dict[str, Any], catalog: Catalog) -> Answer | Non
     origin, dest = a[0], b[0]
     if origin is dest:
         return Answer(f"{origin['name']} to itself is a short trip: no flight needed.", "flights")
-    dm = re.search(r"\d{4}-\d{2}-\d{2}", text)
+    dm = _ISO_DATE.search(text)
     date = dm.group(0) if dm else state.get("basics", {}).get("startDate")
     rows = catalog.flights_between(str(origin["name"]), str(dest["name"]))
     when = f"on {date}" if date else "(any day; tell me a date for exact fares)"
@@ -291,26 +307,24 @@ def compose(messages: list[dict[str, str]], catalog: Catalog) -> Answer:
     text = last_user_text(messages)
     state = state_from_messages(messages)
     low = text.lower()
-    if re.search(r"\bflights?\b|\bfly\b", low):
+    if _FLIGHTS.search(low):
         found = _flights(text, state, catalog)
         if found is not None:
             return found
-    if re.search(r"\badd\b", low):
+    if _ADD.search(low):
         return _added(messages, state, catalog)
-    if "itinerary" in low or re.search(r"\bmy (trip|plan)\b", low):
+    if "itinerary" in low or _MY_TRIP.search(low):
         return _show(state)
-    if re.search(r"\bhotels?\b|\bstay\b|\baccommodation\b", low):
+    if _HOTELS.search(low):
         return _hotels(text, state, catalog)
     if _WEATHER.search(text):
         return _place(text, state, catalog, "weather")
     if _SEASON.search(text):
         return _place(text, state, catalog, "when")
-    if re.search(r"\bbudget\b|\bcheap|\bsave money\b|\bsaving\b", low) and re.search(
-        r"\btips?\b|\bhow\b|\bcheap|\bsave\b|\bsaving\b|\?", low
-    ):
+    if _BUDGET.search(low) and _BUDGET_ASK.search(low):
         return _budget(text, state, catalog)
     if catalog.find_cities(text) and _ABOUT.search(text):
         return _place(text, state, catalog, "city")
-    if re.search(r"\bbudget\b|\d{4}-\d{2}-\d{2}|\btrip\b|\bvisit|\bgo(ing)? to\b|\blike\b", low):
+    if _TRIP.search(low):
         return _trip_update(state)
     return _fallback()

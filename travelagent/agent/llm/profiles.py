@@ -90,6 +90,20 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+_COUNTED: dict[str, int] = {}
+COUNT_CACHE = 4096  # answers whose token count is remembered; all forgotten at once when full
+
+
+def count_tokens(text: str) -> int:
+    """``len(tokenize(text))``; remembered by text (answers from the catalog repeat)."""
+    n = _COUNTED.get(text)
+    if n is None:
+        if len(_COUNTED) >= COUNT_CACHE:
+            _COUNTED.clear()
+        n = _COUNTED[text] = len(_TOKEN.findall(text))
+    return n
+
+
 def message_seed(seed: int, messages: list[dict[str, str]]) -> int:
     """A per-message seed from the run seed and the request: the system prompt without its
     first line (the agent's name), and the user's text.
@@ -115,9 +129,29 @@ def plan_ms(
     t = rng.uniform(*profile.ttft_ms)
     if tool_call:
         t += rng.uniform(*profile.tool_call_ms)
-    out = []
-    for i in range(n_tokens):
-        if i:
-            t += rng.uniform(*profile.token_interval_ms)
+    if profile.token_interval_ms == (0, 0):  # every interval draws 0.0: t + 0.0 is t
+        return [t] * n_tokens
+    lo, hi = profile.token_interval_ms
+    uniform = rng.uniform
+    out = [t] if n_tokens else []
+    for _ in range(n_tokens - 1):
+        t += uniform(lo, hi)
         out.append(t)
     return out
+
+
+def plan_span_ms(
+    profile: LatencyProfile, rng: random.Random, n_tokens: int, *, tool_call: bool
+) -> tuple[float, float]:
+    """The first and the last due time of ``plan_ms`` (same draws, same sums), for
+    ``n_tokens`` ≥ 1, without the list."""
+    t = rng.uniform(*profile.ttft_ms)
+    if tool_call:
+        t += rng.uniform(*profile.tool_call_ms)
+    first = t
+    if profile.token_interval_ms != (0, 0):
+        lo, hi = profile.token_interval_ms
+        uniform = rng.uniform
+        for _ in range(n_tokens - 1):
+            t += uniform(lo, hi)
+    return first, t

@@ -1,4 +1,10 @@
-"""The simulated model: catalog answers streamed token by token on a seeded schedule."""
+"""The simulated model: catalog answers streamed token by token on a seeded schedule.
+
+``stream`` yields each token at its due time. ``complete`` is the same answer for a caller that
+sends nothing on until the end (an unstreamed turn): the same text, the same stamps at the same
+due times (``llm.first`` at the first token's, ``llm.done`` after the last token's), but one
+sleep to each of those two times instead of one event-loop pass per token.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,11 @@ from travelagent.agent.catalog import Catalog, load_catalog
 from travelagent.agent.llm.answers import compose
 from travelagent.agent.llm.profiles import (
     LatencyProfile,
+    count_tokens,
     get_profile,
     message_seed,
     plan_ms,
+    plan_span_ms,
     tokenize,
 )
 from travelagent.wire.trace import Trace
@@ -31,6 +39,8 @@ class SimulatedLLM:
         self.profile = profile if isinstance(profile, LatencyProfile) else get_profile(profile)
         self.seed = seed
         self.catalog = catalog or load_catalog()
+        p = self.profile
+        self._still = p.ttft_ms == p.token_interval_ms == p.tool_call_ms == (0, 0)
 
     def plan(self, messages: list[dict[str, str]]) -> tuple[list[str], list[float]]:
         """The tokens of the reply and their due times (ms); what ``stream`` will do."""
@@ -38,6 +48,35 @@ class SimulatedLLM:
         tokens = tokenize(answer.text)
         rng = random.Random(message_seed(self.seed, messages))
         return tokens, plan_ms(self.profile, rng, len(tokens), tool_call=answer.tool_call)
+
+    async def complete(
+        self, messages: list[dict[str, str]], *, trace: Trace | None, process: str
+    ) -> str:
+        """The whole reply at the last token's due time (``stream`` joined, without its
+        per-token passes through the event loop)."""
+        answer = compose(messages, self.catalog)
+        n = count_tokens(answer.text)
+        if n == 0:
+            if trace is not None:
+                trace.stamp("llm.first", process)
+                trace.stamp("llm.done", process)
+            return answer.text
+        if self._still:  # every draw is 0.0: no generator to seed
+            first_ms = last_ms = 0.0
+        else:
+            rng = random.Random(message_seed(self.seed, messages))
+            first_ms, last_ms = plan_span_ms(self.profile, rng, n, tool_call=answer.tool_call)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        if first_ms > 0:
+            await asyncio.sleep(max(0.0, t0 + first_ms / 1000 - loop.time()))
+        if trace is not None:
+            trace.stamp("llm.first", process)
+        if last_ms > first_ms:
+            await asyncio.sleep(max(0.0, t0 + last_ms / 1000 - loop.time()))
+        if trace is not None:
+            trace.stamp("llm.done", process)
+        return answer.text
 
     async def stream(
         self, messages: list[dict[str, str]], *, trace: Trace | None, process: str
