@@ -98,3 +98,14 @@ def test_the_conditions_notebook_runs_against_a_small_sweep(
     md = " ".join(o["data"]["text/markdown"] for c in nb.cells for o in c.get("outputs", [])
                   if "text/markdown" in o.get("data", {}))  # fmt: skip
     assert "`synthetic-sweep`" in md and "socket_lowers:" in md and "Held out:" in md
+
+
+def test_a_crossing_below_10_ms_is_written_in_tenths_not_rounded_to_zero() -> None:
+    table = pd.DataFrame([{
+        "claim": "streaming_lowers", "llm": "instant", "axis": "service", "fixed": "far",
+        "fixed_rtt_ms": 250.0, "crossings": [(0.4, "down")], "effect_low_end": 3.0,
+        "effect_high_end": 1.0, "line_low_end": 2.0, "line_high_end": 2.0,
+        "first_token_ms": 1.0,
+    }])  # fmt: skip
+    (sentence,) = cm.crossover_sentences(table)
+    assert "is below 0.4 ms at a client RTT of 250 ms" in sentence

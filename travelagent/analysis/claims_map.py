@@ -362,6 +362,12 @@ _ABOVE_MEANS_HOLDS = {"gateway_advantage_10pct", "gateway_lower", "socket_lowers
                       "pooling_lowers", "streaming_lowers", "llm_bottleneck"}  # fmt: skip
 
 
+def _rtt(x: float) -> str:
+    """A crossing's RTT in words: whole ms from 10 ms up, tenths below (so a crossing at
+    0.4 ms does not read "below 0 ms")."""
+    return f"{x:.0f}" if abs(x) >= 10 else f"{x:.1f}"
+
+
 def crossover_sentences(table: pd.DataFrame) -> list[str]:
     """One sentence per claim and LLM profile, from ``crossover_table``."""
     out: list[str] = []
@@ -382,8 +388,8 @@ def crossover_sentences(table: pd.DataFrame) -> list[str]:
                 continue
             x, direction = xs[0]
             holds_above = (direction == "up") == above_holds
-            parts.append(f"{'above' if holds_above else 'below'} {x:.0f} ms {_FIXED_WORDS[axis]} "
-                         f"{fixed}")  # fmt: skip
+            parts.append(f"{'above' if holds_above else 'below'} {_rtt(x)} ms "
+                         f"{_FIXED_WORDS[axis]} {fixed}")  # fmt: skip
         ttft = float(g["first_token_ms"].iloc[0])
         holds = _HOLDS.get(str(claim), str(claim))
         lead = f"{claim}: {holds} with {profile} (first token ~{ttft:.0f} ms)"
