@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -60,7 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def restore_sigint() -> None:
+    """Make Ctrl-C (SIGINT) stop us, however we were started.
+
+    A shell without job control (a script, CI) starts a background command (``cmd &``) with
+    SIGINT ignored, Python then leaves it ignored, and every child inherits that: Ctrl-C would
+    do nothing, and neither would the SIGINT that ``travelagent run`` sends Locust to stop it
+    (the cell would run to its end). With Python's own handler installed, the children start
+    with SIGINT at its default again.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    restore_sigint()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args._module is None:

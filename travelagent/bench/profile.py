@@ -1,11 +1,13 @@
-"""Profile the worker under the bench's gateway load: ``python -m travelagent.bench.profile``.
+"""Profile the servers under the bench's load: ``python -m travelagent.bench.profile``.
 
-Starts the bench scenario's topology with the worker running under ``py-spy record`` (install
-with ``pip install -e '.[profile]'``; ``make bench-profile`` does both), drives C gateway
-clients in a closed loop for a few seconds, stops the worker with SIGINT so py-spy writes its
-samples, and prints the functions with the most samples: where the worker's own code is the
-innermost frame (self) and anywhere on the stack (total). The raw stacks (``worker.pyspy.txt``,
-flamegraph-ready) and the report stay in the run directory.
+Starts the bench scenario's topology with the worker (``--path gateway``) or the worker and the
+realtime service (``--path rt-ws``: the ws-persistent publisher, not streamed) running under
+``py-spy record`` (install with ``pip install -e '.[profile]'``; ``make bench-profile`` does
+both), drives C clients of that path in a closed loop for a few seconds, stops the sampled
+processes with SIGINT so py-spy writes their samples, and prints per process the functions with
+the most samples: where the project's own code is the innermost frame (self) and anywhere on
+the stack (total). The raw stacks (``<process>.pyspy.txt``, flamegraph-ready) and the report
+stay in the run directory.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from travelagent.bench import clients, services
 from travelagent.bench.trial import closed_loop
 from travelagent.client.runinfo import new_run_id
-from travelagent.topology.plan import ComponentContext, worker_command
+from travelagent.topology.launcher import Topology
+from travelagent.topology.plan import ComponentContext, realtime_command, worker_command
+
+Command = Callable[[ComponentContext], list[str]]
 
 _LINE = re.compile(r":\d+\)$")
 
@@ -103,19 +109,33 @@ def format_top(profile: Profile) -> str:
     return "\n".join(out)
 
 
-async def drive(url: str, *, clients_n: int, seconds: float) -> str:
-    res = await closed_loop(clients.gateway(url), case="gateway", clients=clients_n, round_no=0,
+PATHS = ("gateway", "rt-ws")  # the realtime path: ws-persistent publisher, not streamed
+
+
+async def drive(topo: Topology, path: str, *, clients_n: int, seconds: float) -> str:
+    if path == "gateway":
+        factory = clients.gateway(topo.urls["gateway"])
+    else:
+        factory = clients.realtime(topo.urls["realtime"], jwt_secret=services.jwt_secret(topo),
+                                   publish="ws-persistent", stream=False)  # fmt: skip
+    res = await closed_loop(factory, case=path, clients=clients_n, round_no=0,
                             duration_s=seconds, warmup=3, user_prefix="profile")  # fmt: skip
-    return f"gateway @{clients_n}: p50 {res.p50_ms:.2f} ms, {res.rate_per_s:,.0f} msg/s"
+    return f"{path} @{clients_n}: p50 {res.p50_ms:.2f} ms, {res.rate_per_s:,.0f} msg/s"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m travelagent.bench.profile", description=__doc__)
+    p.add_argument("--path", choices=PATHS, default="gateway",
+                   help="gateway (the worker is sampled) or rt-ws (the worker and the realtime "
+                        "service are, each into its own file)")  # fmt: skip
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     p.add_argument("--out", type=Path, default=Path("data/runs"))
     args = p.parse_args(argv)
+    if args.clients < 1 or args.seconds <= 0 or args.rate < 1:
+        print("--clients and --rate must be >= 1, --seconds > 0", file=sys.stderr)
+        return 2
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(pyspy).exists():
         print("py-spy not found: pip install -e '.[profile]' (or make bench-profile)",
@@ -123,33 +143,42 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir = (args.out / f"{new_run_id()}-profile").resolve()
     run_dir.mkdir(parents=True)
-    raw_path = run_dir / "worker.pyspy.txt"
+    sampled = ["worker"] if args.path == "gateway" else ["worker", "realtime"]
+    raw = {name: run_dir / f"{name}.pyspy.txt" for name in sampled}
 
-    def profiled_worker(ctx: ComponentContext) -> list[str]:
-        return [pyspy, "record", "--format", "raw", "--rate", str(args.rate), "--nonblocking",
-                        "--output", str(raw_path), "--", *worker_command(ctx)]  # fmt: skip
+    def under_pyspy(name: str, command: Callable[[ComponentContext], list[str]]) -> Command:
+        def wrapped(ctx: ComponentContext) -> list[str]:
+            return [pyspy, "record", "--format", "raw", "--rate", str(args.rate), "--nonblocking",
+                    "--output", str(raw[name]), "--", *command(ctx)]  # fmt: skip
 
-    topo = services.topology(services.bench_scenario("gateway"), run_dir)
-    topo.commands["worker"] = profiled_worker
+        return wrapped
+
+    scenario = services.bench_scenario(args.path, publish="ws-persistent", stream=False)
+    topo = services.topology(scenario, run_dir)
+    commands = {"worker": worker_command, "realtime": realtime_command}
+    for name in sampled:
+        topo.commands[name] = under_pyspy(name, commands[name])
     with topo:
-        line = asyncio.run(drive(topo.urls["gateway"], clients_n=args.clients,
-                                 seconds=args.seconds))  # fmt: skip
-        [worker] = [c for c in topo.children if c.name == "worker"]
-        worker.signal_group(signal.SIGINT)  # the worker exits; py-spy then writes its file
-        assert worker.proc is not None
-        try:
-            worker.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            print("py-spy did not finish writing in 30 s", file=sys.stderr)
-    if not raw_path.exists():
-        print(f"no profile written; see {topo.log_dir}", file=sys.stderr)
+        line = asyncio.run(drive(topo, args.path, clients_n=args.clients, seconds=args.seconds))
+        for child in [c for c in topo.children if c.name in sampled]:
+            child.signal_group(signal.SIGINT)  # it exits; py-spy then writes its file
+            assert child.proc is not None
+            try:
+                child.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print(f"py-spy did not finish writing {child.name}'s samples in 30 s",
+                      file=sys.stderr)  # fmt: skip
+    missing = [name for name, path in raw.items() if not path.exists()]
+    if missing:
+        print(f"no profile written for {', '.join(missing)}; see {topo.log_dir}", file=sys.stderr)
         return 1
-    report = f"{line} (under py-spy at {args.rate} Hz)\n" + format_top(
-        top_frames(raw_path.read_text())
-    )
+    parts = [f"{line} (under py-spy at {args.rate} Hz)"]
+    for name, path in raw.items():
+        parts += ["", f"== {name} ==", format_top(top_frames(path.read_text()))]
+    report = "\n".join(parts)
     (run_dir / "profile.txt").write_text(report + "\n")
     print(report)
-    print(f"\nraw stacks: {raw_path}")
+    print(f"\nraw stacks: {', '.join(str(p) for p in raw.values())}")
     return 0
 
 
