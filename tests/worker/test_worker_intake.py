@@ -219,7 +219,31 @@ def test_the_durable_log_answers_for_ids_across_processes(tmp_path: Path) -> Non
     first.close()  # finishes the write
     second = WebhookLog(db, ttl_s=900)
     try:
-        assert second.lookup("w1") == 5.0
+        assert second.lookup("w1") == 5.0 and second.newest() == 5.0
         assert second.lookup("nope") is None
     finally:
         second.close()
+
+
+def test_the_log_is_asked_only_while_it_may_know_an_id_memory_does_not_hold() -> None:
+    log: dict[str, float] = {}
+    now = [100.0]
+
+    def make_dedup(**kw: Any) -> Deduplicator[str]:
+        return Deduplicator(ttl_s=60.0, clock_s=lambda: now[0], persist=log.__setitem__,
+                            lookup=log.get, max_ids=3, **kw)  # fmt: skip
+
+    dedup = make_dedup()
+    for i in range(3):  # memory holds all of them: a miss is new, the log is not asked
+        assert not dedup.seen_earlier(f"w{i}")
+        dedup.remember(f"w{i}", None)
+    assert dedup.lookups == 0
+    dedup.remember("w3", None)  # w0 leaves memory at t=100
+    assert dedup.seen_earlier("w0") and dedup.lookups == 1
+    now[0] = 161.0  # the ttl has passed since: nothing the log holds is still valid
+    assert not dedup.seen_earlier("w0") and dedup.lookups == 1
+    # A new process whose log holds an id from 30 s ago asks the log until that ages out.
+    fresh = make_dedup(log_until_s=131.0)
+    assert fresh.seen_earlier("new") is False and fresh.lookups == 1
+    now[0] = 192.0
+    assert fresh.seen_earlier("new") is False and fresh.lookups == 1

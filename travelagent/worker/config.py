@@ -52,7 +52,7 @@ class WorkerConfig:
     # redelivery the worker still accepts can outlive its id. Memory holds the newest
     # ``webhook_dedup_memory`` of them and asks the database for the rest.
     webhook_dedup_ttl_s: float = 900.0
-    webhook_dedup_memory: int = 4096
+    webhook_dedup_memory: int = 16_384
     publish_timeout_s: float = 10.0
     # Agents: None = in this process; a URL = a separate agent host
     agents_url: str | None = None

@@ -50,7 +50,10 @@ class Deduplicator(Generic[T]):
     answers with when it was first received (None: never, or past the ttl). With a lookup,
     memory holds the turns not yet settled and the newest ``max_ids`` ids, so it does not grow
     with the message rate times the ttl; without one, every id stays in memory for the ttl (at
-    most ``max_size``). ``earlier`` holds ids an earlier process received, handed over at start
+    most ``max_size``). The log is asked only while it may know an id memory does not hold: an
+    id left memory, or an earlier process wrote one (``log_until_s``: its newest), within the
+    ttl; below ``max_ids`` / ttl webhooks a second (18/s at the defaults) it is never asked.
+    ``earlier`` holds ids an earlier process received, handed over at start
     (the lookup makes it unneeded). ``clock_s`` is the wall clock: ages must compare across
     processes. An id found only by the lookup counts as received earlier (``seen_earlier``):
     its message is started again and its turn's message-id key replays the stored reply.
@@ -65,7 +68,8 @@ class Deduplicator(Generic[T]):
         earlier: Mapping[str, float] | None = None,
         persist: Callable[[str, float], None] | None = None,
         lookup: Callable[[str], float | None] | None = None,
-        max_ids: int = 4096,
+        max_ids: int = 16_384,
+        log_until_s: float | None = None,
     ) -> None:
         if max_size < 1 or max_ids < 1:
             raise ValueError("max_size and max_ids must be at least 1")
@@ -77,6 +81,11 @@ class Deduplicator(Generic[T]):
         self._earlier: OrderedDict[str, float] = OrderedDict(
             sorted((earlier or {}).items(), key=lambda kv: kv[1])
         )
+        # The newest time an id left memory or was written by an earlier process
+        # (``log_until_s``): while it is older than the ttl, memory holds every id the log
+        # could answer for, a miss is "new" and the log is not asked.
+        self._unheld_until_s = log_until_s if log_until_s is not None else float("-inf")
+        self.lookups = 0  # times the log was asked
 
     def get(self, webhook_id: str) -> tuple[bool, T | None]:
         """(seen in this process, what it started)."""
@@ -92,8 +101,9 @@ class Deduplicator(Generic[T]):
         self._expire()
         if webhook_id in self._earlier:
             return True
-        if self.lookup is None:
+        if self.lookup is None or self._unheld_until_s < self.clock_s() - self.ttl_s:
             return False
+        self.lookups += 1
         t_s = self.lookup(webhook_id)
         return t_s is not None and t_s >= self.clock_s() - self.ttl_s
 
@@ -103,7 +113,7 @@ class Deduplicator(Generic[T]):
         self._ids[webhook_id] = t_s
         self._ids.move_to_end(webhook_id)
         while len(self._ids) > self.max_ids:
-            self._ids.popitem(last=False)
+            self._unheld_until_s = self._ids.popitem(last=False)[1]
         if turn is not None:
             self._turns[webhook_id] = (t_s, turn)
             self._turns.move_to_end(webhook_id)

@@ -57,6 +57,7 @@ def make_intake(cfg: WorkerConfig, log: WebhookLog | None = None) -> WebhookInta
         persist=log.record if log is not None else None,
         lookup=log.lookup if log is not None else None,
         max_ids=cfg.webhook_dedup_memory,
+        log_until_s=log.newest() if log is not None else None,
     )
     return WebhookIntake(
         webhook_secret=lambda: secret(WEBHOOK_SECRET_ENV),

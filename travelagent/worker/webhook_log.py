@@ -44,6 +44,12 @@ class WebhookLog:
         self._writes = 0
         self._closed = False
 
+    def newest(self) -> float | None:
+        """When the newest id in the log was received (None: the log is empty); read at start,
+        so the de-duplicator knows whether an earlier process left ids it may be asked for."""
+        row = self._conn.execute("SELECT MAX(t_s) FROM webhooks").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def lookup(self, webhook_id: str) -> float | None:
         """When ``webhook_id`` was first received (None: not in the log). A point read by
         primary key on a read-only connection of the caller's (the event loop's): in WAL mode
