@@ -34,6 +34,7 @@ from travelagent.config import JWT_SECRET_ENV
 from travelagent.monitor import CpuSampler, start_tracemalloc_from_env
 from travelagent.runner.load import LoadState, Target, UserLoad, run_users
 from travelagent.sqlite import CACHE_KIB_ENV
+from travelagent.worker.cli import DEDUP_MEMORY_ENV
 
 WINDOW_S = 10.0
 WARMUP_FRACTION = 0.1
@@ -47,6 +48,9 @@ SOAK_IDEMPOTENCY_MAX_KEYS = 4096
 # Each SQLite connection's page cache during the soak (KiB): SQLite's default, 2,000 KiB, fills
 # as the files grow and takes minutes to, which a soak would read as a leak.
 SOAK_SQLITE_CACHE_KIB = 256
+# The worker's webhook ids in memory during a soak (default 16,384: full after 25 min at the
+# soak's 11 webhooks/s); 1,024 fill in about 90 s, and the log answers for the rest.
+SOAK_DEDUP_MEMORY = 1024
 MIB = 1024 * 1024
 # two-sided 97.5% t quantiles by degrees of freedom (beyond the table: the normal's 1.96)
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -167,7 +171,8 @@ def soak_path(name: str, preset: str, minutes: float, load: UserLoad, run_dir: P
     recorder = Recorder(cell_dir, tag=f"soak-{name}", flush_every=500)
     state = LoadState()
     duration_s = minutes * 60
-    env = {MAX_KEYS_ENV: str(idempotency_max_keys), CACHE_KIB_ENV: str(sqlite_cache_kib)}
+    env = {MAX_KEYS_ENV: str(idempotency_max_keys), CACHE_KIB_ENV: str(sqlite_cache_kib),
+           DEDUP_MEMORY_ENV: str(SOAK_DEDUP_MEMORY)}  # fmt: skip
     health: dict[str, Any] = {}
     with Topology(scenario, run_dir=cell_dir / "topology", env=env) as topo:
         target = Target(

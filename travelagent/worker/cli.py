@@ -45,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-room-bindings", type=int, default=100_000, help="0: no limit")
     p.add_argument("--max-live-agents", type=int, default=10_000, help="0: no limit")
     p.add_argument(
+        "--webhook-dedup-memory",
+        default=None,
+        help=f"webhook ids held in memory; the rest are read from the database (default "
+        f"${DEDUP_MEMORY_ENV} or 16384)",
+    )
+    p.add_argument(
         "--keepalive-timeout-s",
         type=float,
         default=75.0,
@@ -59,6 +65,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="allow the public development secrets on a non-loopback address",
     )
     p.add_argument("--log-level", default="warning")
+
+
+# The default of ``--webhook-dedup-memory`` when set (``make soak`` lowers it so that memory is
+# full within the soak's warm-up).
+DEDUP_MEMORY_ENV = "TRAVELAGENT_WEBHOOK_DEDUP_MEMORY"
+
+
+def _dedup_memory(flag: str | None) -> int:
+    import os
+
+    from travelagent.worker.config import WorkerConfig
+
+    raw = flag if flag is not None else os.environ.get(DEDUP_MEMORY_ENV, "")
+    if not raw.strip():
+        return WorkerConfig.webhook_dedup_memory
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(
+            f"--webhook-dedup-memory (or ${DEDUP_MEMORY_ENV}) must be an integer >= 1, not {raw!r}"
+        )
+    return value
 
 
 def main(args: argparse.Namespace) -> int:
@@ -93,6 +123,7 @@ def main(args: argparse.Namespace) -> int:
             jwt_max_lifetime_s=args.jwt_max_lifetime_s,
             jwt_audience=args.jwt_audience,
             jwt_issuer=args.jwt_issuer,
+            webhook_dedup_memory=_dedup_memory(args.webhook_dedup_memory),
         )
         llm = None if args.agents_url else llm_from_args(args)
     except (ValueError, SecretError) as err:
