@@ -32,17 +32,19 @@ async def refused_status(port: int, query: str, **kw: Any) -> int:
     return info.value.response.status_code
 
 
+# Each query is made when its test runs, not when the tests are collected: a token valid for
+# ten minutes from collection would have expired by the time a long suite reached it.
 @pytest.mark.parametrize(
     ("query", "status"),
     [
-        ("userId=u1", 401),  # no token
-        (f"token={jwt.encode({'sub': 'u1', 'exp': 2**31}, 'x' * 40, 'HS256')}", 401),  # forged
-        (f"token={signed(exp=int(time.time()) - 5)}", 401),  # expired
-        (f"token={signed(exp=32503680000)}", 401),  # the year 3000
-        (f"token={signed(exp=None)}", 401),  # no exp
-        (f"token={signed(rooms='lobby')}", 401),  # malformed rooms claim
-        (f"token={signed()}&userId=u2", 403),  # another user in the query
-        (f"token={signed(rooms=['lobby'])}&room=paris", 403),  # a room not granted
+        (lambda: "userId=u1", 401),  # no token
+        (lambda: f"token={jwt.encode({'sub': 'u1', 'exp': 2**31}, 'x' * 40, 'HS256')}", 401),
+        (lambda: f"token={signed(exp=int(time.time()) - 5)}", 401),  # expired
+        (lambda: f"token={signed(exp=32503680000)}", 401),  # the year 3000
+        (lambda: f"token={signed(exp=None)}", 401),  # no exp
+        (lambda: f"token={signed(rooms='lobby')}", 401),  # malformed rooms claim
+        (lambda: f"token={signed()}&userId=u2", 403),  # another user in the query
+        (lambda: f"token={signed(rooms=['lobby'])}&room=paris", 403),  # a room not granted
     ],
     ids=[
         "none",
@@ -59,7 +61,7 @@ async def test_a_gateway_requiring_tokens_refuses_bad_ones_before_the_upgrade(
     port: int, tmp_path: Path, query: Any, status: Any
 ) -> None:
     async with running_worker(port, tmp_path / "a.db", gateway_access="token") as app:
-        assert await refused_status(port, query) == status
+        assert await refused_status(port, query()) == status
         async with httpx.AsyncClient() as http:
             health = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
     assert health["stats"]["gateway_refused_auth"] == 1
