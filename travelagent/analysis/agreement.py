@@ -67,8 +67,7 @@ def _boot_p50(run: Run, config: str, seed: int) -> tuple[int, float, np.ndarray]
     if len(vals) == 0:
         return 0, math.nan, np.full(N_BOOT, math.nan)
     groups = stats.group_indices(s["repetition"])
-    boot = stats.cluster_bootstrap(groups, lambda i: float(np.median(vals[i])), n_boot=N_BOOT,
-                                   seed=seed)  # fmt: skip
+    boot = stats.cluster_bootstrap_quantile(groups, vals, 0.5, n_boot=N_BOOT, seed=seed)
     return len(vals), float(np.median(vals)), boot
 
 

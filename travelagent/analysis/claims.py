@@ -39,7 +39,12 @@ from travelagent.analysis.compare import (
 )
 from travelagent.analysis.decompose import decompose_messages
 from travelagent.analysis.hops import hop_counts
-from travelagent.analysis.stats import cluster_bootstrap, group_indices, interval
+from travelagent.analysis.stats import (
+    cluster_bootstrap_quantile,
+    cluster_bootstrap_ratio,
+    group_indices,
+    interval,
+)
 from travelagent.analysis.verdicts import (
     CONFIRMED,
     INCONCLUSIVE,
@@ -283,8 +288,8 @@ def _range(run: Run, filters: list[dict[str, Any]], lo: float, hi: float, name: 
     v = s["value"].to_numpy(dtype="float64")
     groups = group_indices(s["repetition"])
     p50, p90 = float(np.percentile(v, 50)), float(np.percentile(v, 90))
-    c50 = interval(cluster_bootstrap(groups, lambda ix: float(np.percentile(v[ix], 50))))
-    c90 = interval(cluster_bootstrap(groups, lambda ix: float(np.percentile(v[ix], 90)), seed=7))
+    c50 = interval(cluster_bootstrap_quantile(groups, v, 0.5))
+    c90 = interval(cluster_bootstrap_quantile(groups, v, 0.9, seed=7))
     v50, v90 = within(*c50, lo, hi), at_most(*c90, hi)
     verdict = both(v50, v90)
     reps = len(groups)
@@ -348,13 +353,8 @@ def _ratio_boot(
     """sum(num) / sum(den) over messages (a ratio of means), with its interval."""
     a = d[num if isinstance(num, list) else [num]].sum(axis=1).to_numpy(dtype="float64")
     b = d[den if isinstance(den, list) else [den]].sum(axis=1).to_numpy(dtype="float64")
-
-    def stat(ix: np.ndarray) -> float:
-        s = b[ix].sum()
-        return float(a[ix].sum() / s) if s > 0 else NAN
-
     est = float(a.sum() / b.sum()) if b.sum() > 0 else NAN
-    return est, interval(cluster_bootstrap(group_indices(d["repetition"]), stat, seed=seed))
+    return est, interval(cluster_bootstrap_ratio(group_indices(d["repetition"]), a, b, seed=seed))
 
 
 def claim_http_bottleneck(run: Run) -> Verdict:
@@ -437,10 +437,8 @@ def claim_llm_bottleneck(run: Run) -> Verdict:
     groups = group_indices(d["repetition"])
     lm, nm, pm, tm = (d[c].to_numpy(dtype="float64")
                       for c in ("llm_ms", "network_ms", "processing_ms", "total_ms"))  # fmt: skip
-    lead_net = interval(cluster_bootstrap(groups, lambda ix: float((lm[ix] - nm[ix]).mean()),
-                                          seed=24))  # fmt: skip
-    lead_proc = interval(cluster_bootstrap(groups, lambda ix: float((lm[ix] - pm[ix]).mean()),
-                                           seed=25))  # fmt: skip
+    lead_net = interval(cluster_bootstrap_ratio(groups, lm - nm, seed=24))
+    lead_proc = interval(cluster_bootstrap_ratio(groups, lm - pm, seed=25))
     verdict = both(above(*lead_net, 0.0), above(*lead_proc, 0.0))
     reps = len(groups)
     ev = (

@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from travelagent.analysis.load import FACTORS
-from travelagent.analysis.stats import N_BOOT, SEED, cluster_bootstrap, group_indices, interval
+from travelagent.analysis.stats import (
+    N_BOOT,
+    SEED,
+    cluster_bootstrap_quantile,
+    group_indices,
+    interval,
+)
 
 if TYPE_CHECKING:
     from travelagent.analysis.load import Run
@@ -163,10 +169,9 @@ def gain(
     pairs = paired_or_not(a, b)
     if pairs is not None:
         d = (pairs["value_a"] - pairs["value_b"]).to_numpy(dtype="float64")
-        boot = cluster_bootstrap(
-            group_indices(pairs["repetition"]), lambda ix: float(np.median(d[ix])),
-            n_boot=n_boot, seed=seed,
-        )  # fmt: skip
+        boot = cluster_bootstrap_quantile(
+            group_indices(pairs["repetition"]), d, 0.5, n_boot=n_boot, seed=seed
+        )
         lo, hi = interval(boot)
         est = float(np.median(d)) if len(d) else np.nan
         return {"gain_ms": est, "gain_lo_ms": lo, "gain_hi_ms": hi, "paired": True,
@@ -175,10 +180,10 @@ def gain(
     if len(va) == 0 or len(vb) == 0:
         return {"gain_ms": np.nan, "gain_lo_ms": np.nan, "gain_hi_ms": np.nan, "paired": False,
                 "n_pairs": 0, "repetitions": 0}  # fmt: skip
-    ba = cluster_bootstrap(group_indices(a["repetition"]), lambda ix: float(np.median(va[ix])),
-                           n_boot=n_boot, seed=seed)  # fmt: skip
-    bb = cluster_bootstrap(group_indices(b["repetition"]), lambda ix: float(np.median(vb[ix])),
-                           n_boot=n_boot, seed=seed + 1)  # fmt: skip
+    ba = cluster_bootstrap_quantile(group_indices(a["repetition"]), va, 0.5,
+                                    n_boot=n_boot, seed=seed)  # fmt: skip
+    bb = cluster_bootstrap_quantile(group_indices(b["repetition"]), vb, 0.5,
+                                    n_boot=n_boot, seed=seed + 1)  # fmt: skip
     lo, hi = interval(ba - bb)
     reps = int(min(a["repetition"].nunique(), b["repetition"].nunique()))
     return {"gain_ms": float(np.median(va) - np.median(vb)), "gain_lo_ms": lo, "gain_hi_ms": hi,

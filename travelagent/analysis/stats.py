@@ -199,6 +199,84 @@ def cluster_bootstrap(
     return out
 
 
+def _cluster_resamples(
+    groups: Sequence[np.ndarray], n_boot: int, seed: int
+) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """The two-stage resamples of ``cluster_bootstrap``, a block of replicates at a time: row
+    positions ``(b, width)`` and which of them are real (``(b, width)`` booleans; a replicate
+    that drew smaller groups is padded at its end). Each replicate draws ``k`` groups with
+    replacement, then as many rows from each chosen group as it has, with replacement."""
+    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    k, widest = len(groups), int(sizes.max())
+    flat = np.concatenate(groups)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    rng = np.random.default_rng(seed)
+    block = max(1, _CHUNK_VALUES // max(k * widest, 1))
+    slot = np.arange(widest)
+    for first in range(0, n_boot, block):
+        b = min(block, n_boot - first)
+        chosen = rng.integers(0, k, size=(b, k)) if k > 1 else np.zeros((b, 1), np.int64)
+        n = sizes[chosen]  # (b, k): rows drawn from each chosen group
+        u = rng.random((b, k, widest))
+        within = np.minimum((u * n[:, :, None]).astype(np.int64), n[:, :, None] - 1)
+        pos = flat[starts[chosen][:, :, None] + within]
+        real = slot[None, None, :] < n[:, :, None]
+        yield pos.reshape(b, k * widest), real.reshape(b, k * widest)
+
+
+def cluster_bootstrap_quantile(
+    groups: Sequence[np.ndarray],
+    values: np.ndarray,
+    q: float,
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> np.ndarray:
+    """``cluster_bootstrap`` of the ``q``-quantile (0-1, numpy's linear interpolation) of
+    ``values``, computed for a block of replicates at once."""
+    groups = [g for g in groups if len(g)]
+    if not groups:
+        return np.full(n_boot, np.nan)
+    v = np.asarray(values, dtype="float64")
+    out = []
+    for pos, real in _cluster_resamples(groups, n_boot, seed):
+        x = np.where(real, v[pos], np.inf)
+        x.sort(axis=1)
+        m = real.sum(axis=1)
+        h = q * (m - 1)
+        lo = np.floor(h).astype(np.int64)
+        hi = np.minimum(lo + 1, m - 1)
+        rows = np.arange(len(x))
+        a, b = x[rows, lo], x[rows, hi]
+        out.append(a + (h - lo) * (b - a))
+    return np.concatenate(out)
+
+
+def cluster_bootstrap_ratio(
+    groups: Sequence[np.ndarray],
+    num: np.ndarray,
+    den: np.ndarray | None = None,
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> np.ndarray:
+    """``cluster_bootstrap`` of ``sum(num) / sum(den)`` over the resampled rows (the mean of
+    ``num`` when ``den`` is None; NaN where the denominator is not positive), vectorised."""
+    groups = [g for g in groups if len(g)]
+    if not groups:
+        return np.full(n_boot, np.nan)
+    a = np.asarray(num, dtype="float64")
+    d = None if den is None else np.asarray(den, dtype="float64")
+    out = []
+    for pos, real in _cluster_resamples(groups, n_boot, seed):
+        top = np.where(real, a[pos], 0.0).sum(axis=1)
+        bottom = real.sum(axis=1).astype("float64") if d is None else np.where(
+            real, d[pos], 0.0).sum(axis=1)  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(np.where(bottom > 0, top / bottom, np.nan))
+    return np.concatenate(out)
+
+
 def interval(boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     """Percentile interval of bootstrap values (NaN when there are none)."""
     b = boot[np.isfinite(boot)]
