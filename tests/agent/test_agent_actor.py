@@ -492,7 +492,7 @@ async def test_expired_turn_keys_are_pruned_from_the_store(db: Path) -> None:
     d.store.turn_retention_s = 0.0
     try:
         agent = d.get("u1")
-        for i in range(70):  # 140 commits: one sweep
+        for i in range(140):  # unstreamed: one commit a turn, 140 commits, one sweep
             await agent.handle_message(f"m{i}", msg_id=f"m{i}")
     finally:
         await d.close()
@@ -501,7 +501,7 @@ async def test_expired_turn_keys_are_pruned_from_the_store(db: Path) -> None:
         (left,) = conn.execute("SELECT COUNT(*) FROM turns").fetchone()
     finally:
         conn.close()
-    assert left < 70
+    assert left < 140
 
 
 async def test_memory_holds_the_newest_turn_keys_and_the_store_answers_for_older_ones(
@@ -547,5 +547,43 @@ async def test_a_key_past_the_retention_is_new_whether_held_in_memory_or_not(db:
         await agent.handle_message("q2", msg_id="m2")  # held in memory, but expired
         await agent.handle_message("q0", msg_id="m0")  # only in the store, and expired
         assert llm.runs == 5
+    finally:
+        await d.close()
+
+
+async def test_an_unstreamed_turn_is_one_commit_with_question_reply_and_key(db: Path) -> None:
+    llm = CountingLLM()
+    d = LocalAgentDirectory(db, llm=llm)
+    try:
+        agent = d.get("u1")
+        await agent.handle_message("warm up", msg_id="m0")  # the agent's row exists
+        before = d.store._commits
+        reply = await agent.handle_message("hello", msg_id="m1")
+        after = d.store._commits
+        again = await agent.handle_message("hello", msg_id="m1")  # a redelivery replays
+    finally:
+        await d.close()
+    assert after - before == 1
+    assert again == reply and llm.runs == 2
+    assert stored(db, "u1")[-2:] == [("user", "hello"), ("assistant", reply)]
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute(
+            "SELECT state, message, reply FROM turns WHERE agent = 'u1' AND msg_id = 'm1'"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert row == ("done", "hello", reply)
+
+
+async def test_a_streamed_turn_commits_its_question_before_its_first_chunk(db: Path) -> None:
+    d = LocalAgentDirectory(db, llm=CountingLLM())
+    try:
+        agent = d.get("u1")
+        async with contextlib.aclosing(agent.stream_message("hello", msg_id="m1")) as chunks:
+            async for _ in chunks:
+                # the first chunk has left: the question (and its key) are durable already
+                assert stored(db, "u1") == [("user", "hello")]
+                break
     finally:
         await d.close()

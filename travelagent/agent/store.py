@@ -103,7 +103,18 @@ class TurnDone:
     reply: str
 
 
-TurnWrite = TurnStart | TurnDone
+@dataclass(frozen=True)
+class TurnWhole:
+    """Write with the user's message and the reply together (an unstreamed turn, whose question
+    nobody needed durable before the reply): the turn ``msg_id`` is done, in one write."""
+
+    msg_id: str
+    user_seq: int
+    message: str
+    reply: str
+
+
+TurnWrite = TurnStart | TurnDone | TurnWhole
 
 
 @dataclass(frozen=True)
@@ -207,6 +218,12 @@ class AgentStore:
                 "INSERT OR REPLACE INTO turns (agent, msg_id, state, user_seq, message, reply,"
                 " t_ns) VALUES (?, ?, 'started', ?, ?, NULL, ?)",
                 (name, turn.msg_id, turn.user_seq, turn.message, t_ns),
+            )
+        elif isinstance(turn, TurnWhole):
+            conn.execute(
+                "INSERT OR REPLACE INTO turns (agent, msg_id, state, user_seq, message, reply,"
+                " t_ns) VALUES (?, ?, 'done', ?, ?, ?, ?)",
+                (name, turn.msg_id, turn.user_seq, turn.message, turn.reply, t_ns),
             )
         elif isinstance(turn, TurnDone):
             conn.execute(

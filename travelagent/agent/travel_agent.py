@@ -40,6 +40,7 @@ from travelagent.agent.store import (
     StoreError,
     TurnDone,
     TurnStart,
+    TurnWhole,
     TurnWrite,
 )
 from travelagent.logsafe import esc
@@ -320,6 +321,7 @@ class TravelAgent:
         asked: PendingCommit | None = None  # the question's commit, until it has settled
         asked_record: turns.TurnRecord | None = None
         question: Callable[[], PendingCommit] | None = None  # queues it, until it is queued
+        asking: list[tuple[int, str, str]] = []  # the question's message, until it is queued
         if resume is None:
             change = apply_user_message(state, text, self._catalog)
             itinerary_changed = bool(change.itinerary)
@@ -327,14 +329,15 @@ class TravelAgent:
             start = TurnStart(key, seq, text) if key is not None else None
             asked_record = turns.TurnRecord(turns.STARTED, seq, now_ns())
             record, appended = asked_record, [(seq, "user", text)]
+            asking = appended
 
             def question() -> PendingCommit:
                 return self._begin_commit(state, appended, start, key=key, record=record)
 
             if streamed:  # its chunks will wait for it: under way while the model runs
                 asked, question = question(), None
-            # Unstreamed, nothing leaves before the reply: the question is queued with the
-            # reply's commit, so both share one group commit (one fsync) even with no other
+            # Unstreamed, nothing leaves before the reply: the question is written with the
+            # reply, in one commit (one fsync, one write of the agent's row) even with no other
             # turn to share with. A process that dies meanwhile leaves no key: the redelivery
             # runs the turn afresh, as a resume would, over the same history.
             history = state
@@ -385,20 +388,24 @@ class TravelAgent:
             replied = state.copy()
             seq = self._append(replied, "assistant", reply)
             started = asked_record if resume is None else resume
-            if question is not None:
-                asked, question = question(), None
-            done = self._begin_commit(
-                replied,
-                [(seq, "assistant", reply)],
-                TurnDone(key, reply) if key is not None else None,
-                after=asked,
-                key=key,
-                record=(
-                    turns.TurnRecord(turns.DONE, started.user_seq, started.t_ns)
-                    if started is not None
-                    else None
-                ),
+            done_record = (
+                turns.TurnRecord(turns.DONE, started.user_seq, started.t_ns)
+                if started is not None
+                else None
             )
+            if question is not None:  # the question and the reply, written as one
+                question = None
+                whole_turn = TurnWhole(key, asking[0][0], text, reply) if key is not None else None
+                done = self._begin_commit(
+                    replied, [*asking, (seq, "assistant", reply)], whole_turn,
+                    key=key, record=done_record,
+                )  # fmt: skip
+            else:
+                done = self._begin_commit(
+                    replied, [(seq, "assistant", reply)],
+                    TurnDone(key, reply) if key is not None else None,
+                    after=asked, key=key, record=done_record,
+                )  # fmt: skip
             if asked is not None:
                 await self._settle(asked)
                 asked = None
