@@ -65,3 +65,13 @@ def test_keys_expire_after_the_retention() -> None:
     r = record("done", t_ns=1_000_000_000)
     assert not expired(r, now_ns=1_000_000_000 + 299 * 10**9, retention_s=300)
     assert expired(r, now_ns=1_000_000_000 + 301 * 10**9, retention_s=300)
+
+
+def test_a_key_outlives_every_redelivery_a_standard_webhooks_sender_makes() -> None:
+    # each retry is signed anew, so only the retention bounds how late a redelivery finds its key
+    from travelagent.wire.webhooks import STANDARD_RETRY_SCHEDULE_S
+
+    assert turns.DEFAULT_RETENTION_S > sum(STANDARD_RETRY_SCHEDULE_S)
+    last_retry_ns = int(sum(STANDARD_RETRY_SCHEDULE_S) * 1e9)
+    record = turns.TurnRecord(turns.DONE, 0, 0)
+    assert not turns.expired(record, now_ns=last_retry_ns, retention_s=turns.DEFAULT_RETENTION_S)

@@ -11,8 +11,9 @@ Design rules (every rule that decides whether a delivery runs the agent lives he
   without asking the LLM; ``STARTED`` (the run that committed the user's message died with its
   process, or its LLM failed) resumes it: the LLM is asked again over the history up to that
   message, which is not appended twice, and the reply is committed once.
-- Keys are kept ``retention_s`` after their turn started (at least the webhook timestamp
-  tolerance, so no redelivery the worker would still accept can outlive its key).
+- Keys are kept ``retention_s`` after their turn started: by default the whole Standard Webhooks
+  retry schedule and an hour more, so a redelivery as late as that schedule allows still finds
+  its key (each attempt is signed anew, so the webhook timestamp tolerance does not bound it).
 
 ``TravelAgent`` (``travel_agent.py``) is the adapter: it looks the key up, carries out the
 action and commits.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from travelagent.agent.state import TripState
+from travelagent.wire.webhooks import STANDARD_RETRY_SCHEDULE_S
 
 TurnState = Literal["new", "started", "done"]
 Action = Literal["run", "resume", "replay", "join"]
@@ -31,7 +33,8 @@ Action = Literal["run", "resume", "replay", "join"]
 NEW: Final = "new"
 STARTED: Final = "started"
 DONE: Final = "done"
-DEFAULT_RETENTION_S: Final = 3600.0
+# The last Standard Webhooks retry comes about 27.6 h after the first attempt; an hour more.
+DEFAULT_RETENTION_S: Final = sum(STANDARD_RETRY_SCHEDULE_S) + 3600.0
 
 # (durable state, a run live in this process) -> what the delivery does
 DELIVERY: Final[dict[tuple[TurnState, bool], Action]] = {
