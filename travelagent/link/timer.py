@@ -154,7 +154,7 @@ def _libc() -> Any:
 
 LEAD_MIN_NS = 20_000
 LEAD_MAX_NS = 100_000  # the most a release waits in a spin after an early wake-up
-LEAD_QUANTILE = 0.5
+LEAD_QUANTILE = 0.25
 LEAD_WINDOW = 128  # the wake-ups the lead is taken from
 LEAD_EVERY = 32  # wake-ups between two updates of the lead
 
@@ -165,9 +165,12 @@ class TimerfdTimer:
     The kernel's high-resolution timer makes the fd readable at the deadline, and the loop
     (already waiting in ``epoll``) wakes for it as for any socket, so there is no 1 ms rounding
     and no second thread to be scheduled. How long that wake-up takes (deadline to callback)
-    depends on the machine and its load, so ``lead_ns`` follows it: the median of the
-    last 128 wake-ups, between ``LEAD_MIN_NS`` and ``LEAD_MAX_NS``. The link asks for
-    ``deadline - lead_ns`` and waits out what is left of an early wake-up in a short spin.
+    depends on the machine and its load, so ``lead_ns`` follows it: the 25th percentile of
+    the last 128 wake-ups, between ``LEAD_MIN_NS`` and ``LEAD_MAX_NS``. The link asks for
+    ``deadline - lead_ns`` and waits out what is left of an early wake-up in a short spin: a
+    quarter of the wake-ups spin, for a few microseconds; the rest are late by their excess
+    over the lead (the median by ~15 us here). A higher quantile spins longer for little:
+    at the median, the links process took ~1.3x the CPU per message for 0.05 ms of p50.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
