@@ -5,7 +5,10 @@ process, sends newline-framed messages through at a steady rate, and prints the 
 one-way delay (send by the client to receipt by the server, both on the host's monotonic
 clock) against the configured delay, then the set-up cost of a new connection (first round
 trip on a new connection minus a round trip on a warm one) against the configured cost.
-It runs once per timer kind, so the choice of timer stays justified by numbers.
+Beside those: where the one-way time went (send to the link's read, the link's write to the
+server's read), the one-way time to the link's write (the link's own error, without the
+server's wake-up) and the links process's CPU per message. It runs once per timer kind, so the
+choice of timer stays justified by numbers.
 """
 
 from __future__ import annotations

@@ -169,8 +169,8 @@ class TimerfdTimer:
     the last 128 wake-ups, between ``LEAD_MIN_NS`` and ``LEAD_MAX_NS``. The link asks for
     ``deadline - lead_ns`` and waits out what is left of an early wake-up in a short spin: a
     quarter of the wake-ups spin, for a few microseconds; the rest are late by their excess
-    over the lead (the median by ~15 us here). A higher quantile spins longer for little:
-    at the median, the links process took ~1.3x the CPU per message for 0.05 ms of p50.
+    over the lead. A higher quantile spins longer for little: with the lead at the median, the
+    links process took 1.3x the CPU per message of no spin for 0.05 ms of p50 (docs/bench.md).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
