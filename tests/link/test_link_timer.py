@@ -148,3 +148,15 @@ async def test_timerfd_learns_its_lead_from_its_wake_ups() -> None:
         assert timer.lead_ns == lead_from(list(timer.wake_ns)[:32])
     finally:
         timer.close()
+
+
+async def test_timerfd_learns_nothing_from_a_deadline_already_past() -> None:
+    loop = asyncio.get_running_loop()
+    timer = TimerfdTimer(loop)
+    fired = asyncio.Event()
+    try:
+        timer.call_at_ns(mono_ns() - 50_000_000, fired.set)  # 50 ms ago: fires at once
+        await asyncio.wait_for(fired.wait(), 5)
+        assert not timer.wake_ns
+    finally:
+        timer.close()

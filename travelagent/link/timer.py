@@ -186,6 +186,7 @@ class TimerfdTimer:
         self._heap: list[tuple[int, int, Callback]] = []
         self._seq = itertools.count()
         self._armed_ns = 0  # deadline the fd is set for (0: disarmed)
+        self._armed_ahead = False  # that deadline was still ahead when it was set
         self._firing = False  # in _fire: it arms once for the earliest deadline when done
         self._spec = _Itimerspec()
         self._spec_ref = ctypes.byref(self._spec)
@@ -200,6 +201,7 @@ class TimerfdTimer:
         if self._libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None) < 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
         self._armed_ns = deadline_ns
+        self._armed_ahead = deadline_ns > mono_ns()
 
     def call_at_ns(self, deadline_ns: int, callback: Callback) -> None:
         heapq.heappush(self._heap, (deadline_ns, next(self._seq), callback))
@@ -212,7 +214,9 @@ class TimerfdTimer:
         except BlockingIOError:
             pass
         now = mono_ns()
-        if self._armed_ns:
+        if self._armed_ahead and now >= self._armed_ns:
+            # A wake-up cost only from a deadline that was ahead (one already past when set
+            # fires at once: its lateness is not the wake-up's).
             self._learn(now - self._armed_ns)
         due: list[Callback] = []
         heap = self._heap
