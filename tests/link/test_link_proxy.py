@@ -440,3 +440,17 @@ async def test_a_chunk_read_late_is_scheduled_from_its_arrival_at_the_socket(
     assert sent_ns <= up[-1].arrival_ns < read_after_ns - 30 * MS
     assert up[-1].scheduled_ns == up[-1].arrival_ns + 100 * MS
     writer.close()
+
+
+async def test_a_link_listening_on_a_name_forwards(upstream: Upstream, tf: float) -> None:
+    link = Link(
+        "named", listen_host="localhost", listen_port=0, upstream_host="localhost",
+        upstream_port=upstream.port, shape=LinkShape(delay_ms=1, setup_rtts=0),
+    )  # fmt: skip
+    await link.start()
+    try:
+        reader, writer = await asyncio.open_connection("localhost", link.listen_port)
+        await roundtrip(reader, writer, b"named", 5 * tf)
+        writer.close()
+    finally:
+        await link.stop()

@@ -64,3 +64,14 @@ def test_an_accepted_socket_knows_when_its_bytes_arrived() -> None:
     finally:
         client.close()
         lst.close()
+
+
+def test_a_name_with_several_addresses_gets_no_stamped_listener(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    both = [
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+    ]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: both)
+    assert listener("localhost", 0) is None  # the proxy then listens on both, unstamped

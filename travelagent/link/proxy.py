@@ -441,7 +441,12 @@ class Link:
         loop = asyncio.get_running_loop()
         # Our own listening socket, so accepted connections are StampedSockets.
         self._listener = listener(self.listen_host, self.listen_port)
-        self._server = await loop.create_server(self._accept, sock=self._listener)
+        if self._listener is not None:
+            self._server = await loop.create_server(self._accept, sock=self._listener)
+        else:
+            self._server = await loop.create_server(
+                self._accept, self.listen_host, self.listen_port, reuse_address=True
+            )
         if self.listen_port == 0:
             self.listen_port = self._server.sockets[0].getsockname()[1]
 

@@ -93,11 +93,13 @@ class StampedListener(socket.socket):
         return self._accepted.pop(fd, None)
 
 
-def listener(host: str, port: int, backlog: int = 100) -> StampedListener:
-    """A non-blocking listening socket on the first address ``host`` resolves to."""
+def listener(host: str, port: int, backlog: int = 100) -> StampedListener | None:
+    """A non-blocking listening socket on ``host:port``; None when ``host`` names more than one
+    address (``localhost`` on a dual-stack host): asyncio's own server then listens on every
+    one of them, as before, and those accepted connections go without kernel stamps."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    if not infos:
-        raise OSError(f"cannot resolve {host!r}")
+    if len({info[4] for info in infos}) != 1:
+        return None
     family, kind, proto, _, addr = infos[0]
     sock = StampedListener(family, kind, proto)
     try:
