@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -422,6 +423,7 @@ async def test_a_peer_that_does_not_read_pushes_back_instead_of_filling_memory(
         await server.wait_closed()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
 async def test_a_chunk_read_late_is_scheduled_from_its_arrival_at_the_socket(
     make_link: Any, tf: float
 ) -> None:
