@@ -39,6 +39,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import RequestStats
 
+from travelagent.client import records
 from travelagent.client.records import MessageRecord, Recorder, finalize_run
 from travelagent.client.runinfo import new_run_id
 from travelagent.config import JWT_SECRET_ENV, secret
@@ -160,6 +161,7 @@ class ProcessRecords:
 
     def __init__(self) -> None:
         self.recorder: Recorder | None = None
+        self._run_dir = ""  # the option the recorder was made for (compared per message)
         self.late_sends = 0
         self.sends = 0
 
@@ -167,9 +169,11 @@ class ProcessRecords:
         run_dir = getattr(opts, "run_dir", "")
         if not run_dir:
             return None
-        if self.recorder is None or self.recorder.run_dir != Path(run_dir):
-            self.flush()
-            self.recorder = Recorder(run_dir, tag=f"{socket.gethostname()}-{os.getpid()}")
+        if self.recorder is None or run_dir != self._run_dir:
+            if self.recorder is None or self.recorder.run_dir != Path(run_dir):
+                self.flush()
+                self.recorder = Recorder(run_dir, tag=f"{socket.gethostname()}-{os.getpid()}")
+            self._run_dir = run_dir
         return self.recorder
 
     def flush(self) -> None:
@@ -260,6 +264,7 @@ def on_init(environment: Environment, **_kw: Any) -> None:
     opts = environment.parsed_options
     if opts is None:
         return
+    records.warm_up()  # pyarrow's first table imports pandas: now, not at the first flush
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
         # The master decides the run directory; workers receive it with the spawn message.
