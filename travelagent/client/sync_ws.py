@@ -34,7 +34,7 @@ __all__ = ["ConnectionClosed", "HandshakeError", "SyncWebSocket", "apply_mask", 
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
-RECV_BYTES = 256 * 1024  # one recv takes whatever is there, up to this
+RECV_BYTES = 64 * 1024  # one recv takes whatever is there, up to this
 MAX_HEADER_BYTES = 64 * 1024
 _MIN_WAIT_S = 1e-4  # a zero timeout would make the socket non-blocking for a concurrent send
 
