@@ -4,15 +4,19 @@ Targets: the stand-in gateway (``loadtests/standin.py``, no agent, replies at on
 gateway. Locust runs as the project runs it (``loadtests/locustfile.py``, ``GatewayUser``, closed
 loop, records to Parquet) in one process; its rate is taken over the whole seconds of its run
 (the first and last, partial, are dropped). The bare client is ``AsyncGatewayClient`` with the
-same number of users, through the round-trip driver.
+same number of users, through the round-trip driver. Each Locust trial also gives the Locust
+process's CPU time per message over the same whole seconds (``cpu_ms_per_message``, from
+``/proc``): what one message costs the generator, whatever else the machine is doing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,18 +26,56 @@ from travelagent.bench.trial import closed_loop
 from travelagent.topology.launcher import ROOT
 
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+CPU_SAMPLE_S = 0.05
 STANDIN = ROOT / "loadtests" / "standin.py"
+
+
+def _entry(stats: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(e for e in stats if e["name"] == name and e["method"] == "WS")
+
+
+def whole_seconds(stats: list[dict[str, Any]], name: str = "gateway") -> list[tuple[int, int]]:
+    """(second, messages) of Locust's ``--json`` entry ``name``: its whole seconds (the first
+    and last, partial, dropped)."""
+    per_s = sorted((int(k), v) for k, v in _entry(stats, name)["num_reqs_per_sec"].items())
+    return per_s[1:-1]
 
 
 def locust_rate(stats: list[dict[str, Any]], name: str = "gateway") -> tuple[float, int]:
     """Messages per second of Locust's ``--json`` entry ``name``, over its whole seconds."""
-    entry = next(e for e in stats if e["name"] == name and e["method"] == "WS")
-    per_s = sorted((int(k), v) for k, v in entry["num_reqs_per_sec"].items())
-    full = [v for _, v in per_s[1:-1]]
+    entry = _entry(stats, name)
+    full = [v for _, v in whole_seconds(stats, name)]
     if full:
         return float(statistics.fmean(full)), int(entry["num_requests"])
     span = entry["last_request_timestamp"] - entry["start_time"]
     return (entry["num_requests"] / span if span > 0 else 0.0), int(entry["num_requests"])
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (``/proc/<pid>/stat``); None once it is gone
+    or where there is no ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_per_message_ms(samples: list[tuple[float, float]], seconds: list[tuple[int, int]]) -> float:
+    """Milliseconds of CPU per message over the whole ``seconds`` (from ``whole_seconds``),
+    from ``samples`` of (wall time, CPU seconds): the CPU at the last sample at or before each
+    end of the span. NaN when the samples do not cover it or no message fell in it."""
+    if not seconds:
+        return float("nan")
+    start, end = seconds[0][0], seconds[-1][0] + 1
+    n = sum(v for _, v in seconds)
+    before = [c for t, c in samples if t <= start]
+    upto = [c for t, c in samples if t <= end]
+    if not before or not upto or n <= 0:
+        return float("nan")
+    return (upto[-1] - before[-1]) * 1000 / n
 
 
 async def run_locust(url: str, *, users: int, seconds: float, run_dir: Path) -> dict[str, Any]:
@@ -46,11 +88,26 @@ async def run_locust(url: str, *, users: int, seconds: float, run_dir: Path) -> 
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=run_dir.parent
     )
-    out, _ = await proc.communicate()
+    # The Locust process's CPU time, sampled through its run: CPU per message over the same
+    # whole seconds as the rate depends far less on the machine's other work than the rate.
+    samples: list[tuple[float, float]] = []
+
+    async def sample() -> None:
+        while (cpu := cpu_seconds(proc.pid)) is not None:
+            samples.append((time.time(), cpu))
+            await asyncio.sleep(CPU_SAMPLE_S)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        out, _ = await proc.communicate()
+    finally:
+        sampler.cancel()
     if proc.returncode not in (0, 1):  # 1: some requests failed; the rate still stands
         raise RuntimeError(f"locust exited with {proc.returncode}")
-    rate, n = locust_rate(json.loads(out))
-    return {"rate_per_s": rate, "messages": n}
+    stats = json.loads(out)
+    rate, n = locust_rate(stats)
+    cpu_ms = cpu_per_message_ms(samples, whole_seconds(stats))
+    return {"rate_per_s": rate, "messages": n, "cpu_ms_per_message": cpu_ms}
 
 
 async def run_asyncio(url: str, *, users: int, seconds: float, label: str) -> dict[str, Any]:
