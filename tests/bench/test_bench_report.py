@@ -118,3 +118,20 @@ def test_cpu_seconds_reads_this_process_and_none_for_a_gone_one() -> None:
     mine = cpu_seconds(os.getpid())
     assert mine is not None and mine >= 0
     assert cpu_seconds(2**22 + 12345) is None
+
+
+def test_versus_summary_pairs_the_sides_round_by_round() -> None:
+    from travelagent.bench.loadgen import versus_summary
+
+    trials = [
+        {"round": 0, "side": "old", "rate_per_s": 1000.0, "cpu_ms_per_message": 0.3},
+        {"round": 0, "side": "new", "rate_per_s": 3000.0, "cpu_ms_per_message": 0.1},
+        {"round": 1, "side": "new", "rate_per_s": 2000.0, "cpu_ms_per_message": 0.2},
+        {"round": 1, "side": "old", "rate_per_s": 2000.0, "cpu_ms_per_message": float("nan")},
+        {"round": 2, "side": "old", "rate_per_s": 500.0, "cpu_ms_per_message": 0.5},  # unpaired
+    ]
+    s = versus_summary(trials)
+    assert s["rate_new_over_old"].values == pytest.approx((3.0, 1.0))
+    assert s["cpu_old_over_new"].values == pytest.approx((3.0,))  # a NaN round is left out
+    assert s["cpu_ms_per_message"]["old"].median == pytest.approx(0.4)
+    assert s["rate_per_s"]["new"].median == pytest.approx(2500.0)
