@@ -258,3 +258,22 @@ def test_bad_urls_and_headers_are_refused_before_connecting() -> None:
     with pytest.raises(ValueError, match="line break"):
         sync_ws.connect(f"ws://127.0.0.1:{port}/x", additional_headers={"X": "a\r\nY: b"})
     t.join(5)
+
+
+def test_closing_wakes_a_thread_blocked_reading(pair: tuple[SyncWebSocket, socket.socket]) -> None:
+    ws, _peer = pair
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            ws.recv(timeout=30)
+        except BaseException as err:
+            errors.append(err)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    threading.Event().wait(0.1)
+    ws.close()
+    reader.join(5)
+    assert not reader.is_alive()
+    assert errors and isinstance(errors[0], ConnectionClosed)

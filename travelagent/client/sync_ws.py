@@ -375,6 +375,10 @@ class SyncWebSocket:
         """Close the TCP socket at once, no closing handshake."""
         if self._closed is None:
             self._closed = ConnectionClosed(1006, "socket closed")
+        try:  # shutdown first: a thread blocked reading it wakes now, not at its timeout
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:
