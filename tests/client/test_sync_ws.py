@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -277,3 +282,38 @@ def test_closing_wakes_a_thread_blocked_reading(pair: tuple[SyncWebSocket, socke
     reader.join(5)
     assert not reader.is_alive()
     assert errors and isinstance(errors[0], ConnectionClosed)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_wss_talks_through_tls_and_checks_the_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from websockets.sync.server import serve
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+
+    def echo(conn: Any) -> None:
+        for message in conn:
+            conn.send(message)
+
+    with serve(echo, "127.0.0.1", 0, ssl=server_ctx) as server:
+        port = server.socket.getsockname()[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        with pytest.raises(ssl.SSLError):  # an unknown issuer is refused
+            sync_ws.connect(f"wss://127.0.0.1:{port}/", open_timeout=5)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now trusted
+        ws = sync_ws.connect(f"wss://127.0.0.1:{port}/", open_timeout=5)
+        try:
+            ws.send("over tls " * 5000)
+            assert ws.recv(timeout=5) == "over tls " * 5000
+        finally:
+            ws.close()
+        server.shutdown()
