@@ -317,3 +317,14 @@ def test_wss_talks_through_tls_and_checks_the_certificate(
         finally:
             ws.close()
         server.shutdown()
+
+
+def test_mask_keys_are_drawn_in_blocks_and_never_repeat_a_block() -> None:
+    keys = sync_ws._MaskKeys(pool_bytes=16)
+    drawn = [keys.take() for _ in range(12)]
+    assert all(len(k) == 4 for k in drawn)
+    blocks = [b"".join(drawn[i : i + 4]) for i in range(0, 12, 4)]
+    assert len(set(blocks)) == 3  # each block of 4 keys is a fresh draw
+    keys.take()  # the first key of a fourth block
+    keys.reset()  # as in a forked child: what was drawn is dropped
+    assert b"".join(keys.take() for _ in range(4)) not in blocks

@@ -57,6 +57,33 @@ class HandshakeError(OSError):
         super().__init__(message)
 
 
+class _MaskKeys:
+    """Masking keys from the system's random source, drawn 4 KiB at a time: a frame's key is as
+    unpredictable as ``os.urandom(4)``, without a system call per frame."""
+
+    def __init__(self, pool_bytes: int = 4096) -> None:
+        self._size = pool_bytes
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop what is drawn (a forked child must not reuse its parent's keys)."""
+        self._pool = b""
+        self._at = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bytes:
+        with self._lock:
+            if self._at + 4 > len(self._pool):
+                self._pool, self._at = os.urandom(self._size), 0
+            key = self._pool[self._at : self._at + 4]
+            self._at += 4
+            return key
+
+
+_mask_keys = _MaskKeys()
+os.register_at_fork(after_in_child=_mask_keys.reset)
+
+
 def apply_mask(data: bytes, mask: bytes) -> bytes:
     """``data`` XOR the 4-byte ``mask`` repeated."""
     if _c_apply_mask is not None:
@@ -199,7 +226,7 @@ class SyncWebSocket:
     def _send_frame(self, opcode: int, payload: bytes) -> None:
         if self._closed is not None:
             raise self._closed
-        mask = os.urandom(4)
+        mask = _mask_keys.take()
         data = frame_header(opcode, len(payload), mask) + apply_mask(payload, mask)
         with self._send_lock:
             self._send_all(data)
@@ -346,7 +373,7 @@ class SyncWebSocket:
             return
         self._close_sent = True
         payload = code.to_bytes(2, "big") + reason.encode()[:123]
-        mask = os.urandom(4)
+        mask = _mask_keys.take()
         try:
             frame = frame_header(OP_CLOSE, len(payload), mask) + apply_mask(payload, mask)
             # A sender stuck on a silent peer holds the lock: the close frame is then skipped.
