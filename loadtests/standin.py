@@ -27,13 +27,20 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
     opts: argparse.Namespace = request.app["opts"]
     ws = web.WebSocketResponse(compress=False)  # as the gateway
     await ws.prepare(request)
-    queue: asyncio.Queue[gw.ClientMessage | None] = asyncio.Queue()
+    # With a delay, replies are answered by a task of their own, so reading goes on meanwhile;
+    # without one, each message is answered where it is read (the same order, one at a time,
+    # without a queue and a task switch per message: the load generator's bench drives this).
+    queue: asyncio.Queue[gw.ClientMessage | None] | None = None
+    task = None
+    if opts.delay_ms > 0:
+        queue = asyncio.Queue()
 
-    async def answer() -> None:
-        while (msg := await queue.get()) is not None:
-            await reply(ws, msg, opts)
+        async def answer() -> None:
+            assert queue is not None
+            while (msg := await queue.get()) is not None:
+                await reply(ws, msg, opts)
 
-    task = asyncio.create_task(answer())
+        task = asyncio.create_task(answer())
     # A frame the client must ignore, as agent frameworks send on connect.
     await ws.send_str(json.dumps({"type": "cf_agent_state", "state": {}}))
     async for m in ws:
@@ -46,9 +53,16 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
             continue
         if msg.trace is not None:
             msg.trace.stamp("worker.recv", "worker")
-        await queue.put(msg)
-    await queue.put(None)
-    task.cancel()
+        if queue is None:
+            try:
+                await reply(ws, msg, opts)
+            except ConnectionResetError:  # the client left mid-reply
+                break
+        else:
+            await queue.put(msg)
+    if queue is not None and task is not None:
+        await queue.put(None)
+        task.cancel()
     return ws
 
 
@@ -58,7 +72,8 @@ async def reply(ws: web.WebSocketResponse, msg: gw.ClientMessage, opts: argparse
     trace: Trace | None = msg.trace if ids else None
     if msg.text == "silence":
         return
-    await asyncio.sleep(opts.delay_ms / 1000)
+    if opts.delay_ms > 0:
+        await asyncio.sleep(opts.delay_ms / 1000)
     if trace is not None:
         trace.stamp("worker.send", "worker")
     if msg.text == "error":

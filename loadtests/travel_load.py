@@ -39,6 +39,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import RequestStats
 
+from travelagent.client import records
 from travelagent.client.records import MessageRecord, Recorder, finalize_run
 from travelagent.client.runinfo import new_run_id
 from travelagent.config import JWT_SECRET_ENV, secret
@@ -160,6 +161,7 @@ class ProcessRecords:
 
     def __init__(self) -> None:
         self.recorder: Recorder | None = None
+        self._run_dir = ""  # the option the recorder was made for (compared per message)
         self.late_sends = 0
         self.sends = 0
 
@@ -167,9 +169,11 @@ class ProcessRecords:
         run_dir = getattr(opts, "run_dir", "")
         if not run_dir:
             return None
-        if self.recorder is None or self.recorder.run_dir != Path(run_dir):
-            self.flush()
-            self.recorder = Recorder(run_dir, tag=f"{socket.gethostname()}-{os.getpid()}")
+        if self.recorder is None or run_dir != self._run_dir:
+            if self.recorder is None or self.recorder.run_dir != Path(run_dir):
+                self.flush()
+                self.recorder = Recorder(run_dir, tag=f"{socket.gethostname()}-{os.getpid()}")
+            self._run_dir = run_dir
         return self.recorder
 
     def flush(self) -> None:
@@ -236,13 +240,15 @@ def expected_messages(env: Environment) -> int:
 
 
 def recorded_messages(run_dir: Path) -> int:
+    """Messages in the part files and in the merged file (a local run merged its swarm when it
+    stopped, before Locust quits)."""
     import pyarrow.parquet as pq
 
     parts = run_dir / "parts"
-    n = 0
-    for p in parts.glob("messages-*.parquet") if parts.exists() else []:
-        n += pq.ParquetFile(p).metadata.num_rows
-    return n
+    files = list(parts.glob("messages-*.parquet")) if parts.exists() else []
+    if (run_dir / "messages.parquet").exists():
+        files.append(run_dir / "messages.parquet")
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in files)
 
 
 @events.init.add_listener
@@ -260,6 +266,7 @@ def on_init(environment: Environment, **_kw: Any) -> None:
     opts = environment.parsed_options
     if opts is None:
         return
+    records.warm_up()  # pyarrow's first table imports pandas: now, not at the first flush
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
         # The master decides the run directory; workers receive it with the spawn message.
@@ -292,6 +299,17 @@ def on_init(environment: Environment, **_kw: Any) -> None:
             original_quit()
 
         runner.quit = quit_after_workers  # type: ignore[method-assign]
+
+
+@events.init.add_listener
+def fresh_clock(**_kw: Any) -> None:
+    """Bring the gevent loop's clock up to now, last thing before Locust sets its timers.
+
+    Locust arms ``-t/--run-time`` with ``gevent.spawn_later``, which counts from the loop's
+    cached time; the loop has not run since it was made, before the imports and the init hooks
+    (1-3 s here), so the run stopped that much early: a ``-t 4s`` run drove load for 1.5-2.5 s.
+    """
+    gevent.get_hub().loop.update_now()
 
 
 _swarms = count(1)

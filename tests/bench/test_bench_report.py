@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
-from travelagent.bench.loadgen import locust_rate
+from travelagent.bench.loadgen import cpu_per_message_ms, cpu_seconds, locust_rate, whole_seconds
 from travelagent.bench.report import build_rows
 from travelagent.bench.table import fmt_value, render
 
@@ -96,3 +97,41 @@ def test_locust_rate_uses_whole_seconds_only() -> None:
               "last_request_timestamp": 3.5,
               "num_reqs_per_sec": {"100": 5, "101": 30, "102": 30, "103": 5}}]  # fmt: skip
     assert locust_rate(stats) == (30.0, 70)
+
+
+def test_locust_cpu_per_message_is_taken_over_the_rates_whole_seconds() -> None:
+    stats = [{"name": "gateway", "method": "WS", "num_requests": 70, "start_time": 0.0,
+              "last_request_timestamp": 3.5,
+              "num_reqs_per_sec": {"100": 5, "101": 30, "102": 30, "103": 5}}]  # fmt: skip
+    seconds = whole_seconds(stats)
+    assert seconds == [(101, 30), (102, 30)]
+    # CPU seconds at wall times: 1.0 s at 101 (start-up spent before), 1.6 s by 103.
+    samples = [(99.5, 0.2), (100.9, 0.9), (101.0, 1.0), (102.5, 1.3), (103.0, 1.6), (104.0, 9.0)]
+    assert cpu_per_message_ms(samples, seconds) == pytest.approx(600 / 60)
+    assert math.isnan(cpu_per_message_ms(samples[3:], seconds))  # no sample before the span
+    assert math.isnan(cpu_per_message_ms(samples, []))
+
+
+def test_cpu_seconds_reads_this_process_and_none_for_a_gone_one() -> None:
+    import os
+
+    mine = cpu_seconds(os.getpid())
+    assert mine is not None and mine >= 0
+    assert cpu_seconds(2**22 + 12345) is None
+
+
+def test_versus_summary_pairs_the_sides_round_by_round() -> None:
+    from travelagent.bench.loadgen import versus_summary
+
+    trials = [
+        {"round": 0, "side": "old", "rate_per_s": 1000.0, "cpu_ms_per_message": 0.3},
+        {"round": 0, "side": "new", "rate_per_s": 3000.0, "cpu_ms_per_message": 0.1},
+        {"round": 1, "side": "new", "rate_per_s": 2000.0, "cpu_ms_per_message": 0.2},
+        {"round": 1, "side": "old", "rate_per_s": 2000.0, "cpu_ms_per_message": float("nan")},
+        {"round": 2, "side": "old", "rate_per_s": 500.0, "cpu_ms_per_message": 0.5},  # unpaired
+    ]
+    s = versus_summary(trials)
+    assert s["rate_new_over_old"].values == pytest.approx((3.0, 1.0))
+    assert s["cpu_old_over_new"].values == pytest.approx((3.0,))  # a NaN round is left out
+    assert s["cpu_ms_per_message"]["old"].median == pytest.approx(0.4)
+    assert s["rate_per_s"]["new"].median == pytest.approx(2500.0)

@@ -160,3 +160,30 @@ def test_client_runs_concurrently_under_gevent_monkey_patching(slow: str, tf: fl
     assert res.returncode == 0, res.stderr
     # 30 users x 3 replies of 100 ms: 9 s one after another, about 0.3 s if greenlets overlap.
     assert float(res.stdout.strip()) < 3 * tf
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-ids",), ("--stream",)])
+def test_stand_in_without_delay_answers_a_burst_in_order_one_at_a_time(
+    flags: tuple[str, ...],
+) -> None:
+    """With no delay the stand-in answers where it reads: still every message, in order (a peer
+    without ids is matched in order, so a reply out of order would be given to the wrong one)."""
+    for url in standin(*flags):
+        done: list[MessageRecord] = []
+        c = GatewayClient(url, "u8", on_done=done.append)
+        stop = threading.Event()
+        rx = threading.Thread(target=c.receive_forever, args=(stop,))
+        rx.start()
+        texts = ["error" if i == 7 else f"m{i}" for i in range(60)]
+        pend = [c.send(t) for t in texts]
+        for p in pend:
+            assert p.done.wait(10)
+        stop.set()
+        rx.join()
+        c.close()
+        by_id = {r.msg_id: r for r in done}
+        recs = [by_id[p.record.msg_id] for p in pend]
+        assert [r.status for r in recs] == ["error" if i == 7 else "ok" for i in range(60)]
+        assert [r.reply.strip() for r in recs if r.status == "ok"] == [
+            f"Reply to: {t}" for t in texts if t != "error"
+        ]

@@ -86,6 +86,22 @@ def test_open_loop_keeps_its_schedule_when_replies_are_slow(
     assert service.max() > 1000 * MS  # replies queued up behind the schedule: visible, not hidden
 
 
+def test_a_run_drives_load_for_its_whole_run_time(
+    fast_gateway: str, tmp_path: Path, tf: float
+) -> None:
+    """``-t`` counts from when Locust arms it, not from a clock left behind by the start-up
+    (which cut a 4 s run to 1.5-2.5 s of load)."""
+    run_dir = tmp_path / "whole"
+    res = locust(
+        run_dir, fast_gateway, "-u", "2", "-r", "2", "-t", "4s", "--stop-timeout", "2",
+        "--stream", "false", tf=tf,
+    )  # fmt: skip
+    msgs = pd.read_parquet(run_dir / "messages.parquet")
+    span_s = (msgs["send_ns"].max() - msgs["send_ns"].min()) / 1e9
+    assert span_s >= 4 - 1.0 * tf, span_s
+    assert "part files hold" not in res.stderr  # the merged run counts as recorded
+
+
 def test_two_processes_merge_into_one_run_without_loss_or_duplicates(
     fast_gateway: str, tmp_path: Path, tf: float
 ) -> None:

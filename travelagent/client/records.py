@@ -9,6 +9,7 @@ can write into one run without coordination. ``finalize_run`` merges the parts i
 
 from __future__ import annotations
 
+import operator
 import os
 import socket
 import threading
@@ -57,8 +58,16 @@ STAMPS_SCHEMA = pa.schema(
 )
 
 
+_source: list[str] = []  # this process's tag, made once (and again in a forked child)
+
+
 def source_tag() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    if not _source:
+        _source.append(f"{socket.gethostname()}:{os.getpid()}")
+    return _source[0]
+
+
+os.register_at_fork(after_in_child=_source.clear)
 
 
 @dataclass
@@ -90,6 +99,14 @@ class MessageRecord:
 
 _COLUMNS = tuple(MESSAGES_SCHEMA.names)
 _STAMP_COLUMNS = tuple(STAMPS_SCHEMA.names)
+_ROW = operator.attrgetter(*_COLUMNS)
+
+
+def warm_up() -> None:
+    """Build (and drop) an empty part: the first table pyarrow builds imports pandas, about half
+    a second, which a load generator should spend before its users start, not at its first
+    flush with every user stalled."""
+    pa.Table.from_pydict({name: [] for name in _COLUMNS}, schema=MESSAGES_SCHEMA)
 
 
 class Recorder:
@@ -101,11 +118,12 @@ class Recorder:
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         self.tag = tag or f"{socket.gethostname()}-{os.getpid()}"
         self.flush_every = flush_every
-        # Column buffers, not a dict per row: appending is cheaper per message, and a flush
-        # builds its table from columns (``from_pydict``), several times faster than from rows,
-        # so the load generator stalls less at every flush.
-        self._cols: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
-        self._stamp_cols: dict[str, list[Any]] = {name: [] for name in _STAMP_COLUMNS}
+        # Per message one tuple of column values and the trace's stamps, appended as they are;
+        # a flush turns them into columns (C-speed transposes) and builds each table from
+        # columns (``from_pydict``), several times faster than from rows, so the load generator
+        # spends little per message and stalls little at a flush.
+        self._rows: list[tuple[Any, ...]] = []
+        self._stamps: list[tuple[str, tuple[tuple[str, int, str], ...]]] = []
         self._part = 0
         self._lock = threading.Lock()
         self.count = 0
@@ -113,31 +131,35 @@ class Recorder:
     def add(self, rec: MessageRecord) -> None:
         if rec.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {rec.status!r}")
-        stamps = rec.trace.stamps if rec.trace is not None else []
+        row = _ROW(rec)
+        stamps = tuple(rec.trace.stamps) if rec.trace is not None else ()
         with self._lock:
-            for name, column in self._cols.items():
-                column.append(getattr(rec, name))
+            self._rows.append(row)
             if stamps:
-                sc = self._stamp_cols
-                sc["msg_id"].extend([rec.msg_id] * len(stamps))
-                sc["seq"].extend(range(len(stamps)))
-                sc["name"].extend([name for name, _, _ in stamps])
-                sc["t_ns"].extend([t_ns for _, t_ns, _ in stamps])
-                sc["process"].extend([proc for _, _, proc in stamps])
+                self._stamps.append((rec.msg_id, stamps))
             self.count += 1
-            full = len(self._cols["msg_id"]) >= self.flush_every
+            full = len(self._rows) >= self.flush_every
         if full:
             self.flush()
 
     def flush(self) -> None:
         with self._lock:
-            cols, stamp_cols = self._cols, self._stamp_cols
-            self._cols = {name: [] for name in _COLUMNS}
-            self._stamp_cols = {name: [] for name in _STAMP_COLUMNS}
+            rows, stamp_rows = self._rows, self._stamps
+            self._rows, self._stamps = [], []
             part = self._part
             self._part += 1
-        if not cols["msg_id"]:
+        if not rows:
             return
+        cols = dict(zip(_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+        flat = [stamp for _, stamps in stamp_rows for stamp in stamps]
+        names, times, procs = (list(c) for c in zip(*flat, strict=True)) if flat else ([], [], [])
+        stamp_cols = {
+            "msg_id": [mid for mid, stamps in stamp_rows for _ in stamps],
+            "seq": [seq for _, stamps in stamp_rows for seq in range(len(stamps))],
+            "name": names,
+            "t_ns": times,
+            "process": procs,
+        }
         name = f"{self.tag}-{part:05d}.parquet"
         _write_atomic(
             pa.Table.from_pydict(cols, schema=MESSAGES_SCHEMA), self.parts_dir / f"messages-{name}"

@@ -1,10 +1,11 @@
 """A blocking, gevent-friendly gateway client (the Worker's ``/api/gateway/ws``).
 
 Locust monkey-patches the standard library with gevent, so blocking sockets cooperate: this
-client uses ``websockets.sync.client``, whose background reader thread becomes a greenlet.
-One connection carries many messages; replies are matched to messages by ``id`` when the peer
-echoes it, and in arrival order when it does not (a deployed original Worker), since one agent
-answers its messages one at a time.
+client uses ``sync_ws``, a lean blocking WebSocket whose reads happen in the caller (no reader
+thread or greenlet per connection, no hand-over per message). One connection carries many
+messages; replies are matched to messages by ``id`` when the peer echoes it, and in arrival
+order when it does not (a deployed original Worker), since one agent answers its messages one
+at a time.
 
 Reply bookkeeping (stamps, matching, timeouts, records) is ``travelagent.client.replies``,
 shared with the realtime client and the async clients; this module is the socket layer.
@@ -25,6 +26,7 @@ import threading
 import time
 from typing import Any
 
+from travelagent.client import sync_ws
 from travelagent.client.aio_core import PING_S, PING_TIMEOUT_S
 from travelagent.client.records import MessageRecord
 from travelagent.client.replies import (
@@ -58,25 +60,15 @@ __all__ = [
 
 
 def ws_connect(url: str, *, timeout_s: float, headers: dict[str, str] | None = None) -> Any:
-    """Open a long-lived ``websockets.sync`` connection (not as a context manager)."""
-    from websockets.sync.client import connect
-
-    kwargs: dict[str, Any] = {
-        "open_timeout": timeout_s,
-        "max_size": 16 * 1024 * 1024,
-        "additional_headers": headers,
-        # Pings from this side would be noise in latency runs; servers ping if they want to.
-        "ping_interval": None,
-        "compression": None,
-    }
-    try:
-        return connect(url, legacy=True, **kwargs)
-    except TypeError:  # websockets < 16 has no ``legacy`` flag and behaves that way already
-        return connect(url, **kwargs)
+    """Open a long-lived blocking WebSocket (``sync_ws``): no compression, and no pings from
+    this side unless the silent-socket check sends one (servers ping if they want to)."""
+    return sync_ws.connect(
+        url, open_timeout=timeout_s, max_size=16 * 1024 * 1024, additional_headers=headers
+    )
 
 
 class SocketClient:
-    """The blocking socket layer both sync clients share: one ``websockets.sync`` connection,
+    """The blocking socket layer both sync clients share: one ``sync_ws`` connection,
     its ``PendingSet``, and the loops that read it. Subclasses say how a frame becomes records
     (``_frame_records``) and how a message is sent (``send``)."""
 
