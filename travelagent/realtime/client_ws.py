@@ -5,16 +5,17 @@ what the session asks: a writer task sends whatever is queued, several messages 
 a burst of pushes costs one WebSocket write; webhooks go to the sender; the ping timer and the
 token expiry call back into the session; a close request flushes the queue and closes.
 
-An idle socket holds as little as it can (docs/bench.md, "Memory"): one task (the reader), and
-timer handles for the ping and the token expiry. The writer task exists only while output is
-queued (started by the session's wake, ended when the queue is empty), and the ping is a timer
-re-armed at each ping, not a task sleeping in a loop.
+An idle socket holds as little as it can (docs/bench.md, "Memory"): one task (the reader) and
+one timer handle. The writer task exists only while output is queued (started by the session's
+wake, ended when the queue is empty). The ping and the token expiry share the one timer, armed
+for whichever is due first and re-armed after each ping, not a task sleeping in a loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import weakref
 from collections.abc import Callable
 
@@ -65,9 +66,10 @@ class SessionSocket:
     __slots__ = (
         "_close_task",
         "_deadline",
-        "_expiry",
-        "_ping",
+        "_expires_at",
+        "_ping_at",
         "_ping_s",
+        "_timer",
         "_writing",
         "service",
         "session",
@@ -85,9 +87,11 @@ class SessionSocket:
             per_user=service.per_user,
         )
         self._writing: asyncio.Task[None] | None = None  # the writer, while output is queued
-        self._ping: asyncio.TimerHandle | None = None
+        # One timer for the next ping and the token expiry (loop times; inf: none).
+        self._timer: asyncio.TimerHandle | None = None
         self._ping_s = 0.0
-        self._expiry: asyncio.TimerHandle | None = None
+        self._ping_at = math.inf
+        self._expires_at = math.inf
         self._close_task: asyncio.Task[None] | None = None
         self._deadline: asyncio.TimerHandle | None = None
 
@@ -110,7 +114,7 @@ class SessionSocket:
         finally:
             if self._writing is not None:
                 self._writing.cancel()
-            for timer in (self._ping, self._expiry, self._deadline):
+            for timer in (self._timer, self._deadline):
                 if timer is not None:
                     timer.cancel()
             self.session.connection_lost()
@@ -119,6 +123,7 @@ class SessionSocket:
                 await self._close_task
 
     def _do_actions(self, *, socket_gone: bool = False) -> None:
+        rearm = False
         for action in self.session.actions_to_do():
             if socket_gone and not isinstance(action, SendWebhook):
                 continue  # no timers or closing for a socket that is already gone
@@ -127,16 +132,28 @@ class SessionSocket:
                 self.service.webhooks.offer(WebhookJob(event=action.event, trace=action.trace))
             elif isinstance(action, StartPinger):
                 self._ping_s = action.interval_s
-                self._ping = asyncio.get_running_loop().call_later(self._ping_s, self._ping_due)
+                self._ping_at = asyncio.get_running_loop().time() + action.interval_s
+                rearm = True
             elif isinstance(action, ArmExpiry):
-                loop = asyncio.get_running_loop()
-                self._expiry = loop.call_later(action.delay_s, self._expired)
+                self._expires_at = asyncio.get_running_loop().time() + action.delay_s
+                rearm = True
                 if self._deadline is not None:  # armed at connect: the deadline is moot now
                     self._deadline.cancel()
                     self._deadline = None
             elif isinstance(action, CloseConnection) and self._close_task is None:
                 message = action.reason.encode()
                 self._close_task = asyncio.create_task(self._close(action.code, message))
+        if rearm:
+            self._arm()
+
+    def _arm(self) -> None:
+        """(Re-)arm the one timer for the next ping or the token expiry, whichever is first."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = min(self._ping_at, self._expires_at)
+        if when != math.inf:
+            self._timer = asyncio.get_running_loop().call_at(when, self._timer_due)
 
     def _wake(self) -> None:
         if self._writing is None:
@@ -148,10 +165,6 @@ class SessionSocket:
 
     def _connect_deadline(self) -> None:
         self.session.connect_deadline_passed()
-        self._do_actions()
-
-    def _expired(self) -> None:
-        self.session.token_expired()
         self._do_actions()
 
     async def _writer(self) -> None:
@@ -173,15 +186,21 @@ class SessionSocket:
                 await self.ws.send_str(cf.encode(batch))
         await self.ws.close(code=code, message=message)
 
-    def _ping_due(self) -> None:
-        """The ping timer fired: ping (or close a client that never answered), then re-arm."""
-        self._ping = None
+    def _timer_due(self) -> None:
+        """The timer fired: the token expired (the session closes), or a ping is due (ping, or
+        close a client that never answered, then re-arm for the next)."""
+        self._timer = None
         if self.session.closing:
+            return
+        if self._expires_at <= self._ping_at:
+            self.session.token_expired()
+            self._do_actions()
             return
         self.session.ping_due()
         self._do_actions()
         if not self.session.closing:
-            self._ping = asyncio.get_running_loop().call_later(self._ping_s, self._ping_due)
+            self._ping_at = asyncio.get_running_loop().time() + self._ping_s
+            self._arm()
 
 
 async def handle_client_websocket(request: web.Request) -> web.WebSocketResponse:
