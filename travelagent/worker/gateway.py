@@ -22,6 +22,7 @@ import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
@@ -196,37 +197,12 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
         cfg: WorkerConfig = request.app[CONFIG]
         directory: AgentDirectory = request.app[DIRECTORY]
         stats = request.app[STATS]
-        try:
-            admission = GatewaySession.admit(
-                request.query,
-                request.headers,
-                policy=cfg.token_policy(),
-                open_access=cfg.gateway_open,
-                now_s=time.time(),
-            )
-        except QueryError as err:
-            raise web.HTTPBadRequest(text=str(err)) from None
-        except AuthError as err:
-            stats["gateway_refused_auth"] += 1
-            if err.status == 401:
-                raise web.HTTPUnauthorized(text=str(err)) from None
-            raise web.HTTPForbidden(text=str(err)) from None
-        if not hold_user(request, USER_SLOT, request.app[PER_USER], admission.user_id):
-            stats["gateway_refused_per_user"] += 1
-            raise web.HTTPTooManyRequests(text="too many connections for this user")
-        session = GatewaySession(
-            user_id=admission.user_id,
-            room=admission.room,
-            max_frame_bytes=cfg.max_frame_bytes,
-            max_inflight=cfg.max_inflight_per_socket,
-            default_stream=cfg.stream,
-            process=cfg.process,
-        )
+        session, resume = _admit(request, cfg, stats)
         rooms = request.app[ROOMS]
-        bound: list[tuple[str, str]] = []  # undone when the socket closes
+        bound: list[tuple[str, str]] | None = None  # undone when the socket closes
         if (binding := session.initial_room_binding()) is not None:
             rooms.bind(binding[0], binding[1], directory.get(binding[0]))
-            bound.append(binding)
+            bound = [binding]
         # Uncompressed, as the realtime service's sockets: deflating frames of a few hundred
         # bytes cost more CPU per message than any other step of sending them. aiohttp's reader
         # refuses an uncompressed frame of ``max_msg_size`` bytes or more (``>=``), hence the
@@ -240,17 +216,17 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
         try:
             await ws.prepare(request)
         except BaseException:
-            for bound_user, bound_room in bound:
+            for bound_user, bound_room in bound or ():
                 rooms.unbind(bound_user, bound_room)
             raise
         stats["gateway_sockets"] += 1
         traces = replay_traces(request.app)
-        send = writer.send
         try:
-            if admission.resume_after is not None and admission.user_id is not None:
-                resume = Resume(admission.user_id, admission.resume_after)
-                agent = directory.get(admission.user_id)
-                await _resume(send, agent, resume, traces=traces, stats=stats, process=cfg.process)
+            if resume is not None:
+                agent = directory.get(resume.user_id)
+                await _resume(
+                    writer.send, agent, resume, traces=traces, stats=stats, process=cfg.process
+                )
             # ``receive()`` rather than ``async for``: one coroutine frame less per socket.
             while (msg := await ws.receive()).type not in _CLOSED:
                 t_recv = now_ns()
@@ -265,19 +241,22 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
                     user = decision.user_id
                     assert user is not None
                     rooms.bind(user, decision.join_room, directory.get(user))
+                    if bound is None:
+                        bound = []
                     bound.append((user, decision.join_room))
                 if isinstance(decision, Refuse):
                     stats["gateway_rejected"] += 1
                     frame = gw.error_frame(
                         decision.reason, user_id=decision.user_id, msg_id=decision.msg_id
                     )
-                    await send(frame)
+                    await writer.send(frame)
                     continue
                 if isinstance(decision, Resume):
                     agent = directory.get(decision.user_id)
                     await _resume(
-                        send, agent, decision, traces=traces, stats=stats, process=cfg.process
-                    )
+                        writer.send, agent, decision, traces=traces, stats=stats,
+                        process=cfg.process,
+                    )  # fmt: skip
                     continue
                 sink = SocketSink(
                     writer, user_id=decision.user_id, msg_id=decision.msg_id,
@@ -303,13 +282,60 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
             # the socket gone they have nowhere to go; wait for them so nothing is cut half-way.
             if inflight:
                 await asyncio.gather(*inflight, return_exceptions=True)
-            for bound_user, bound_room in bound:
+            for bound_user, bound_room in bound or ():
                 rooms.unbind(bound_user, bound_room)
             stats["gateway_sockets"] -= 1
         return ws
     finally:
         per_address.release(address)
         release_user(request, USER_SLOT)
+
+
+def _admit(
+    request: web.Request, cfg: WorkerConfig, stats: Counter[str]
+) -> tuple[GatewaySession, Resume | None]:
+    """Admit the socket before the upgrade (or raise its HTTP refusal): its session, and the
+    resume asked for on connect (``?resumeAfter=``), if any. A helper, so that what admission
+    needed (the token's claims, the query) is not held by the open socket's frame."""
+    try:
+        admission = GatewaySession.admit(
+            _query(request),
+            request.headers,
+            policy=cfg.token_policy(),
+            open_access=cfg.gateway_open,
+            now_s=time.time(),
+        )
+    except QueryError as err:
+        raise web.HTTPBadRequest(text=str(err)) from None
+    except AuthError as err:
+        stats["gateway_refused_auth"] += 1
+        if err.status == 401:
+            raise web.HTTPUnauthorized(text=str(err)) from None
+        raise web.HTTPForbidden(text=str(err)) from None
+    if not hold_user(request, USER_SLOT, request.app[PER_USER], admission.user_id):
+        stats["gateway_refused_per_user"] += 1
+        raise web.HTTPTooManyRequests(text="too many connections for this user")
+    session = GatewaySession(
+        user_id=admission.user_id,
+        room=admission.room,
+        max_frame_bytes=cfg.max_frame_bytes,
+        max_inflight=cfg.max_inflight_per_socket,
+        default_stream=cfg.stream,
+        process=cfg.process,
+    )
+    resume = None
+    if admission.resume_after is not None and admission.user_id is not None:
+        resume = Resume(admission.user_id, admission.resume_after)
+    return session, resume
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    """The socket request's query, the first value of each name as in ``request.query``, but
+    parsed here and not cached on the request (which every open socket keeps)."""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True):
+        query.setdefault(name, value)
+    return query
 
 
 async def _resume(
