@@ -1,13 +1,19 @@
-"""The small per-socket pieces of the gateway: the query read without caching, the writer."""
+"""The small per-socket pieces of the gateway: the query read without caching, the writer,
+and what an idle socket keeps of its last message (nothing)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
+from worker_helpers import connect, recv_reply, running_worker
 
-from travelagent.worker.gateway import SocketWriter, _query
+from travelagent.worker.gateway import SocketSink, SocketWriter, _query
+from travelagent.worker.gateway_session import Accept
 
 
 @pytest.mark.parametrize(
@@ -58,3 +64,21 @@ async def test_the_writer_swallows_a_gone_client() -> None:
 
     writer = SocketWriter(Gone())  # type: ignore[arg-type]
     await writer.send("x")  # no error
+
+
+async def test_an_idle_socket_keeps_nothing_of_its_last_message(port: int, tmp_path: Path) -> None:
+    def left() -> list[object]:
+        gc.collect()
+        return [o for o in gc.get_objects() if isinstance(o, SocketSink | Accept)]
+
+    async with running_worker(port, tmp_path / "a.db", stream=False), connect(port) as ws:
+        await ws.send(json.dumps({"type": "message", "text": "hotels in Paris"}))
+        assert "Paris" in (await recv_reply(ws))[-1]["text"]
+        for _ in range(200):  # the turn's task ends just after its reply went out
+            if not left():
+                break
+            await asyncio.sleep(0.01)
+        assert left() == []
+        # The socket is still served.
+        await ws.send(json.dumps({"type": "message", "text": "hotels in Rome"}))
+        assert "Rome" in (await recv_reply(ws))[-1]["text"]

@@ -223,10 +223,11 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
         traces = replay_traces(request.app)
         try:
             if resume is not None:
-                agent = directory.get(resume.user_id)
                 await _resume(
-                    writer.send, agent, resume, traces=traces, stats=stats, process=cfg.process
-                )
+                    writer.send, directory.get(resume.user_id), resume, traces=traces,
+                    stats=stats, process=cfg.process,
+                )  # fmt: skip
+                resume = None
             # ``receive()`` rather than ``async for``: one coroutine frame less per socket.
             while (msg := await ws.receive()).type not in _CLOSED:
                 t_recv = now_ns()
@@ -250,6 +251,7 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
                         decision.reason, user_id=decision.user_id, msg_id=decision.msg_id
                     )
                     await writer.send(frame)
+                    del msg, decision, frame  # an idle socket keeps nothing of its last frame
                     continue
                 if isinstance(decision, Resume):
                     agent = directory.get(decision.user_id)
@@ -257,6 +259,7 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
                         writer.send, agent, decision, traces=traces, stats=stats,
                         process=cfg.process,
                     )  # fmt: skip
+                    del msg, decision, agent
                     continue
                 sink = SocketSink(
                     writer, user_id=decision.user_id, msg_id=decision.msg_id,
@@ -277,6 +280,9 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
                     inflight = set()
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
+                # The turn's task holds what it needs; the socket, idle until the next frame,
+                # keeps neither the frame, nor the sink, nor the task once it is done.
+                del msg, decision, sink, agent, task
         finally:
             # Replies still being produced are allowed to finish (their state commits), but with
             # the socket gone they have nowhere to go; wait for them so nothing is cut half-way.
