@@ -4,12 +4,19 @@ The adapter reads frames and hands each one to the session with its arrival time
 what the session asks: a writer task sends whatever is queued, several messages per frame, so
 a burst of pushes costs one WebSocket write; webhooks go to the sender; the ping timer and the
 token expiry call back into the session; a close request flushes the queue and closes.
+
+An idle socket holds as little as it can (docs/bench.md, "Memory"): one task (the reader) and
+one timer handle. The writer task exists only while output is queued (started by the session's
+wake, ended when the queue is empty). The ping and the token expiry share the one timer, armed
+for whichever is due first and re-armed after each ping, not a task sleeping in a loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import weakref
 from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
@@ -37,33 +44,65 @@ def _room_check(sender: WebhookSender) -> Callable[[int], bool]:
     return room
 
 
+# One room check per sender, shared by its sessions (not a closure per socket).
+_ROOM_CHECKS: weakref.WeakKeyDictionary[WebhookSender, Callable[[int], bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_room_check(sender: WebhookSender) -> Callable[[int], bool]:
+    room = _ROOM_CHECKS.get(sender)
+    if room is None:
+        room = _ROOM_CHECKS[sender] = _room_check(sender)
+    return room
+
+
+_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
+
+
 class SessionSocket:
     """Drives one session over one aiohttp WebSocket."""
+
+    __slots__ = (
+        "_close_task",
+        "_deadline",
+        "_expires_at",
+        "_ping_at",
+        "_ping_s",
+        "_timer",
+        "_writing",
+        "service",
+        "session",
+        "ws",
+    )
 
     def __init__(self, service: RealtimeService, ws: web.WebSocketResponse) -> None:
         self.service, self.ws = service, ws
         sender = service.webhooks
-        self._ready = asyncio.Event()
         self.session = ClientSession(
             service.hub,
             service.config,
-            webhook_room=None if sender is None else _room_check(sender),
+            webhook_room=None if sender is None else _shared_room_check(sender),
             wake=self._wake,
             per_user=service.per_user,
         )
-        self._tasks: list[asyncio.Task[None]] = []
-        self._expiry: asyncio.TimerHandle | None = None
+        self._writing: asyncio.Task[None] | None = None  # the writer, while output is queued
+        # One timer for the next ping and the token expiry (loop times; inf: none).
+        self._timer: asyncio.TimerHandle | None = None
+        self._ping_s = 0.0
+        self._ping_at = math.inf
+        self._expires_at = math.inf
         self._close_task: asyncio.Task[None] | None = None
         self._deadline: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
-        self._tasks.append(asyncio.create_task(self._writer()))
         connect_timeout_s = self.service.config.connect_timeout_s
         if connect_timeout_s > 0:
             loop = asyncio.get_running_loop()
             self._deadline = loop.call_later(connect_timeout_s, self._connect_deadline)
         try:
-            async for msg in self.ws:
+            # ``receive()`` rather than ``async for``: one coroutine frame less per socket.
+            while (msg := await self.ws.receive()).type not in _CLOSED:
                 if msg.type == WSMsgType.TEXT:
                     self.session.receive_text(msg.data, now_ns())
                 elif msg.type == WSMsgType.BINARY:
@@ -73,18 +112,18 @@ class SessionSocket:
                 if self.session.closing:
                     break
         finally:
-            for t in self._tasks:
-                t.cancel()
-            if self._expiry is not None:
-                self._expiry.cancel()
-            if self._deadline is not None:
-                self._deadline.cancel()
+            if self._writing is not None:
+                self._writing.cancel()
+            for timer in (self._timer, self._deadline):
+                if timer is not None:
+                    timer.cancel()
             self.session.connection_lost()
             self._do_actions(socket_gone=True)
             if self._close_task is not None:
                 await self._close_task
 
     def _do_actions(self, *, socket_gone: bool = False) -> None:
+        rearm = False
         for action in self.session.actions_to_do():
             if socket_gone and not isinstance(action, SendWebhook):
                 continue  # no timers or closing for a socket that is already gone
@@ -92,16 +131,33 @@ class SessionSocket:
                 assert self.service.webhooks is not None
                 self.service.webhooks.offer(WebhookJob(event=action.event, trace=action.trace))
             elif isinstance(action, StartPinger):
-                self._tasks.append(asyncio.create_task(self._pinger(action.interval_s)))
+                self._ping_s = action.interval_s
+                self._ping_at = asyncio.get_running_loop().time() + action.interval_s
+                rearm = True
             elif isinstance(action, ArmExpiry):
-                loop = asyncio.get_running_loop()
-                self._expiry = loop.call_later(action.delay_s, self._expired)
+                self._expires_at = asyncio.get_running_loop().time() + action.delay_s
+                rearm = True
+                if self._deadline is not None:  # armed at connect: the deadline is moot now
+                    self._deadline.cancel()
+                    self._deadline = None
             elif isinstance(action, CloseConnection) and self._close_task is None:
                 message = action.reason.encode()
                 self._close_task = asyncio.create_task(self._close(action.code, message))
+        if rearm:
+            self._arm()
+
+    def _arm(self) -> None:
+        """(Re-)arm the one timer for the next ping or the token expiry, whichever is first."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = min(self._ping_at, self._expires_at)
+        if when != math.inf:
+            self._timer = asyncio.get_running_loop().call_at(when, self._timer_due)
 
     def _wake(self) -> None:
-        self._ready.set()
+        if self._writing is None:
+            self._writing = asyncio.get_running_loop().create_task(self._writer())
         if self.session.closing and self._close_task is None:
             # A close asked for by a hub push (a slow consumer) must not wait for the writer,
             # which may be the very thing that is stuck.
@@ -111,20 +167,16 @@ class SessionSocket:
         self.session.connect_deadline_passed()
         self._do_actions()
 
-    def _expired(self) -> None:
-        self.session.token_expired()
-        self._do_actions()
-
     async def _writer(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            batch = self.session.data_to_send()
-            if batch:
-                try:
-                    await self.ws.send_str(cf.encode(batch))
-                except (ConnectionError, RuntimeError):
-                    return
+        """Send what is queued, one frame per batch, until the queue is empty; the next wake
+        starts a new writer."""
+        try:
+            while batch := self.session.data_to_send():
+                await self.ws.send_str(cf.encode(batch))
+        except (ConnectionError, RuntimeError):
+            pass  # the client went away; the reader sees the close
+        finally:
+            self._writing = None
 
     async def _close(self, code: int, message: bytes) -> None:
         # Flush what is queued (e.g. the error reply explaining the close) before closing.
@@ -134,11 +186,21 @@ class SessionSocket:
                 await self.ws.send_str(cf.encode(batch))
         await self.ws.close(code=code, message=message)
 
-    async def _pinger(self, interval_s: float) -> None:
-        while not self.session.closing:
-            await asyncio.sleep(interval_s)
-            self.session.ping_due()
+    def _timer_due(self) -> None:
+        """The timer fired: the token expired (the session closes), or a ping is due (ping, or
+        close a client that never answered, then re-arm for the next)."""
+        self._timer = None
+        if self.session.closing:
+            return
+        if self._expires_at <= self._ping_at:
+            self.session.token_expired()
             self._do_actions()
+            return
+        self.session.ping_due()
+        self._do_actions()
+        if not self.session.closing:
+            self._ping_at = asyncio.get_running_loop().time() + self._ping_s
+            self._arm()
 
 
 async def handle_client_websocket(request: web.Request) -> web.WebSocketResponse:
@@ -147,23 +209,20 @@ async def handle_client_websocket(request: web.Request) -> web.WebSocketResponse
     if not service.per_address.acquire(address):
         service.hub.counters.refused_per_address += 1
         raise web.HTTPTooManyRequests(text="too many connections from this address")
+    # Served here, not in a coroutine of its own: each open socket holds one frame less.
     try:
-        return await _serve_client(service, request)
+        ws = web.WebSocketResponse(
+            max_msg_size=service.config.max_frame_bytes, autoping=True, compress=False
+        )
+        await ws.prepare(request)
+        socket = SessionSocket(service, ws)
+        service.sockets.add(ws)
+        try:
+            await socket.run()
+        finally:
+            service.sockets.discard(ws)
+            if not ws.closed:
+                await ws.close()
+        return ws
     finally:
         service.per_address.release(address)
-
-
-async def _serve_client(service: RealtimeService, request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(
-        max_msg_size=service.config.max_frame_bytes, autoping=True, compress=False
-    )
-    await ws.prepare(request)
-    socket = SessionSocket(service, ws)
-    service.sockets.add(ws)
-    try:
-        await socket.run()
-    finally:
-        service.sockets.discard(ws)
-        if not ws.closed:
-            await ws.close()
-    return ws

@@ -31,7 +31,7 @@ class Subscriber(Protocol):
     def send(self, text: str) -> None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Membership:
     subscriber: Subscriber
     join_leave: bool

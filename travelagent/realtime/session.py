@@ -86,6 +86,26 @@ class ClientSession:
 
     Handler = Callable[["ClientSession", dict[str, Any], int], dict[str, Any]]
     COMMANDS: ClassVar[dict[str, Handler]]
+    # One per open connection: slots, not a per-instance dict (docs/bench.md, "Memory").
+    __slots__ = (
+        "_actions",
+        "_holds_user_slot",
+        "_out",
+        "_out_bytes",
+        "_per_user",
+        "_wake",
+        "_webhook_room",
+        "awaiting_pong",
+        "channels",
+        "client_id",
+        "clock_s",
+        "closing",
+        "config",
+        "grants",
+        "hub",
+        "user",
+        "webhooks_on",
+    )
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # aiohttp closes the socket (1009) above ``max_frame_bytes``: the hard cap is the limit, so a
 # frame too big for the codec is never read into memory first.
+
+_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
 
 class ReplayTraces:
@@ -109,31 +112,47 @@ def replay_traces(app: web.Application) -> ReplayTraces:
     return traces
 
 
+class SocketWriter:
+    """Frames out of one gateway socket, one at a time. The lock is made on the first send:
+    an idle socket holds only this small object (docs/bench.md, "Memory")."""
+
+    __slots__ = ("_lock", "ws")
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self._lock: asyncio.Lock | None = None
+
+    async def send(self, frame: str) -> None:
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        async with lock:
+            try:
+                await self.ws.send_str(frame)
+            except (ConnectionError, RuntimeError):
+                pass  # the client went away; the reader sees the close next
+
+
 class SocketSink:
     """A ReplySink over one gateway socket; stamps ``worker.send`` on the final frame."""
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
-        lock: asyncio.Lock,
+        writer: SocketWriter,
         *,
         user_id: str,
         msg_id: str,
         process: str,
         traces: ReplayTraces | None = None,
     ) -> None:
-        self.ws, self.lock = ws, lock
+        self.writer = writer
         self.user_id, self.msg_id, self.process = user_id, msg_id, process
         self.traces = traces
 
     async def _send(self, frame: str) -> None:
-        if self.ws.closed:
-            return
-        async with self.lock:
-            try:
-                await self.ws.send_str(frame)
-            except (ConnectionError, RuntimeError):
-                pass  # the client went away; nobody is left to tell
+        if self.writer.ws.closed:
+            return  # nobody is left to tell
+        await self.writer.send(frame)
 
     async def start(self) -> None:
         await self._send(gw.stream_start_frame(user_id=self.user_id, msg_id=self.msg_id))
@@ -173,20 +192,120 @@ async def handle_gateway_websocket(request: web.Request) -> web.StreamResponse:
     if not per_address.acquire(address):
         request.app[STATS]["gateway_refused_per_address"] += 1
         raise web.HTTPTooManyRequests(text="too many connections from this address")
+    # The socket is served here, not in a coroutine of its own: one frame less per open socket.
     try:
-        return await _serve_gateway_socket(request)
+        cfg: WorkerConfig = request.app[CONFIG]
+        directory: AgentDirectory = request.app[DIRECTORY]
+        stats = request.app[STATS]
+        session, resume = _admit(request, cfg, stats)
+        rooms = request.app[ROOMS]
+        bound: list[tuple[str, str]] | None = None  # undone when the socket closes
+        if (binding := session.initial_room_binding()) is not None:
+            rooms.bind(binding[0], binding[1], directory.get(binding[0]))
+            bound = [binding]
+        # Uncompressed, as the realtime service's sockets: deflating frames of a few hundred
+        # bytes cost more CPU per message than any other step of sending them. aiohttp's reader
+        # refuses an uncompressed frame of ``max_msg_size`` bytes or more (``>=``), hence the
+        # + 1: a frame of exactly ``max_frame_bytes`` is served, one byte more is closed with
+        # 1009.
+        ws = web.WebSocketResponse(
+            max_msg_size=cfg.max_frame_bytes + 1, heartbeat=30.0, compress=False
+        )
+        writer = SocketWriter(ws)
+        inflight: set[asyncio.Task[None]] | None = None  # made on the first accepted message
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            for bound_user, bound_room in bound or ():
+                rooms.unbind(bound_user, bound_room)
+            raise
+        stats["gateway_sockets"] += 1
+        traces = replay_traces(request.app)
+        try:
+            if resume is not None:
+                await _resume(
+                    writer.send, directory.get(resume.user_id), resume, traces=traces,
+                    stats=stats, process=cfg.process,
+                )  # fmt: skip
+                resume = None
+            # ``receive()`` rather than ``async for``: one coroutine frame less per socket.
+            while (msg := await ws.receive()).type not in _CLOSED:
+                t_recv = now_ns()
+                if msg.type is WSMsgType.BINARY:
+                    decision: Accept | Resume | Refuse = session.receive_binary()
+                elif msg.type is WSMsgType.TEXT:
+                    n = len(inflight) if inflight else 0
+                    decision = session.receive_text(msg.data, t_recv, inflight=n)
+                else:
+                    continue  # close/ping handled by aiohttp
+                if decision.join_room is not None:
+                    user = decision.user_id
+                    assert user is not None
+                    rooms.bind(user, decision.join_room, directory.get(user))
+                    if bound is None:
+                        bound = []
+                    bound.append((user, decision.join_room))
+                if isinstance(decision, Refuse):
+                    stats["gateway_rejected"] += 1
+                    frame = gw.error_frame(
+                        decision.reason, user_id=decision.user_id, msg_id=decision.msg_id
+                    )
+                    await writer.send(frame)
+                    del msg, decision, frame  # an idle socket keeps nothing of its last frame
+                    continue
+                if isinstance(decision, Resume):
+                    agent = directory.get(decision.user_id)
+                    await _resume(
+                        writer.send, agent, decision, traces=traces, stats=stats,
+                        process=cfg.process,
+                    )  # fmt: skip
+                    del msg, decision, agent
+                    continue
+                sink = SocketSink(
+                    writer, user_id=decision.user_id, msg_id=decision.msg_id,
+                    process=cfg.process, traces=traces,
+                )  # fmt: skip
+                agent = directory.get(decision.user_id)
+                task = asyncio.create_task(
+                    agent.on_message(
+                        sink,
+                        decision.text,
+                        trace=decision.trace,
+                        stream=decision.stream,
+                        msg_id=decision.msg_id,
+                    )
+                )
+                stats["gateway_messages"] += 1
+                if inflight is None:
+                    inflight = set()
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+                # The turn's task holds what it needs; the socket, idle until the next frame,
+                # keeps neither the frame, nor the sink, nor the task once it is done.
+                del msg, decision, sink, agent, task
+        finally:
+            # Replies still being produced are allowed to finish (their state commits), but with
+            # the socket gone they have nowhere to go; wait for them so nothing is cut half-way.
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
+            for bound_user, bound_room in bound or ():
+                rooms.unbind(bound_user, bound_room)
+            stats["gateway_sockets"] -= 1
+        return ws
     finally:
         per_address.release(address)
         release_user(request, USER_SLOT)
 
 
-async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
-    cfg: WorkerConfig = request.app[CONFIG]
-    directory: AgentDirectory = request.app[DIRECTORY]
-    stats = request.app[STATS]
+def _admit(
+    request: web.Request, cfg: WorkerConfig, stats: Counter[str]
+) -> tuple[GatewaySession, Resume | None]:
+    """Admit the socket before the upgrade (or raise its HTTP refusal): its session, and the
+    resume asked for on connect (``?resumeAfter=``), if any. A helper, so that what admission
+    needed (the token's claims, the query) is not held by the open socket's frame."""
     try:
         admission = GatewaySession.admit(
-            request.query,
+            _query(request),
             request.headers,
             policy=cfg.token_policy(),
             open_access=cfg.gateway_open,
@@ -210,91 +329,19 @@ async def _serve_gateway_socket(request: web.Request) -> web.StreamResponse:
         default_stream=cfg.stream,
         process=cfg.process,
     )
-    rooms = request.app[ROOMS]
-    bound: list[tuple[str, str]] = []  # undone when the socket closes
-    if (binding := session.initial_room_binding()) is not None:
-        rooms.bind(binding[0], binding[1], directory.get(binding[0]))
-        bound.append(binding)
-    # Uncompressed, as the realtime service's sockets: deflating frames of a few hundred bytes
-    # cost more CPU per message than any other step of sending them. aiohttp's reader refuses
-    # an uncompressed frame of ``max_msg_size`` bytes or more (``>=``), hence the + 1: a frame of
-    # exactly ``max_frame_bytes`` is served, one byte more is closed with 1009.
-    ws = web.WebSocketResponse(max_msg_size=cfg.max_frame_bytes + 1, heartbeat=30.0, compress=False)
-    send_lock = asyncio.Lock()
-    inflight: set[asyncio.Task[None]] = set()
-    try:
-        await ws.prepare(request)
-    except BaseException:
-        for bound_user, bound_room in bound:
-            rooms.unbind(bound_user, bound_room)
-        raise
-    stats["gateway_sockets"] += 1
-    traces = replay_traces(request.app)
+    resume = None
+    if admission.resume_after is not None and admission.user_id is not None:
+        resume = Resume(admission.user_id, admission.resume_after)
+    return session, resume
 
-    async def send(frame: str) -> None:
-        async with send_lock:
-            try:
-                await ws.send_str(frame)
-            except (ConnectionError, RuntimeError):
-                pass  # the client went away; the reader sees the close next
 
-    try:
-        if admission.resume_after is not None and admission.user_id is not None:
-            resume = Resume(admission.user_id, admission.resume_after)
-            agent = directory.get(admission.user_id)
-            await _resume(send, agent, resume, traces=traces, stats=stats, process=cfg.process)
-        async for msg in ws:
-            t_recv = now_ns()
-            if msg.type is WSMsgType.BINARY:
-                decision: Accept | Resume | Refuse = session.receive_binary()
-            elif msg.type is WSMsgType.TEXT:
-                decision = session.receive_text(msg.data, t_recv, inflight=len(inflight))
-            else:
-                continue  # close/ping handled by aiohttp
-            if decision.join_room is not None:
-                user = decision.user_id
-                assert user is not None
-                rooms.bind(user, decision.join_room, directory.get(user))
-                bound.append((user, decision.join_room))
-            if isinstance(decision, Refuse):
-                stats["gateway_rejected"] += 1
-                frame = gw.error_frame(
-                    decision.reason, user_id=decision.user_id, msg_id=decision.msg_id
-                )
-                await send(frame)
-                continue
-            if isinstance(decision, Resume):
-                agent = directory.get(decision.user_id)
-                await _resume(
-                    send, agent, decision, traces=traces, stats=stats, process=cfg.process
-                )
-                continue
-            sink = SocketSink(
-                ws, send_lock, user_id=decision.user_id, msg_id=decision.msg_id,
-                process=cfg.process, traces=traces,
-            )  # fmt: skip
-            agent = directory.get(decision.user_id)
-            task = asyncio.create_task(
-                agent.on_message(
-                    sink,
-                    decision.text,
-                    trace=decision.trace,
-                    stream=decision.stream,
-                    msg_id=decision.msg_id,
-                )
-            )
-            stats["gateway_messages"] += 1
-            inflight.add(task)
-            task.add_done_callback(inflight.discard)
-    finally:
-        # Replies still being produced are allowed to finish (their state commits), but with
-        # the socket gone they have nowhere to go; wait for them so nothing is cut half-way.
-        if inflight:
-            await asyncio.gather(*inflight, return_exceptions=True)
-        for bound_user, bound_room in bound:
-            rooms.unbind(bound_user, bound_room)
-        stats["gateway_sockets"] -= 1
-    return ws
+def _query(request: web.Request) -> dict[str, str]:
+    """The socket request's query, the first value of each name as in ``request.query``, but
+    parsed here and not cached on the request (which every open socket keeps)."""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True):
+        query.setdefault(name, value)
+    return query
 
 
 async def _resume(

@@ -53,7 +53,7 @@ class AuthError(ValueError):
         self.status = status
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Admission:
     """Who a socket is: ``user_id`` (None: not known until the first message, open gateway
     only), the ``room`` to join, and whether a verified token said so."""
@@ -99,6 +99,9 @@ class Refuse:
 
 
 class GatewaySession:
+    # One per open socket: slots, not a per-instance dict (docs/bench.md, "Memory").
+    __slots__ = ("default_stream", "max_frame_bytes", "max_inflight", "process", "room", "user_id")
+
     def __init__(
         self,
         *,
