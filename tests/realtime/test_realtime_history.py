@@ -109,3 +109,18 @@ def test_a_publication_and_its_idempotency_key_are_committed_together_or_not_at_
     pubs, offset_now, _ = h.read("room:a", now_s=1e12, limit=-1)
     assert offset_now == offset and [p.data for p in pubs] == [{"n": 1}]  # memory as the file
     h.close()
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_stream_nobody_published_on_holds_no_deque_and_one_that_was_trims_as_before(
+    durable: bool, tmp_path: Path
+) -> None:
+    h = SqliteHistory(tmp_path / "h.db", POLICIES) if durable else History(POLICIES)
+    s = h.stream("room:a", now_s=0.0)  # a subscriber's channel, never published on
+    assert s.pubs == () and not hasattr(s, "__dict__")
+    assert h.read("room:a", now_s=0.0, limit=10)[0] == []
+    assert s.pubs == ()  # a read leaves it so
+    for i in range(5):
+        h.add("room:a", {"i": i}, None, now_s=float(i))
+    pubs, top, _ = h.read("room:a", now_s=5.0, limit=-1)
+    assert top == 5 and [p.data["i"] for p in pubs] == [2, 3, 4]  # size 3

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,14 +53,15 @@ class SqliteHistory(History):
         for channel, epoch, top in self.db.execute(
             "SELECT channel, epoch, top_offset FROM streams"
         ):
-            self.streams[channel] = Stream(epoch=epoch, top_offset=top, pubs=deque(), used_s=now_s)
+            self.streams[channel] = Stream(epoch=epoch, top_offset=top, used_s=now_s)
         rows = self.db.execute(
             "SELECT channel, offset, data, info, t_s FROM pubs ORDER BY channel, offset"
         )
         for channel, offset, data, info, t_s in rows:
             s = self.streams.get(channel)
             if s is not None:
-                s.pubs.append(StoredPub(offset, json.loads(data), json.loads(info or "null"), t_s))
+                pub = StoredPub(offset, json.loads(data), json.loads(info or "null"), t_s)
+                s.kept().append(pub)
         for channel, s in self.streams.items():
             policy = self.policy(channel)
             if policy is not None:
