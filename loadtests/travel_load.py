@@ -87,6 +87,12 @@ def add_options(parser: Any) -> None:
         "--think-ms", type=float, default=0.0, help="closed loop: pause after each reply"
     )
     g.add_argument(
+        "--start-spread-ms",
+        type=float,
+        default=0.0,
+        help="closed loop: spread the users' first sends over this many ms (0: all at once)",
+    )
+    g.add_argument(
         "--run-dir",
         default="",
         help="run directory for Parquet records (default: a new data/runs/<id>)",

@@ -63,6 +63,7 @@ def locust_command(cell: Cell, *, urls: dict[str, str], cell_dir: Path, run_id: 
         "--rate-per-user", f"{shape.rate_per_user if shape.open_loop else load.rate_per_user:g}",
         "--arrivals", load.arrivals,
         "--think-ms", f"{load.think_ms:g}",
+        "--start-spread-ms", f"{load.start_spread_ms:g}",
         "--timeout-s", f"{load.timeout_s:g}",
         "--message-mix", load.message_mix,
         "--run-dir", str(cell_dir),
