@@ -1,12 +1,13 @@
 """How late the simulated model released what it planned: a busy-machine signal for the self-check.
 
-The simulated model sleeps to an absolute due time before each release (the first token, each
-streamed token, the end of an unstreamed answer). When the process is not given the CPU in time,
-or its event loop is busy, it wakes late, and every message it serves is late by as much: the
-delay nobody configured. ``record`` keeps how late each timed release woke (ms, clamped at 0:
-asyncio may wake a sleeper up to one clock tick early). A release whose due time had already
-passed when the model got to it (no sleep) is not counted: that lateness is the caller's, not
-the timer's.
+The simulated model sleeps to an absolute due time before each release. When the process is
+not given the CPU in time, or its event loop is busy, it wakes late, and the message it serves
+is late by as much: a delay nobody configured. ``record`` keeps how late the first and the last
+release of each answer woke (the first token and the end, streamed or not: two per answer; the
+tokens between wake while the worker drains the earlier ones, the path's own cost), in ms,
+clamped at 0 (asyncio may wake a sleeper up to one clock tick early). A release whose due time
+had already passed when the model got to it (no sleep) is not counted: that lateness is the
+caller's, not the timer's.
 
 With ``TRAVELAGENT_LLM_LATENESS_DIR`` set (the runner sets it per cell), the process appends what
 it recorded to ``<dir>/llm-lateness-<pid>.txt`` (one line of comma-separated ms per flush) at
