@@ -39,8 +39,10 @@ report: $(STAMP)
 	$(BIN)/travelagent run loadtests/experiments/default.toml
 	$(BIN)/travelagent report
 
-# The conditions sweep (loadtests/experiments/sweep.toml: 12 measured grid points x 6 paths),
-# then its report with the model's held-out check and the claims map; <= 30 minutes on 2 cores.
+# The conditions sweep (loadtests/experiments/sweep.toml: 12 measured grid points x 6 paths,
+# 8 s cells), then its report with the model's held-out check and the claims map: about 21
+# minutes on 2 cores shared with other work (run 18, report 3.5), about 24 on a fresh clone
+# (the venv first); <= 30 minutes.
 # A cell that fails (e.g. a port taken by another process) is listed and left out; the report
 # is still rendered from the cells that ran.
 study: $(STAMP)
