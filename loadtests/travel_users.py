@@ -69,7 +69,8 @@ class TravelUser(User):
         self.client: Any = self.make_client()
         if opts.pace != "open":  # a light-load cell starts without a burst of first messages
             users = int(getattr(opts, "num_users", 0) or 1)
-            gevent.sleep(start_offset_s(self.user_number, users, opts.start_spread_ms))
+            spread_ms = float(getattr(opts, "start_spread_ms", 0.0) or 0.0)
+            gevent.sleep(start_offset_s(self.user_number, users, spread_ms))
 
     def make_client(self) -> Any:
         raise NotImplementedError
