@@ -41,8 +41,10 @@ report: $(STAMP)
 	$(BIN)/travelagent run loadtests/experiments/default.toml
 	$(BIN)/travelagent report
 
-# The conditions sweep (loadtests/experiments/sweep.toml: 12 measured grid points x 6 paths),
-# then its report with the model's held-out check and the claims map; <= 30 minutes on 2 cores.
+# The conditions sweep (loadtests/experiments/sweep.toml: 12 measured grid points x 6 paths,
+# 8 s cells), then its report with the model's held-out check and the claims map: measured on
+# 2 cores shared with other benchmark runs, 21 min 40 s on a fresh clone (the venv ~2.5 min, the
+# run 16 min 17 s, the report ~3 min) and 21 min 19 s with the venv built; <= 30 minutes.
 # A cell that fails (e.g. a port taken by another process) is listed and left out; the report
 # is still rendered from the cells that ran.
 study: $(STAMP)

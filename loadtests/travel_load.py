@@ -60,6 +60,13 @@ def _bool_or_none(value: str) -> str:
     return value.lower()
 
 
+def _spread_ms(value: str) -> float:
+    ms = float(value)  # a ValueError names the option in argparse's message
+    if not 0 <= ms < float("inf"):
+        raise ValueError("must be a number of ms >= 0")
+    return ms
+
+
 @events.init_command_line_parser.add_listener
 def add_options(parser: Any) -> None:
     g = parser  # Locust's own parser: options show in --help, the web UI and config files
@@ -86,6 +93,12 @@ def add_options(parser: Any) -> None:
     )
     g.add_argument(
         "--think-ms", type=float, default=0.0, help="closed loop: pause after each reply"
+    )
+    g.add_argument(
+        "--start-spread-ms",
+        type=_spread_ms,
+        default=0.0,
+        help="closed loop: spread the users' first sends over this many ms (0: all at once)",
     )
     g.add_argument(
         "--run-dir",

@@ -35,7 +35,7 @@ from travelagent.client.records import MessageRecord
 from travelagent.client.sync_gateway import GatewayClient
 from travelagent.client.sync_realtime import RealtimeClient
 from travelagent.runner.messages import load_mix, message_rng
-from travelagent.runner.pacing import Pacer
+from travelagent.runner.pacing import Pacer, start_offset_s
 from travelagent.wire.trace import now_ns
 
 logger = logging.getLogger("travelagent.load")
@@ -67,6 +67,10 @@ class TravelUser(User):
         self.greenlets: list[Any] = []
         self.pacer: Pacer | None = None
         self.client: Any = self.make_client()
+        if opts.pace != "open":  # a light-load cell starts without a burst of first messages
+            users = int(getattr(opts, "num_users", 0) or 1)
+            spread_ms = float(getattr(opts, "start_spread_ms", 0.0) or 0.0)
+            gevent.sleep(start_offset_s(self.user_number, users, spread_ms))
 
     def make_client(self) -> Any:
         raise NotImplementedError

@@ -39,6 +39,17 @@ def test_the_median_interval_is_the_binomial_order_statistics() -> None:
     assert all(np.isnan(lm.median_ci(np.array([]))))
 
 
+def test_the_median_interval_of_a_large_cell_does_not_collapse() -> None:
+    # n = 66: P(Bin <= 24) = 1.78% <= 2.5% < P(Bin <= 25) = 3.20%: x(25) and x(42), as the normal
+    # approximation says (33 -+ 1.96 x sqrt(66) / 2); summed as int64 the binomial coefficients
+    # overflowed and the interval was the middle pair, x(33) and x(34)
+    assert lm.median_ci(np.arange(1.0, 67.0)) == (25.0, 42.0)
+    for n in (100, 400, 3000):
+        lo, hi = lm.median_ci(np.arange(1.0, n + 1.0))
+        half = 1.96 * np.sqrt(n) / 2
+        assert abs(lo - (n / 2 - half)) <= 2 and abs(hi - (n / 2 + 1 + half)) <= 2
+
+
 def test_the_median_interval_covers_the_true_median_at_least_95_percent() -> None:
     rng = np.random.default_rng(1)
     cis = [lm.median_ci(rng.standard_normal(15)) for _ in range(2000)]

@@ -143,3 +143,15 @@ def test_steps_shape_adds_users_step_by_step(fast_gateway: str, tmp_path: Path, 
     first, second = starts.iloc[:2], starts.iloc[2:]
     gap_s = (second.min() - first.max()) / 1e9
     assert 1.5 < gap_s < 2.5 * tf  # the second pair joined one step (2 s) later
+
+
+def test_closed_loop_users_start_spread_out(fast_gateway: str, tmp_path: Path, tf: float) -> None:
+    # 4 users spawned together, first sends spread over 800 ms: 200 ms apart, not all at once
+    run_dir = tmp_path / "spread"
+    locust(run_dir, fast_gateway, "-u", "4", "-r", "4", "-t", "3s", "--stop-timeout", "2",
+           "--think-ms", "50", "--start-spread-ms", "800", tf=tf)  # fmt: skip
+    msgs = pd.read_parquet(run_dir / "messages.parquet")
+    starts = msgs.groupby("user")["send_ns"].min().sort_values()
+    assert len(starts) == 4
+    gaps_ms = starts.diff().dropna() / MS
+    assert (gaps_ms > 150).all() and (gaps_ms < 250 * tf).all(), gaps_ms.tolist()

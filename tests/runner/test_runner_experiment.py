@@ -105,6 +105,8 @@ def test_apply_overrides_does_not_touch_the_original() -> None:
         ({"load": {"processes": float("inf")}}, "load.processes"),
         ({"load": {"processes": 1.5}}, "load.processes must be a whole number"),
         ({"load": {"think_ms": float("nan")}}, "load.think_ms"),
+        ({"load": {"start_spread_ms": -1}}, "load.start_spread_ms"),
+        ({"load": {"start_spread_ms": float("inf")}}, "load.start_spread_ms"),
         ({"durations_s": [float("inf")]}, "durations_s"),
         ({"shapes": [{"users": 1, "spawn_rate": float("nan")}]}, "spawn_rate.*finite"),
         ({"scenarios": [{"name": "s", "preset": "a\x00b", "arch": "gateway"}]}, "a.x00b"),

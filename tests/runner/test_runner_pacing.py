@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from travelagent.runner.pacing import Pacer
+from travelagent.runner.pacing import Pacer, start_offset_s
 
 MS = 1_000_000
 
@@ -52,3 +52,24 @@ def test_rate_must_be_positive(rate: float) -> None:
 def test_unknown_arrivals_are_refused() -> None:
     with pytest.raises(ValueError, match="arrivals"):
         Pacer(1.0, start_ns=0, arrivals="bursty")
+
+
+def test_first_sends_are_spread_evenly_over_the_window() -> None:
+    # Locust numbers its users 1, 2, ...: 8 users over 1 s start 125 ms apart, each offset once
+    offsets = sorted(start_offset_s(k, 8, 1000.0) for k in range(1, 9))
+    assert offsets == pytest.approx([i * 0.125 for i in range(8)])
+    assert all(0 <= o < 1.0 for o in offsets)
+
+
+def test_no_spread_starts_everyone_at_once() -> None:
+    assert {start_offset_s(k, 8, 0.0) for k in range(1, 9)} == {0.0}
+    assert start_offset_s(3, 1, 500.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("user", "users", "spread"),
+    [(1, 0, 10.0), (1, 8, -1.0), (1, 8, float("nan")), (1, 8, float("inf")), (-1, 8, 10.0)],
+)
+def test_bad_spread_arguments_are_refused(user: int, users: int, spread: float) -> None:
+    with pytest.raises(ValueError):
+        start_offset_s(user, users, spread)

@@ -60,6 +60,12 @@ def test_tiny_experiment_produces_a_complete_run_directory(tmp_path: Path, tf: f
         links = json.loads((d / "links.json").read_text())
         used = "client_worker" if cell["arch"] == "gateway" else "client_realtime"
         assert links[used]["stats"]["connections"] > 0
+        # the timer lateness the self-check judges: the model's releases (the loopback preset's
+        # `note` profile sleeps) written by the agent's process, and the clients' sends
+        timers = json.loads((d / "selfcheck.json").read_text())["timer_lateness"]
+        assert list((d / "llm_lateness").glob("llm-lateness-*.txt"))
+        assert timers["llm_release"]["n"] >= len(rows) // 2 > 0
+        assert timers["client_send"]["n"] > 0
     assert set(msgs["arch"]) == {"gateway", "realtime"}
     assert not (out / "parts").exists()
 

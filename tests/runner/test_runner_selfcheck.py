@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
+import pytest
+
+from travelagent.agent.llm.lateness import LatenessRecorder, read_lateness
 from travelagent.monitor import CpuSampler, LoopLagMonitor
-from travelagent.runner.selfcheck import assess, cpu_summary
+from travelagent.runner.selfcheck import assess, cpu_summary, send_lateness_ms
 
 QUIET_LAG = {"loop_lag": {"n": 100, "p50_ms": 0.5, "p99_ms": 1.5, "max_ms": 2.0}}
 
@@ -78,3 +82,95 @@ def test_a_late_tail_over_too_few_chunks_is_not_a_flag() -> None:
     few = {"n": 32, "p50_ms": 0.05, "p99_ms": 9.0, "max_ms": 9.0}
     links = {"client_realtime": {"stats": {"up": {"late": few}}}}
     assert assess(samples=[], window_ns=None, health={}, links=links)["flags"] == []
+
+
+def _quiet(**kw: object) -> dict:
+    return assess(samples=samples(35.0), window_ns=None, health={"worker": QUIET_LAG},
+                  links=_links(0.4), **kw)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_late_llm_releases_flag_a_cell_the_other_signals_miss() -> None:
+    # a busy machine: no process at a full core, loop lag and links within their bounds, but
+    # one release in five wakes 12 ms late
+    late = [0.4] * 80 + [12.0] * 20
+    check = _quiet(llm_lateness=late)
+    assert check["flagged"]
+    assert any("simulated model's timed releases late" in f for f in check["flags"])
+    assert check["timer_lateness"]["llm_release"]["n"] == 100
+    quiet = _quiet(llm_lateness=[0.4] * 95 + [12.0] * 5)  # a tail past the p90 moves no median
+    assert not quiet["flagged"]
+
+
+def test_late_client_sends_are_flagged_and_few_values_are_not_judged() -> None:
+    assert _quiet(send_lateness=[0.5] * 50 + [9.0] * 50)["flagged"]
+    few = _quiet(send_lateness=[30.0] * 19)
+    assert not few["flagged"] and few["timer_lateness"]["client_send"]["n"] == 19
+    none = _quiet()
+    assert none["timer_lateness"]["client_send"] == {"n": 0.0} and not none["flagged"]
+
+
+def test_send_lateness_closed_loop_is_the_gap_after_a_reply_less_the_think_time() -> None:
+    ms = 1_000_000
+    rows = [
+        # user a: replies at 100 and 400 ms, next sends 100.5 ms (think 100) and 110 ms after
+        {"user": "a", "send_ns": 0, "recv_ns": 100 * ms, "status": "ok"},
+        {"user": "a", "send_ns": 200 * ms + ms // 2, "recv_ns": 400 * ms, "status": "ok"},
+        {"user": "a", "send_ns": 510 * ms, "recv_ns": None, "status": "timeout"},
+        # after a failure the user reconnects: that gap is not lateness
+        {"user": "a", "send_ns": 5_000 * ms, "recv_ns": 5_100 * ms, "status": "ok"},
+        # user b, out of order in the rows: sorted per user by send time
+        {"user": "b", "send_ns": 150 * ms, "recv_ns": 160 * ms, "status": "ok"},
+        {"user": "b", "send_ns": 10 * ms, "recv_ns": 50 * ms, "status": "ok"},
+    ]
+    got = send_lateness_ms(rows, open_loop=False, think_ms=100.0)
+    assert sorted(got) == pytest.approx([0.0, 0.5, 10.0])
+
+
+def test_send_lateness_open_loop_is_send_less_intended() -> None:
+    rows: list[dict[str, int | None]] = [
+        {"send_ns": 7_000_000, "intended_ns": 4_000_000},
+        {"send_ns": 1, "intended_ns": 5},
+        {"send_ns": None, "intended_ns": 3},
+    ]
+    assert send_lateness_ms(rows, open_loop=True) == pytest.approx([3.0, 0.0])
+
+
+def test_lateness_recorder_appends_batches_the_reader_sums_up(tmp_path: Path) -> None:
+    now = [0.0]
+    rec = LatenessRecorder(tmp_path, flush_s=0.2, clock=lambda: now[0])
+    rec.record(0.003)  # first record flushes at once
+    rec.record(-0.0005)  # woke early: 0
+    now[0] = 0.1
+    rec.record(0.010)  # within flush_s: kept for the next flush
+    assert read_lateness(tmp_path) == pytest.approx([3.0])
+    now[0] = 0.3
+    rec.record(0.001)
+    assert sorted(read_lateness(tmp_path)) == pytest.approx([0.0, 1.0, 3.0, 10.0])
+    (tmp_path / "llm-lateness-1.txt").write_text("2.5,junk,nan,-1\n")
+    assert sorted(read_lateness(tmp_path)) == pytest.approx([0.0, 1.0, 2.5, 3.0, 10.0])
+    assert rec.n == 4
+    off = LatenessRecorder(None)
+    off.record(0.5)
+    assert off.n == 1 and off.pending == []
+
+
+async def test_simulated_llm_records_the_lateness_of_each_timed_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from travelagent.agent.llm import lateness
+    from travelagent.agent.llm.simulated import SimulatedLLM
+
+    rec = LatenessRecorder(tmp_path, flush_s=0.01)
+    monkeypatch.setattr(lateness, "RECORDER", rec)
+    llm = SimulatedLLM(profile="fast-hosted-like")
+    msgs = [{"role": "user", "content": "hotels in Lisbon"}]
+    await llm.complete(msgs, trace=None, process="worker")
+    assert rec.n == 2  # the first token and the end
+    tokens = [t async for t in llm.stream(msgs, trace=None, process="worker")]
+    assert len(tokens) > 2 and rec.n == 4  # streamed: the first and the last token only
+    await asyncio.sleep(0.05)  # the delayed flush writes the last batch
+    values = read_lateness(tmp_path)
+    assert len(values) == rec.n and all(v >= 0 for v in values)
+    n = rec.n
+    await SimulatedLLM(profile="instant").complete(msgs, trace=None, process="worker")
+    assert rec.n == n  # nothing timed, nothing recorded

@@ -30,6 +30,7 @@ fit cells enter ``fit``; ``model_rows`` says for every measured cell which it wa
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -898,7 +899,10 @@ def median_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     n = len(x)
     if n == 0:
         return math.nan, math.nan
-    cdf = np.cumsum([math.comb(n, k) for k in range(n + 1)]) / 2.0**n
+    # exact: summed as Python integers (as int64, the binomial coefficients overflowed from
+    # n = 62 and the interval collapsed to the middle pair of a large cell)
+    total = 2**n
+    cdf = [c / total for c in itertools.accumulate(math.comb(n, k) for k in range(n + 1))]
     # the largest l (1-based) with P(Bin < l) <= (1 - level) / 2; u = n + 1 - l by symmetry
     alpha = (1 - level) / 2
     ok = [k for k in range(1, n // 2 + 1) if cdf[k - 1] <= alpha]

@@ -56,6 +56,7 @@ class Load:
     spawn_rate: float = 0.0  # users/s; 0 = all at once
     processes: int = 1
     stop_timeout_s: float = 5.0  # let in-flight messages finish when a cell ends
+    start_spread_ms: float = 0.0  # closed loop: first sends spread over this (0 = at once)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

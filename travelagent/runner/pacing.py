@@ -66,3 +66,22 @@ class Pacer:
     def sleep_s(self, now_ns: int) -> float:
         """How long to sleep before the next send is due (0 if already due)."""
         return max(self._next_ns - now_ns, 0) / 1e9
+
+
+def start_offset_s(user_number: int, users: int, spread_ms: float) -> float:
+    """How long closed-loop user ``user_number`` (0-based) waits before its first send, so that
+    ``users`` users starting together send their first messages ``spread_ms / users`` apart
+    over ``spread_ms`` instead of all in the same instant.
+
+    Without it a light-load cell opens with a burst: every user's first message (each creating
+    an agent, each opening its connections) reaches the worker, the agents and the realtime
+    service at once and queues behind the others, a queue that no steady light load has and
+    that weighs on a short cell's p50. User ``k`` waits ``(k mod users) * spread_ms / users``;
+    ``spread_ms`` 0 (or one user) starts everyone at once, as before."""
+    if users < 1:
+        raise ValueError(f"users must be >= 1, got {users}")
+    if not spread_ms >= 0 or spread_ms == float("inf"):
+        raise ValueError(f"spread_ms must be a finite number >= 0, got {spread_ms}")
+    if user_number < 0:
+        raise ValueError(f"user_number must be >= 0, got {user_number}")
+    return (user_number % users) * spread_ms / users / 1000

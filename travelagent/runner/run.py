@@ -28,12 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from travelagent.agent.llm.lateness import LATENESS_DIR_ENV, read_lateness
 from travelagent.client.records import finalize_run
 from travelagent.client.runinfo import iso_now, write_run_json
 from travelagent.config import JWT_SECRET_ENV
 from travelagent.monitor import CpuSampler
 from travelagent.runner.experiment import Cell, Experiment
-from travelagent.runner.selfcheck import assess
+from travelagent.runner.selfcheck import assess, send_lateness_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
@@ -63,6 +64,7 @@ def locust_command(cell: Cell, *, urls: dict[str, str], cell_dir: Path, run_id: 
         "--rate-per-user", f"{shape.rate_per_user if shape.open_loop else load.rate_per_user:g}",
         "--arrivals", load.arrivals,
         "--think-ms", f"{load.think_ms:g}",
+        "--start-spread-ms", f"{load.start_spread_ms:g}",
         "--timeout-s", f"{load.timeout_s:g}",
         "--message-mix", load.message_mix,
         "--run-dir", str(cell_dir),
@@ -190,6 +192,20 @@ def _message_window(run_dir: Path, cell: Cell) -> tuple[int, int] | None:
     return (int(lo), int(hi))
 
 
+def _send_lateness(run_dir: Path, cell: Cell) -> list[float]:
+    """How late the cell's clients sent each message (ms; ``selfcheck.send_lateness_ms``)."""
+    import pyarrow.parquet as pq
+
+    path = run_dir / "messages.parquet"
+    if not path.exists():
+        return []
+    t = pq.read_table(path, columns=["user", "intended_ns", "send_ns", "recv_ns", "status"],
+                      filters=[("cell", "==", cell.name)]).to_pylist()  # fmt: skip
+    open_loop = cell.shape.open_loop or cell.load.pace == "open"
+    think_ms = 0.0 if open_loop else cell.load.think_ms
+    return send_lateness_ms(t, open_loop=open_loop, think_ms=think_ms)
+
+
 def _json_safe(x: Any) -> Any:
     """NaN and infinities as null: selfcheck.json stays strict JSON."""
     if isinstance(x, float) and not math.isfinite(x):
@@ -221,6 +237,8 @@ def write_selfcheck(
         links=links,
         locust_log=log.read_text(errors="replace") if log.exists() else "",
         sampling=sampler.supported,
+        llm_lateness=read_lateness(cell_dir / "llm_lateness"),
+        send_lateness=_send_lateness(run_dir, cell),
     )
     (cell_dir / "selfcheck.json").write_text(json.dumps(_json_safe(check), indent=2) + "\n")
     return check
@@ -259,7 +277,14 @@ def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
     health: dict[str, dict[str, Any]] = {}
     links: dict[str, Any] = {}
     try:
-        with Topology(cell.entry.scenario, run_dir=cell_dir / "topology") as topo:
+        llm_late_dir = cell_dir / "llm_lateness"
+        llm_late_dir.mkdir(exist_ok=True)
+        with Topology(
+            cell.entry.scenario,
+            run_dir=cell_dir / "topology",
+            # the simulated model's timer lateness (agent.llm.lateness), for the self-check
+            env={LATENESS_DIR_ENV: str(llm_late_dir.resolve())},
+        ) as topo:
             cmd = locust_command(cell, urls=topo.urls, cell_dir=cell_dir, run_id=run_id)
             info["locust_command"] = cmd
             env = {**os.environ, **topo.secrets, "PYTHONPATH": str(ROOT)}

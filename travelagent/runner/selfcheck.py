@@ -25,6 +25,7 @@ out of verdicts and says so. The bounds, and why each is where it is:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,12 +36,17 @@ CPU_BUSY_PCT = 90.0
 LOOP_LAG_P99_MS = 20.0
 LINK_LATE_P99_MS = 5.0
 LATE_MIN_CHUNKS = 100
+LLM_LATE_P90_MS = 5.0
+SEND_LATE_P90_MS = 5.0
+LATE_MIN_VALUES = 20
 LOCUST_CPU_WARNING = "CPU usage above"
 
 BOUNDS = {
     "cpu_busy_pct": CPU_BUSY_PCT,
     "loop_lag_p99_ms": LOOP_LAG_P99_MS,
     "link_late_p99_ms": LINK_LATE_P99_MS,
+    "llm_late_p90_ms": LLM_LATE_P90_MS,
+    "send_late_p90_ms": SEND_LATE_P90_MS,
 }
 
 
@@ -64,6 +70,52 @@ def cpu_summary(
     }
 
 
+def send_lateness_ms(
+    rows: Iterable[Mapping[str, Any]], *, open_loop: bool, think_ms: float = 0.0
+) -> list[float]:
+    """How late the clients sent each message (ms, clamped at 0), from the cell's records.
+
+    Open loop: ``send_ns - intended_ns`` (the schedule is the due time). Closed loop: a user's
+    next send is due ``think_ms`` after its previous reply, so the lateness is the gap from the
+    previous ``recv_ns`` to the next ``send_ns`` less ``think_ms``; only after a reply that
+    arrived (``ok``): after a failure the user reconnects first. A late client sends late
+    whatever the path, and in a closed loop a late send delays no message's own latency, but
+    it says the client's process (on this machine, every process's) was not run on time."""
+    out: list[float] = []
+    if open_loop:
+        for r in rows:
+            send, intended = r.get("send_ns"), r.get("intended_ns")
+            if isinstance(send, int) and isinstance(intended, int):
+                out.append(max((send - intended) / 1e6, 0.0))
+        return out
+    by_user: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if isinstance(r.get("send_ns"), int):
+            by_user.setdefault(str(r.get("user")), []).append(r)
+    for msgs in by_user.values():
+        msgs.sort(key=lambda r: int(r["send_ns"]))
+        for prev, nxt in itertools.pairwise(msgs):
+            recv = prev.get("recv_ns")
+            if prev.get("status") != "ok" or not isinstance(recv, int):
+                continue
+            out.append(max((int(nxt["send_ns"]) - recv) / 1e6 - think_ms, 0.0))
+    return out
+
+
+def lateness_summary(values: Iterable[float]) -> dict[str, float]:
+    """n, p50, p90, p99 and max (ms) of lateness values."""
+    v = [float(x) for x in values if isinstance(x, int | float) and math.isfinite(x)]
+    if not v:
+        return {"n": 0.0}
+    return {
+        "n": float(len(v)),
+        "p50_ms": round(quantile(v, 0.5), 3),
+        "p90_ms": round(quantile(v, 0.9), 3),
+        "p99_ms": round(quantile(v, 0.99), 3),
+        "max_ms": round(max(v), 3),
+    }
+
+
 def _number(x: Any) -> float:
     """``x`` as a finite float, else NaN (which no bound comparison flags)."""
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else math.nan
@@ -77,6 +129,8 @@ def assess(
     links: Mapping[str, Any],
     locust_log: str = "",
     sampling: bool = True,
+    llm_lateness: Iterable[float] = (),
+    send_lateness: Iterable[float] = (),
 ) -> dict[str, Any]:
     """The cell's self-check: figures per process and link, and the flags they raise."""
     cpu = cpu_summary(samples, window_ns)
@@ -113,6 +167,16 @@ def assess(
                     f"link {name} {direction} releases late: p99 {p99:.2f} ms "
                     f"> {LINK_LATE_P99_MS:g} ms"
                 )
+    timers: dict[str, dict[str, float]] = {}
+    for key, values, bound, what in (
+        ("llm_release", llm_lateness, LLM_LATE_P90_MS, "the simulated model's timed releases"),
+        ("client_send", send_lateness, SEND_LATE_P90_MS, "the clients' sends"),
+    ):
+        summary = lateness_summary(values)
+        timers[key] = summary
+        p90 = _number(summary.get("p90_ms"))
+        if p90 > bound and summary["n"] >= LATE_MIN_VALUES:
+            flags.append(f"{what} late: p90 {p90:.2f} ms > {bound:g} ms over {summary['n']:.0f}")
     warnings = locust_log.count(LOCUST_CPU_WARNING)
     if warnings:
         flags.append(f"Locust warned of its own CPU use {warnings} time(s)")
@@ -123,6 +187,7 @@ def assess(
         "cpu": cpu,
         "loop_lag": lag,
         "link_lateness": late,
+        "timer_lateness": timers,
         "locust_cpu_warnings": warnings,
         "flags": flags,
         "flagged": bool(flags),
