@@ -1,4 +1,4 @@
-"""Outbound webhooks: a bounded queue, a few workers, one pooled HTTP client, retries.
+"""Outbound webhooks: a bounded queue, a few workers, a keep-alive connection each, retries.
 
 Delivery rules:
 - ``offer`` never blocks: if the queue is full it returns False and counts a rejection, so the
@@ -26,10 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import aiohttp
-
 from travelagent.logsafe import esc
+from travelagent.realtime.http1 import HttpParseError
 from travelagent.realtime.outbox import Outbox
+from travelagent.realtime.webhook_http import Endpoint, KeepAliveConnection
 from travelagent.wire.trace import Trace
 from travelagent.wire.webhooks import (
     STANDARD_RETRY_SCHEDULE_S,
@@ -99,6 +99,7 @@ class WebhookSender:
         if any(d < 0 for d in retry_schedule_s):
             raise ValueError("retry delays must not be negative")
         self.url = url
+        self.endpoint = Endpoint.from_url(url)
         self.secret = secret
         self.queue: asyncio.Queue[WebhookJob] = asyncio.Queue(maxsize=queue_size)
         self.workers = workers
@@ -108,18 +109,16 @@ class WebhookSender:
         self.outbox = outbox
         self.dead_letters: deque[DeadLetter] = deque(maxlen=MAX_DEAD_LETTERS)
         self.counters = WebhookCounters()
-        self._client: aiohttp.ClientSession | None = None
+        self._connections: list[KeepAliveConnection] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._waiting: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        # aiohttp, not httpx: under tens of concurrent requests httpx's pool costs milliseconds
-        # of CPU per request, which would land on the webhook leg being measured.
-        self._client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.workers, limit_per_host=self.workers),
-            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-        )
-        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        # Neither httpx nor aiohttp's client: under tens of concurrent requests their
+        # per-request work costs the realtime service more CPU than everything else a message
+        # does there (webhook_http.py), and would land on the webhook leg being measured.
+        self._connections = [KeepAliveConnection(self.endpoint) for _ in range(self.workers)]
+        self._tasks = [asyncio.create_task(self._work(c)) for c in self._connections]
         if self.outbox is not None:  # what an earlier process admitted and never finished
             for owed in self.outbox.owed():
                 trace = Trace.from_wire_or_none(owed.trace) if owed.trace else None
@@ -164,15 +163,15 @@ class WebhookSender:
                 await t
         self._tasks = []
         self._waiting.clear()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        for conn in self._connections:
+            conn.close()
+        self._connections = []
 
-    async def _work(self) -> None:
+    async def _work(self, conn: KeepAliveConnection) -> None:
         while True:
             job = await self.queue.get()
             try:
-                await self._deliver(job)
+                await self._deliver(job, conn)
             except Exception:  # a bug must not kill the worker and strand the queue
                 log.exception("webhook %s: unexpected error", esc(job.webhook_id))
                 self.counters.failed += 1
@@ -185,28 +184,29 @@ class WebhookSender:
             job.event["message"]["trace"] = job.trace.to_wire()
         return encode_event(job.event)
 
-    async def _deliver(self, job: WebhookJob) -> None:
+    async def _deliver(self, job: WebhookJob, conn: KeepAliveConnection) -> None:
         """One attempt; on a retryable failure the job waits (holding no worker) and queues
         again, or is dead-lettered when the schedule is spent."""
-        assert self._client is not None
         if job.body is None:
             job.body = self._body(job)
         job.attempts += 1
         headers = signed_headers(self.secret, job.body, msg_id=job.webhook_id)
         try:
-            async with self._client.post(self.url, data=job.body, headers=headers) as resp:
-                if resp.status < 300:
-                    self.counters.sent += 1
-                    if self.outbox is not None:
-                        self.outbox.delivered(job.webhook_id)
-                    return
-                reason = f"worker answered HTTP {resp.status}"
-                if not retryable(resp.status):
-                    text = (await resp.text())[:200]
-                    self._dead(job, f"{reason}: {text}" if text else reason)
-                    return
-        except (aiohttp.ClientError, TimeoutError) as err:
+            async with asyncio.timeout(self.timeout_s):
+                resp = await conn.post(list(headers.items()), job.body)
+        except (OSError, HttpParseError, TimeoutError) as err:
             reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        else:
+            if resp.status < 300:
+                self.counters.sent += 1
+                if self.outbox is not None:
+                    self.outbox.delivered(job.webhook_id)
+                return
+            reason = f"worker answered HTTP {resp.status}"
+            if not retryable(resp.status):
+                text = resp.body.decode("utf-8", "replace")[:200]
+                self._dead(job, f"{reason}: {text}" if text else reason)
+                return
         delay_s = next_delay_s(self.retry_schedule_s, job.attempts)
         if delay_s is None:
             self._dead(job, f"gave up after {job.attempts} attempts; last: {reason}")
