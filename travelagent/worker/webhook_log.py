@@ -7,8 +7,10 @@ redelivered after a restart (or a SIGKILL), or long after memory dropped its id,
 
 Writes run on one dedicated thread (the event loop never waits on SQLite) with
 ``synchronous=NORMAL``: in WAL mode a commit then survives the process being killed, and the
-fsync is left to checkpoints. The thread writes every id queued while it was busy in one
-transaction, so under load the log costs one commit per batch, not one per webhook. Its own
+fsync is left to checkpoints. Woken by an id, the thread waits ``gather_s`` (10 ms) and then
+writes every id queued by then in one transaction: at most one wake-up and one commit per
+``gather_s``, not one per webhook (each wake-up of a thread costs the event loop a hand-over of
+the GIL), and an id reaches the log at most ``gather_s`` later than it would have. Its own
 file, not a table in the agents' database: SQLite lets one writer at a time into a file, and
 the agents' group commit (which holds the lock through its fsync) and the log would otherwise
 wait for each other in SQLite's busy handler, which sleeps a millisecond and more per try.
@@ -24,6 +26,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from travelagent.logsafe import esc
@@ -39,6 +42,7 @@ CREATE TABLE IF NOT EXISTS webhooks (
 CREATE INDEX IF NOT EXISTS webhooks_by_time ON webhooks (t_s);
 """
 PRUNE_EVERY = 256  # writes between deletions of expired ids
+GATHER_S = 0.01  # how long a woken writer waits for more ids before it writes
 
 
 def log_path(db_path: str | Path) -> Path:
@@ -48,8 +52,8 @@ def log_path(db_path: str | Path) -> Path:
 
 
 class WebhookLog:
-    def __init__(self, path: str | Path, *, ttl_s: float) -> None:
-        self.path, self.ttl_s = str(path), ttl_s
+    def __init__(self, path: str | Path, *, ttl_s: float, gather_s: float = GATHER_S) -> None:
+        self.path, self.ttl_s, self.gather_s = str(path), ttl_s, gather_s
         self._conn = open_db(self.path, SCHEMA, check_same_thread=False)
         self._queue: queue.SimpleQueue[tuple[str, float] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="webhook-log", daemon=True)
@@ -94,13 +98,14 @@ class WebhookLog:
             self._queue.put((webhook_id, t_s))
 
     def _serve(self) -> None:
-        """The writer thread: every id queued while it was busy goes into one transaction."""
+        """The writer thread: the ids queued within ``gather_s`` go into one transaction."""
         while True:
             first = self._queue.get()
             rows: list[tuple[str, float]] = []
             stop = first is None
             if first is not None:
                 rows.append(first)
+                time.sleep(self.gather_s)
                 while True:
                     try:
                         nxt = self._queue.get_nowait()
