@@ -17,12 +17,14 @@ HEADERS = [("webhook-id", "msg_1"), ("content-type", "application/json")]
 
 
 @asynccontextmanager
-async def aiohttp_server(port: int, handler: Callable[..., object]) -> AsyncIterator[list[bytes]]:
+async def aiohttp_server(
+    port: int, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> AsyncIterator[list[bytes]]:
     bodies: list[bytes] = []
 
     async def handle(request: web.Request) -> web.StreamResponse:
         bodies.append(await request.read())
-        return await handler(request)  # type: ignore[misc, no-any-return]
+        return await handler(request)
 
     app = web.Application()
     app.router.add_post("/hook", handle)

@@ -1,9 +1,13 @@
 """``/connection/websocket``: the aiohttp adapter around one pure ``ClientSession``.
 
 The adapter reads frames and hands each one to the session with its arrival time, then does
-what the session asks: a writer task sends whatever is queued, several messages per frame, so
-a burst of pushes costs one WebSocket write; webhooks go to the sender; the ping timer and the
-token expiry call back into the session; a close request flushes the queue and closes.
+what the session asks: whatever the session queued is written when the work that queued it
+ends (``output.py``: once this frame, or the publisher-socket frame that fanned out to it, has
+been served), several messages in one WebSocket frame, one write; a socket whose send buffer
+is over ``WRITE_BUFFER_LIMIT_BYTES`` is written by a writer task that waits for it to drain
+instead, so a slow client's output stays in its session's bounded queue. Webhooks go to the
+sender; the ping timer and the token expiry call back into the session; a close request
+flushes the queue and closes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
 
+from travelagent.realtime.output import text_frame
 from travelagent.realtime.service import SERVICE, RealtimeService
 from travelagent.realtime.session import (
     ArmExpiry,
@@ -25,6 +30,9 @@ from travelagent.realtime.session import (
 from travelagent.realtime.webhook_sender import WebhookJob, WebhookSender
 from travelagent.wire import centrifugo as cf
 from travelagent.wire.trace import now_ns
+
+# A client socket's unsent bytes past which output waits for it to drain (the writer task).
+WRITE_BUFFER_LIMIT_BYTES = 64 * 1024
 
 
 def _room_check(sender: WebhookSender) -> Callable[[int], bool]:
@@ -40,8 +48,15 @@ def _room_check(sender: WebhookSender) -> Callable[[int], bool]:
 class SessionSocket:
     """Drives one session over one aiohttp WebSocket."""
 
-    def __init__(self, service: RealtimeService, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self,
+        service: RealtimeService,
+        ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport | None,
+    ) -> None:
         self.service, self.ws = service, ws
+        self._transport = transport if isinstance(transport, asyncio.WriteTransport) else None
+        self._writer_busy = False  # the writer task is writing (and maybe waiting for a drain)
         sender = service.webhooks
         self._ready = asyncio.Event()
         self.session = ClientSession(
@@ -70,6 +85,7 @@ class SessionSocket:
                     self.session.receive_binary()
                 # ERROR (e.g. a frame over max_msg_size): aiohttp already closed with 1009.
                 self._do_actions()
+                self.service.output.flush()  # the replies and pushes this frame made
                 if self.session.closing:
                     break
         finally:
@@ -101,7 +117,7 @@ class SessionSocket:
                 self._close_task = asyncio.create_task(self._close(action.code, message))
 
     def _wake(self) -> None:
-        self._ready.set()
+        self.service.output.mark(self)
         if self.session.closing and self._close_task is None:
             # A close asked for by a hub push (a slow consumer) must not wait for the writer,
             # which may be the very thing that is stuck.
@@ -115,16 +131,35 @@ class SessionSocket:
         self.session.token_expired()
         self._do_actions()
 
+    def flush(self) -> None:
+        """Write what the session queued, now, unless the socket must drain first."""
+        transport = self._transport
+        if (
+            transport is None
+            or self._writer_busy
+            or transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT_BYTES
+        ):
+            self._ready.set()  # the writer task writes it, waiting for the drain
+            return
+        if transport.is_closing() or self.ws.closed:
+            return  # the close (or the writer, if the peer went) deals with what is left
+        batch = self.session.data_to_send()
+        if batch:
+            transport.write(text_frame(cf.encode(batch).encode()))
+
     async def _writer(self) -> None:
         while True:
             await self._ready.wait()
             self._ready.clear()
             batch = self.session.data_to_send()
             if batch:
+                self._writer_busy = True
                 try:
                     await self.ws.send_str(cf.encode(batch))
                 except (ConnectionError, RuntimeError):
                     return
+                finally:
+                    self._writer_busy = False
 
     async def _close(self, code: int, message: bytes) -> None:
         # Flush what is queued (e.g. the error reply explaining the close) before closing.
@@ -158,7 +193,7 @@ async def _serve_client(service: RealtimeService, request: web.Request) -> web.W
         max_msg_size=service.config.max_frame_bytes, autoping=True, compress=False
     )
     await ws.prepare(request)
-    socket = SessionSocket(service, ws)
+    socket = SessionSocket(service, ws, request.transport)
     service.sockets.add(ws)
     try:
         await socket.run()

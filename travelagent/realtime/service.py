@@ -18,6 +18,7 @@ from travelagent.realtime.idempotency import (
     SqliteIdempotencyCache,
 )
 from travelagent.realtime.outbox import Outbox
+from travelagent.realtime.output import Flusher
 from travelagent.realtime.webhook_sender import DeadLetter, WebhookSender
 from travelagent.wire.server_api import reply_key
 from travelagent.wire.trace import now_ns
@@ -79,6 +80,7 @@ class RealtimeService:
             )
         self.publisher_sockets = 0
         self.sockets: set[web.WebSocketResponse] = set()
+        self.output = Flusher()  # client sockets with output queued (output.py)
         self.per_address = ConnectionLimiter(config.max_connections_per_address)
         self.per_user = ConnectionLimiter(config.max_connections_per_user)
 
