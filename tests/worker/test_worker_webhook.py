@@ -297,6 +297,7 @@ async def test_a_webhook_redelivered_to_a_restarted_worker_is_known_and_never_ru
     assert again_finals == first_finals and len(first_finals) == 1
     assert first_stats.get("webhook_messages") == 1
     assert again_stats.get("webhook_redelivered") == 1 and "webhook_messages" not in again_stats
+    assert (tmp_path / "w.webhooks.db").exists()  # the ids' log, beside the agents' file
 
 
 async def test_ack_first_keeps_its_promise_across_a_restart_without_running_the_agent_twice(

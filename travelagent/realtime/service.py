@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 from aiohttp import web
 
 from travelagent.limits import ConnectionLimiter
@@ -19,6 +18,7 @@ from travelagent.realtime.idempotency import (
 )
 from travelagent.realtime.outbox import Outbox
 from travelagent.realtime.output import Flusher
+from travelagent.realtime.webhook_http import Endpoint
 from travelagent.realtime.webhook_sender import DeadLetter, WebhookSender
 from travelagent.wire.server_api import reply_key
 from travelagent.wire.trace import now_ns
@@ -139,9 +139,7 @@ class RealtimeService:
 
 def _check_webhook_settings(config: RealtimeConfig) -> None:
     """Fail at start, with a reason, rather than on every webhook later."""
-    url = httpx.URL(config.webhook_url)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"webhook URL must be http(s)://host/..., not {config.webhook_url!r}")
+    Endpoint.from_url(config.webhook_url)  # raises ValueError for one that is not http(s)://host
     secret_key(config.webhook_secret)  # raises ValueError for a secret that is not whsec_<b64>
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from travelagent.realtime.http1 import HttpParseError, Response, ResponseParser, encode_request
+from travelagent.realtime.http1 import HttpParseError, RequestTemplate, Response, ResponseParser
 
 USER_AGENT = "travelagent-realtime"
 
@@ -121,16 +121,18 @@ class KeepAliveConnection:
         self.endpoint = endpoint
         self._ssl = ssl_context if ssl_context is not None or not endpoint.tls else True
         self._proto: _Protocol | None = None
+        self._template = RequestTemplate(
+            "POST", endpoint.target, endpoint.host_header,
+            [("Content-Type", "application/json"), ("User-Agent", USER_AGENT)],
+        )  # fmt: skip
         self.opened = 0  # connections opened, for tests and the bench
 
     async def post(self, headers: Sequence[tuple[str, str]], body: bytes) -> Response:
         """Send one POST and read its answer; raise OSError (ConnectionEnded among them) or
         HttpParseError. The caller bounds the time (a timeout that cancels this closes the
         connection: a late answer must not be read as the next request's)."""
-        ep = self.endpoint
-        all_headers = [("Content-Type", "application/json"), ("User-Agent", USER_AGENT)]
-        all_headers += [(n, v) for n, v in headers if n.lower() != "content-type"]
-        request = encode_request("POST", ep.target, ep.host_header, all_headers, body)
+        own = [(n, v) for n, v in headers if n.lower() != "content-type"]
+        request = self._template.encode(own, body)
         try:
             proto = self._proto
             if proto is not None and not proto.closed:
