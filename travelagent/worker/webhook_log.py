@@ -7,10 +7,11 @@ redelivered after a restart (or a SIGKILL), or long after memory dropped its id,
 
 Writes run on one dedicated thread (the event loop never waits on SQLite) with
 ``synchronous=NORMAL``: in WAL mode a commit then survives the process being killed, and the
-fsync is left to checkpoints. Woken by an id, the thread waits ``gather_s`` (10 ms) and then
-writes every id queued by then in one transaction: at most one wake-up and one commit per
-``gather_s``, not one per webhook (each wake-up of a thread costs the event loop a hand-over of
-the GIL), and an id reaches the log at most ``gather_s`` later than it would have. Its own
+fsync is left to checkpoints. The thread writes the ids of each ``gather_s`` (10 ms) in one
+transaction, so at most one commit per ``gather_s``, not one per webhook, and an id reaches the
+log at most ``gather_s`` later than it would have; while ids keep coming it polls the queue and
+is never woken by the event loop (each wake-up of a thread costs the loop a hand-over of the
+GIL). Its own
 file, not a table in the agents' database: SQLite lets one writer at a time into a file, and
 the agents' group commit (which holds the lock through its fsync) and the log would otherwise
 wait for each other in SQLite's busy handler, which sleeps a millisecond and more per try.
@@ -98,27 +99,36 @@ class WebhookLog:
             self._queue.put((webhook_id, t_s))
 
     def _serve(self) -> None:
-        """The writer thread: the ids queued within ``gather_s`` go into one transaction."""
+        """The writer thread: the ids queued within ``gather_s`` go into one transaction. While
+        ids keep coming it polls the queue every ``gather_s`` and never waits on it, so the
+        event loop's ``put`` wakes nobody (a wake-up costs the loop a hand-over of the GIL,
+        often its core); it waits, and is woken, only once it found the queue empty."""
         while True:
-            first = self._queue.get()
-            rows: list[tuple[str, float]] = []
-            stop = first is None
-            if first is not None:
-                rows.append(first)
+            item = self._queue.get()
+            while item is not None:
+                rows = [item]
                 time.sleep(self.gather_s)
-                while True:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    rows.append(nxt)
-            if rows:
+                stop = self._take_queued(rows)
                 self._write(rows)
-            if stop:
-                return
+                if stop:
+                    return
+                try:
+                    item = self._queue.get_nowait()  # more came meanwhile: poll again
+                except queue.Empty:
+                    break  # found empty: wait for the next id
+            else:
+                return  # None: close() asked for the end
+
+    def _take_queued(self, rows: list[tuple[str, float]]) -> bool:
+        """Move what is queued to ``rows``; True if the end (None) was among it."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            rows.append(item)
 
     def _write(self, rows: list[tuple[str, float]]) -> None:
         conn = self._conn
