@@ -94,6 +94,22 @@ async def test_posts_reuse_one_connection_and_carry_the_body_and_headers(port: i
     assert seen == [("msg_1", "application/json")] * 5  # one content type, not two
 
 
+async def test_a_request_on_an_open_connection_is_written_when_it_is_begun(port: int) -> None:
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text=(await request.read()).decode())
+
+    async with aiohttp_server(port, ok):
+        conn = KeepAliveConnection(endpoint(port))
+        first = conn.begin(HEADERS, b"1")
+        assert first.waiter is None  # nothing open yet: finish opens the connection
+        assert (await conn.finish(first)).body == b"1"
+        second = conn.begin(HEADERS, b"2")
+        assert second.waiter is not None  # written already, in this pass of the loop
+        assert (await conn.finish(second)).body == b"2"
+        conn.close()
+    assert conn.opened == 1
+
+
 async def test_connection_close_in_the_answer_opens_a_new_connection_next_time(
     port: int,
 ) -> None:

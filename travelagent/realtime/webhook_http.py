@@ -59,6 +59,14 @@ class Endpoint:
         return cls(parts.hostname, port, parts.netloc.rpartition("@")[2], target, tls)
 
 
+@dataclass
+class Exchange:
+    """One request: its bytes, and the answer's future once it was written."""
+
+    request: bytes
+    waiter: asyncio.Future[Response] | None = None
+
+
 class _Protocol(asyncio.Protocol):
     """Feeds what arrives to the parser of the request in flight; anything else ends it."""
 
@@ -128,22 +136,35 @@ class KeepAliveConnection:
         self.opened = 0  # connections opened, for tests and the bench
 
     async def post(self, headers: Sequence[tuple[str, str]], body: bytes) -> Response:
-        """Send one POST and read its answer; raise OSError (ConnectionEnded among them) or
+        """Send one POST and read its answer (``begin`` then ``finish``)."""
+        return await self.finish(self.begin(headers, body))
+
+    def begin(self, headers: Sequence[tuple[str, str]], body: bytes) -> Exchange:
+        """Encode one POST and, if the connection is open, write it now, in the caller's pass
+        of the event loop; ``finish`` reads the answer (and opens the connection first if it
+        was not open). Raises ValueError for a header that could split the request."""
+        own = [(n, v) for n, v in headers if n.lower() != "content-type"]
+        exchange = Exchange(self._template.encode(own, body))
+        proto = self._proto
+        if proto is not None and not proto.closed:
+            exchange.waiter = self._write(proto, exchange.request)
+        return exchange
+
+    async def finish(self, exchange: Exchange) -> Response:
+        """The answer to ``exchange``; raise OSError (ConnectionEnded among them) or
         HttpParseError. The caller bounds the time (a timeout that cancels this closes the
         connection: a late answer must not be read as the next request's)."""
-        own = [(n, v) for n, v in headers if n.lower() != "content-type"]
-        request = self._template.encode(own, body)
         try:
-            proto = self._proto
-            if proto is not None and not proto.closed:
+            if exchange.waiter is not None:
                 try:
-                    return await self._exchange(proto, request)
+                    return self._answered(await exchange.waiter)
                 except ConnectionEnded as err:
                     if err.answered:
                         raise
                     # The server let the idle connection go as the request crossed it: again,
                     # once, on a new connection (same webhook-id: de-duplicated if it arrived).
-            return await self._exchange(await self._open(), request)
+            waiter = self._write(await self._open(), exchange.request)
+            return self._answered(await waiter)
         except BaseException:
             self.close()
             raise
@@ -160,13 +181,17 @@ class KeepAliveConnection:
         self.opened += 1
         return proto
 
-    async def _exchange(self, proto: _Protocol, request: bytes) -> Response:
+    @staticmethod
+    def _write(proto: _Protocol, request: bytes) -> asyncio.Future[Response]:
         assert proto.transport is not None
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         proto.parser, proto.waiter = ResponseParser(), waiter
         proto.transport.write(request)
-        response = await waiter
-        proto.waiter = None
+        return waiter
+
+    def _answered(self, response: Response) -> Response:
+        if self._proto is not None:
+            self._proto.waiter = None
         if not response.keep_alive:
             self.close()
         return response
