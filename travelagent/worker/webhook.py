@@ -124,8 +124,7 @@ async def handle_realtime_webhook(request: web.Request) -> web.Response:
             return _json({"error": f"turn not stored: {err}"}, status=503)
         _background(request.app, turn, decision.order)
         return _json(decision.ack)
-    turn.task = asyncio.create_task(turn.run())
-    return await _await_turn(turn)
+    return await _run_turn(turn)
 
 
 def _releaser(dedup: Deduplicator[RealtimeTurn], webhook_id: str) -> Callable[[], None]:
@@ -138,10 +137,31 @@ def _releaser(dedup: Deduplicator[RealtimeTurn], webhook_id: str) -> Callable[[]
     return release
 
 
+async def _run_turn(turn: RealtimeTurn) -> web.Response:
+    """Run the turn in this handler's own task, not one of its own (a task and a pass of the
+    event loop less per message: aiohttp does not cancel a handler whose client went away),
+    with a future a redelivery that comes meanwhile waits on."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    turn.task = done
+    try:
+        await turn.run()
+    except Exception as err:
+        done.set_exception(err)
+        done.exception()  # retrieved: no redelivery may ever ask for it
+        if isinstance(err, PublishError):
+            return _json({"error": f"publish failed: {err}"}, status=502)
+        raise
+    except BaseException:
+        done.cancel()
+        raise
+    done.set_result(None)
+    return _json({"ok": True, "published": turn.msg_id})
+
+
 async def _await_turn(turn: RealtimeTurn) -> web.Response:
     assert turn.task is not None
     try:
-        # shield: a realtime service that gives up on us must not cancel the agent's turn
+        # shield: a redelivery that gives up must not cancel the turn it waits on
         await asyncio.shield(turn.task)
     except PublishError as err:
         return _json({"error": f"publish failed: {err}"}, status=502)
@@ -155,8 +175,7 @@ async def _retry(request: web.Request, turn: RealtimeTurn | None) -> web.Respons
         return await _await_turn(turn)
     if request.app[CONFIG].webhook_mode == "ack-first":
         return _json({"ok": True, "duplicate": True})
-    turn.task = asyncio.create_task(turn.run())  # re-publishes the remembered reply
-    return await _await_turn(turn)
+    return await _run_turn(turn)  # re-publishes the remembered reply
 
 
 def _background(app: web.Application, turn: RealtimeTurn, order: TurnOrder) -> None:
