@@ -7,6 +7,7 @@ import json
 
 import pytest
 import websockets
+import websockets.asyncio.server
 
 from travelagent.client.centrifugo import CentrifugoClient, make_token
 from travelagent.client.publisher import (
@@ -163,3 +164,55 @@ async def test_a_socket_that_goes_silent_is_dropped_by_keepalive_and_reconnected
         finally:
             await pub.aclose()
             await link.stop()
+
+
+async def recording_server(port: int, frames: list[str]) -> websockets.asyncio.server.Server:
+    """A publisher-socket stand-in: records each frame, answers every line of it at once."""
+
+    async def serve(ws: websockets.asyncio.server.ServerConnection) -> None:
+        async for frame in ws:
+            text = str(frame)
+            frames.append(text)
+            ids = [json.loads(line)["id"] for line in text.split("\n")]
+            await ws.send("\n".join(json.dumps({"id": i, "result": {"n": i}}) for i in ids))
+
+    return await websockets.asyncio.server.serve(serve, "127.0.0.1", port)
+
+
+async def test_the_commands_of_one_pass_of_the_loop_go_out_in_one_frame(port: int) -> None:
+    frames: list[str] = []
+    server = await recording_server(port, frames)
+    pub = PublisherClient(f"ws://127.0.0.1:{port}", API_KEY)
+    try:
+        await pub.connect()
+        results = await asyncio.gather(*(pub.publish("travel:u1", {"n": i}) for i in range(5)))
+        assert [r["n"] for r in results] == [1, 2, 3, 4, 5]  # each call got its own reply
+        assert len(frames) == 1 and len(frames[0].split("\n")) == 5
+        await pub.publish("travel:u1", 6)  # alone, then: a frame of its own
+        assert len(frames) == 2 and len(frames[1].split("\n")) == 1
+    finally:
+        await pub.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_batch_over_the_frame_bound_is_split_in_order(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from travelagent.client import publisher
+
+    monkeypatch.setattr(publisher, "MAX_FRAME_CHARS", 300)
+    frames: list[str] = []
+    server = await recording_server(port, frames)
+    pub = PublisherClient(f"ws://127.0.0.1:{port}", API_KEY)
+    try:
+        await pub.connect()
+        calls = [pub.publish("travel:u1", {"pad": "x" * 100, "n": i}) for i in range(6)]
+        await asyncio.gather(*calls)
+        lines = [line for f in frames for line in f.split("\n")]
+        assert [json.loads(line)["params"]["data"]["n"] for line in lines] == list(range(6))
+        assert len(frames) > 1 and all(len(f) <= 300 for f in frames)
+    finally:
+        await pub.aclose()
+        server.close()
+        await server.wait_closed()

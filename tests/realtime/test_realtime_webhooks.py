@@ -346,3 +346,42 @@ async def test_webhooks_waiting_for_a_retry_count_against_the_queue_bound(
         assert info.value.code == 106
         assert rt.service.stats()["webhooks_rejected_full"] == 1
         await c.aclose()
+
+
+async def test_at_most_workers_webhooks_are_in_flight_each_on_a_connection_of_its_own(
+    port: int, tf: float
+) -> None:
+    from travelagent.realtime.webhook_sender import WebhookJob, WebhookSender
+    from travelagent.wire.webhooks import webhook_event
+
+    receiver, in_flight, most = Receiver(), 0, 0
+    handle = receiver.handle
+
+    async def counting(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.02)  # long enough for the offers to pile up
+        try:
+            return await handle(request)
+        finally:
+            in_flight -= 1
+
+    receiver.handle = counting  # type: ignore[method-assign]
+    async with receiving(receiver, port) as url:
+        sender = WebhookSender(url, WEBHOOK_SECRET, workers=2, queue_size=100)
+        sender.start()
+        try:
+            for i in range(7):
+                event = webhook_event("message", room="travel:u1", user_id="u1", text=f"m{i}")
+                assert sender.offer(WebhookJob(event))
+            assert sender.stats()["webhooks_queued"] == 5  # two went out at once
+            for _ in range(int(500 * tf)):
+                if sender.counters.sent == 7:
+                    break
+                await asyncio.sleep(0.01)
+            opened = sum(c.opened for c in sender._connections)
+        finally:
+            await sender.aclose()
+    assert sender.counters.sent == 7 and len(receiver.events("message")) == 7
+    assert most == 2 and opened == 2

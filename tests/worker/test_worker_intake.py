@@ -15,7 +15,7 @@ from travelagent.worker.intake import (
     StartTurn,
     WebhookIntake,
 )
-from travelagent.worker.webhook_log import WebhookLog
+from travelagent.worker.webhook_log import WebhookLog, log_path
 
 SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldA=="
 API_KEY = "test-api-key"
@@ -223,6 +223,25 @@ def test_the_durable_log_answers_for_ids_across_processes(tmp_path: Path) -> Non
         assert second.lookup("nope") is None
     finally:
         second.close()
+
+
+def test_the_log_writes_the_ids_of_one_gathering_in_one_transaction(tmp_path: Path) -> None:
+    log = WebhookLog(tmp_path / "w.db", ttl_s=900, gather_s=0.2)
+    for i in range(50):
+        log.record(f"w{i}", 5.0 + i)
+    log.close()  # finishes the writes under way
+    assert log.batches == 1
+    again = WebhookLog(tmp_path / "w.db", ttl_s=900)
+    try:
+        assert again.newest() == 54.0 and again.lookup("w0") == 5.0
+    finally:
+        again.close()
+
+
+def test_the_log_has_a_file_of_its_own_beside_the_workers_database() -> None:
+    # Not a table in the agents' file: their writers would wait for each other's lock.
+    assert log_path(Path("runs/worker.sqlite3")) == Path("runs/worker.webhooks.sqlite3")
+    assert log_path("w.db") == Path("w.webhooks.db")
 
 
 def test_the_log_is_asked_only_while_it_may_know_an_id_memory_does_not_hold() -> None:

@@ -142,6 +142,45 @@ async def test_retry_after_a_failed_publish_republishes_the_same_reply(worker: A
     assert finals[1]["text"].count("Kyoto") == 1
 
 
+async def test_a_redelivery_during_a_failing_publish_hears_the_failure_and_a_later_one_succeeds(
+    port: int, tmp_path: Path
+) -> None:
+    class GatedPublisher(RecordingPublisher):
+        """The first publish waits for the gate, then fails."""
+
+        def __init__(self) -> None:
+            super().__init__(fail_first=1)
+            self.gate, self.entered = asyncio.Event(), asyncio.Event()
+
+        async def publish(self, channel: str, data: Any, **kw: Any) -> dict[str, Any]:
+            if self.calls == 0:
+                self.entered.set()
+                await self.gate.wait()
+            return await super().publish(channel, data, **kw)
+
+    pub = GatedPublisher()
+    cfg = WorkerConfig(port=port, db_path=tmp_path / "w.db", stream=False)
+    directory = LocalAgentDirectory(cfg.db_path, llm=make_llm("simulated", profile="instant"))
+    runner = web.AppRunner(create_app(cfg, directory=directory, publisher=pub))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/api/realtime/webhook"
+    body, headers = _signed(_message())
+    try:
+        async with httpx.AsyncClient() as c:
+            first = asyncio.ensure_future(c.post(url, content=body, headers=headers))
+            await pub.entered.wait()
+            again = asyncio.ensure_future(c.post(url, content=body, headers=headers))
+            await asyncio.sleep(0.05)  # the redelivery is waiting on the first one's turn
+            pub.gate.set()
+            assert [(await f).status_code for f in (first, again)] == [502, 502]
+            third = await c.post(url, content=body, headers=headers)
+            assert third.status_code == 200, third.text
+    finally:
+        await runner.cleanup()
+    assert len(pub.finals()) == 1 and pub.keys == ["m1:final", "m1:final"]
+
+
 async def test_ack_first_answers_at_once_and_publishes_in_the_background(worker: Any) -> None:
     url, pub = await worker(stream=False, webhook_mode="ack-first")
     body, headers = _signed(_message())
@@ -297,6 +336,7 @@ async def test_a_webhook_redelivered_to_a_restarted_worker_is_known_and_never_ru
     assert again_finals == first_finals and len(first_finals) == 1
     assert first_stats.get("webhook_messages") == 1
     assert again_stats.get("webhook_redelivered") == 1 and "webhook_messages" not in again_stats
+    assert (tmp_path / "w.webhooks.db").exists()  # the ids' log, beside the agents' file
 
 
 async def test_ack_first_keeps_its_promise_across_a_restart_without_running_the_agent_twice(

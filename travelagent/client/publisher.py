@@ -7,12 +7,14 @@ Usage::
     result = await pub.publish("travel:u1", {"type": "agent_response", "text": "..."})
     await pub.aclose()
 
-Commands are written as soon as they are called and matched to replies by id, so callers do not
-wait for each other. When the socket drops, a supervisor reconnects with exponential backoff
-(``backoff_initial_s`` doubling up to ``backoff_max_s``). Calls in flight at that moment fail
-with ``PublisherDisconnected`` and are *not* retried: the server may already have published
-them, and a retry could deliver a message twice. Calls made while reconnecting wait for the new
-socket (up to ``timeout_s``).
+Commands are matched to replies by id, so callers do not wait for each other. The commands
+called in one pass of the event loop go out together, newline-separated in one frame (one
+write, one frame for the server to read; at most ``MAX_FRAME_CHARS`` a frame), as the server's
+replies to one frame come back in one. When the socket drops, a supervisor reconnects with
+exponential backoff (``backoff_initial_s`` doubling up to ``backoff_max_s``). Calls in flight at
+that moment fail with ``PublisherDisconnected`` and are *not* retried: the server may already
+have published them, and a retry could deliver a message twice. Calls made while reconnecting
+wait for the new socket (up to ``timeout_s``).
 
 Keep-alive: a ping every ``ping_interval_s``; a socket whose pong does not come within
 ``ping_timeout_s`` is dropped and reconnected, so a socket that went silent (a peer or a path
@@ -33,6 +35,9 @@ from websockets.asyncio.client import ClientConnection
 from travelagent.wire import server_api as api
 
 log = logging.getLogger(__name__)
+
+# Commands per frame are bounded by size, well below the server's 1 MiB frame limit.
+MAX_FRAME_CHARS = 256 * 1024
 
 
 class PublisherError(Exception):
@@ -76,6 +81,9 @@ class PublisherClient:
         self._ws: ClientConnection | None = None
         self._ready = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._outbox: list[tuple[int, str]] = []  # (id, command line), not yet written
+        self._wake = asyncio.Event()
         self._closing = False
 
     async def _open(self) -> ClientConnection:
@@ -95,6 +103,7 @@ class PublisherClient:
         self._ws = await self._open()
         self._ready.set()
         self._supervisor = asyncio.create_task(self._supervise())
+        self._writer = asyncio.create_task(self._write_commands())
 
     async def _supervise(self) -> None:
         while not self._closing:
@@ -103,6 +112,7 @@ class PublisherClient:
             await self._read(ws)
             self._ready.clear()
             self._ws = None
+            self._outbox.clear()  # written to no other socket: those calls fail below
             lost = PublisherDisconnected("publisher socket closed before the reply")
             for fut in self._pending.values():
                 if not fut.done():
@@ -153,22 +163,55 @@ class PublisherClient:
         """Run one server API method; return its result or raise PublisherError."""
         if self._closing or self._supervisor is None:
             raise PublisherDisconnected("publisher client is not connected")
-        ws = await self._socket()
+        await self._socket()
         cmd_id = next(self._ids)
         fut: asyncio.Future[api.SocketReply] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
+        self._outbox.append((cmd_id, api.socket_command(cmd_id, method, params)))
+        self._wake.set()
         try:
-            await ws.send(api.socket_command(cmd_id, method, params))
             # A timeout scope, not wait_for: no waiter future and callbacks per call.
             async with asyncio.timeout(self.timeout_s):
                 reply = await fut
-        except websockets.ConnectionClosed:
-            raise PublisherDisconnected("publisher socket closed while sending") from None
         finally:
             self._pending.pop(cmd_id, None)
         if reply.error is not None:
             raise PublisherError(*reply.error)
         return reply.result
+
+    async def _write_commands(self) -> None:
+        """Write what the callers queued, as few frames as the size bound allows."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox:
+                ws, batch = self._ws, self._take_frame()
+                why = "publisher socket closed while sending"
+                try:
+                    if ws is not None:
+                        await ws.send("\n".join(line for _, line in batch))
+                        continue
+                except websockets.ConnectionClosed:
+                    pass
+                except Exception as err:  # the batch fails, the writer goes on
+                    why = f"publisher socket write failed: {err!r}"
+                for cmd_id, _ in batch:
+                    fut = self._pending.get(cmd_id)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(PublisherDisconnected(why))
+
+    def _take_frame(self) -> list[tuple[int, str]]:
+        """The oldest queued commands that fit one frame (always at least one)."""
+        out = self._outbox
+        size, n = len(out[0][1]), 1
+        while n < len(out) and size + 1 + len(out[n][1]) <= MAX_FRAME_CHARS:
+            size += 1 + len(out[n][1])
+            n += 1
+        if n == len(out):
+            self._outbox = []
+            return out
+        batch, self._outbox = out[:n], out[n:]
+        return batch
 
     async def publish(
         self, channel: str, data: Any, *, idempotency_key: str | None = None
@@ -180,8 +223,9 @@ class PublisherClient:
         self._closing = True
         if self._ws is not None:
             await self._ws.close()
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-        self._supervisor = None
+        for task in (self._supervisor, self._writer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._supervisor = self._writer = None

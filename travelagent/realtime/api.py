@@ -166,6 +166,7 @@ async def handle_publisher_socket(request: web.Request) -> web.StreamResponse:
                 continue
             recv_ns = now_ns()
             replies = [_socket_reply(service, line, recv_ns) for line in api.socket_lines(msg.data)]
+            service.output.flush()  # the pushes to clients first, then the answers
             if replies:
                 await ws.send_str(api.encode_replies(replies))
     finally:

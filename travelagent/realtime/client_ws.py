@@ -1,14 +1,18 @@
 """``/connection/websocket``: the aiohttp adapter around one pure ``ClientSession``.
 
 The adapter reads frames and hands each one to the session with its arrival time, then does
-what the session asks: a writer task sends whatever is queued, several messages per frame, so
-a burst of pushes costs one WebSocket write; webhooks go to the sender; the ping timer and the
-token expiry call back into the session; a close request flushes the queue and closes.
+what the session asks: whatever the session queued is written when the work that queued it
+ends (``output.py``: once this frame, or the publisher-socket frame that fanned out to it, has
+been served), several messages in one WebSocket frame, one write; a socket whose send buffer
+is over ``WRITE_BUFFER_LIMIT_BYTES`` is written by a writer task that waits for it to drain
+instead, so a slow client's output stays in its session's bounded queue. Webhooks go to the
+sender; the ping timer and the token expiry call back into the session; a close request
+flushes the queue and closes.
 
 An idle socket holds as little as it can (docs/bench.md, "Memory"): one task (the reader) and
-one timer handle. The writer task exists only while output is queued (started by the session's
-wake, ended when the queue is empty). The ping and the token expiry share the one timer, armed
-for whichever is due first and re-armed after each ping, not a task sleeping in a loop.
+one timer handle. The writer task exists only while a socket must drain (started by ``flush``,
+ended when the queue is empty). The ping and the token expiry share the one timer, armed for
+whichever is due first and re-armed after each ping, not a task sleeping in a loop.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
 
+from travelagent.realtime.output import text_frame
 from travelagent.realtime.service import SERVICE, RealtimeService
 from travelagent.realtime.session import (
     ArmExpiry,
@@ -32,6 +37,9 @@ from travelagent.realtime.session import (
 from travelagent.realtime.webhook_sender import WebhookJob, WebhookSender
 from travelagent.wire import centrifugo as cf
 from travelagent.wire.trace import now_ns
+
+# A client socket's unsent bytes past which output waits for it to drain (the writer task).
+WRITE_BUFFER_LIMIT_BYTES = 64 * 1024
 
 
 def _room_check(sender: WebhookSender) -> Callable[[int], bool]:
@@ -70,14 +78,23 @@ class SessionSocket:
         "_ping_at",
         "_ping_s",
         "_timer",
+        "_transport",
+        "_writer_busy",
         "_writing",
         "service",
         "session",
         "ws",
     )
 
-    def __init__(self, service: RealtimeService, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self,
+        service: RealtimeService,
+        ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport | None,
+    ) -> None:
         self.service, self.ws = service, ws
+        self._transport = transport if isinstance(transport, asyncio.WriteTransport) else None
+        self._writer_busy = False  # the writer task is writing (and maybe waiting for a drain)
         sender = service.webhooks
         self.session = ClientSession(
             service.hub,
@@ -109,6 +126,7 @@ class SessionSocket:
                     self.session.receive_binary()
                 # ERROR (e.g. a frame over max_msg_size): aiohttp already closed with 1009.
                 self._do_actions()
+                self.service.output.flush()  # the replies and pushes this frame made
                 if self.session.closing:
                     break
         finally:
@@ -156,8 +174,7 @@ class SessionSocket:
             self._timer = asyncio.get_running_loop().call_at(when, self._timer_due)
 
     def _wake(self) -> None:
-        if self._writing is None:
-            self._writing = asyncio.get_running_loop().create_task(self._writer())
+        self.service.output.mark(self)
         if self.session.closing and self._close_task is None:
             # A close asked for by a hub push (a slow consumer) must not wait for the writer,
             # which may be the very thing that is stuck.
@@ -167,12 +184,33 @@ class SessionSocket:
         self.session.connect_deadline_passed()
         self._do_actions()
 
+    def flush(self) -> None:
+        """Write what the session queued, now, unless the socket must drain first."""
+        transport = self._transport
+        if (
+            transport is None
+            or self._writer_busy
+            or transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT_BYTES
+        ):
+            if self._writing is None:  # the writer task writes it, waiting for the drain
+                self._writing = asyncio.get_running_loop().create_task(self._writer())
+            return
+        if transport.is_closing() or self.ws.closed:
+            return  # the close (or the writer, if the peer went) deals with what is left
+        batch = self.session.data_to_send()
+        if batch:
+            transport.write(text_frame(cf.encode(batch).encode()))
+
     async def _writer(self) -> None:
-        """Send what is queued, one frame per batch, until the queue is empty; the next wake
-        starts a new writer."""
+        """Send what is queued, one frame per batch, until the queue is empty; the next flush
+        that finds the socket draining starts a new writer."""
         try:
             while batch := self.session.data_to_send():
-                await self.ws.send_str(cf.encode(batch))
+                self._writer_busy = True
+                try:
+                    await self.ws.send_str(cf.encode(batch))
+                finally:
+                    self._writer_busy = False
         except (ConnectionError, RuntimeError):
             pass  # the client went away; the reader sees the close
         finally:
@@ -215,7 +253,7 @@ async def handle_client_websocket(request: web.Request) -> web.WebSocketResponse
             max_msg_size=service.config.max_frame_bytes, autoping=True, compress=False
         )
         await ws.prepare(request)
-        socket = SessionSocket(service, ws)
+        socket = SessionSocket(service, ws, request.transport)
         service.sockets.add(ws)
         try:
             await socket.run()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 from aiohttp import web
 
 from travelagent.limits import ConnectionLimiter
@@ -18,6 +17,8 @@ from travelagent.realtime.idempotency import (
     SqliteIdempotencyCache,
 )
 from travelagent.realtime.outbox import Outbox
+from travelagent.realtime.output import Flusher
+from travelagent.realtime.webhook_http import Endpoint
 from travelagent.realtime.webhook_sender import DeadLetter, WebhookSender
 from travelagent.wire.server_api import reply_key
 from travelagent.wire.trace import now_ns
@@ -79,6 +80,7 @@ class RealtimeService:
             )
         self.publisher_sockets = 0
         self.sockets: set[web.WebSocketResponse] = set()
+        self.output = Flusher()  # client sockets with output queued (output.py)
         self.per_address = ConnectionLimiter(config.max_connections_per_address)
         self.per_user = ConnectionLimiter(config.max_connections_per_user)
 
@@ -137,9 +139,7 @@ class RealtimeService:
 
 def _check_webhook_settings(config: RealtimeConfig) -> None:
     """Fail at start, with a reason, rather than on every webhook later."""
-    url = httpx.URL(config.webhook_url)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"webhook URL must be http(s)://host/..., not {config.webhook_url!r}")
+    Endpoint.from_url(config.webhook_url)  # raises ValueError for one that is not http(s)://host
     secret_key(config.webhook_secret)  # raises ValueError for a secret that is not whsec_<b64>
 
 

@@ -1,14 +1,19 @@
-"""Outbound webhooks: a bounded queue, a few workers, one pooled HTTP client, retries.
+"""Outbound webhooks: a bounded queue, a few deliveries at a time, a keep-alive connection
+each, retries.
 
 Delivery rules:
 - ``offer`` never blocks: if the queue is full it returns False and counts a rejection, so the
   caller can refuse the client's publish with an error (nothing is dropped silently).
+- At most ``workers`` webhooks are in flight, each on a keep-alive connection of its own
+  (``webhook_http.py``); one offered while fewer are is written at once, in the caller's pass
+  of the event loop (the client's publish that made it), and a task reads the answer; one
+  offered while ``workers`` are in flight waits in the queue for the next connection free.
 - Each event gets one ``webhook-id`` and one body, signed fresh per attempt (the timestamp
   moves), and is retried on a transport error, a timeout or a retryable status (5xx, 408, 425,
   429) after the delays of ``retry_schedule_s``: by default the Standard Webhooks schedule
   (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after the first attempt); tests and experiments
-  shorten it. A job waiting for its next attempt holds no worker. The worker de-duplicates by
-  ``webhook-id``.
+  shorten it. A job waiting for its next attempt holds no connection. The worker de-duplicates
+  by ``webhook-id``.
 - A webhook that gives up (the schedule is spent, or the worker refused it with another 4xx)
   is dead-lettered with its reason: kept in ``dead_letters`` and handed to ``on_dead_letter``,
   which tells the user (the service publishes an ``isError`` ``agent_response``).
@@ -26,10 +31,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import aiohttp
-
 from travelagent.logsafe import esc
+from travelagent.realtime.http1 import HttpParseError
 from travelagent.realtime.outbox import Outbox
+from travelagent.realtime.webhook_http import Endpoint, Exchange, KeepAliveConnection
 from travelagent.wire.trace import Trace
 from travelagent.wire.webhooks import (
     STANDARD_RETRY_SCHEDULE_S,
@@ -99,8 +104,10 @@ class WebhookSender:
         if any(d < 0 for d in retry_schedule_s):
             raise ValueError("retry delays must not be negative")
         self.url = url
+        self.endpoint = Endpoint.from_url(url)
         self.secret = secret
-        self.queue: asyncio.Queue[WebhookJob] = asyncio.Queue(maxsize=queue_size)
+        self.queue: deque[WebhookJob] = deque()  # admitted, waiting for a free connection
+        self.queue_size = queue_size
         self.workers = workers
         self.timeout_s = timeout_s
         self.retry_schedule_s = tuple(retry_schedule_s)
@@ -108,18 +115,17 @@ class WebhookSender:
         self.outbox = outbox
         self.dead_letters: deque[DeadLetter] = deque(maxlen=MAX_DEAD_LETTERS)
         self.counters = WebhookCounters()
-        self._client: aiohttp.ClientSession | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._connections: list[KeepAliveConnection] = []  # every one opened, free or not
+        self._free: list[KeepAliveConnection] = []
+        self._delivering: set[asyncio.Task[None]] = set()  # at most ``workers``
         self._waiting: set[asyncio.Task[None]] = set()
+        self._started = False
 
     def start(self) -> None:
-        # aiohttp, not httpx: under tens of concurrent requests httpx's pool costs milliseconds
-        # of CPU per request, which would land on the webhook leg being measured.
-        self._client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.workers, limit_per_host=self.workers),
-            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-        )
-        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        # Neither httpx nor aiohttp's client: under tens of concurrent requests their
+        # per-request work costs the realtime service more CPU than everything else a message
+        # does there (webhook_http.py), and would land on the webhook leg being measured.
+        self._started = True
         if self.outbox is not None:  # what an earlier process admitted and never finished
             for owed in self.outbox.owed():
                 trace = Trace.from_wire_or_none(owed.trace) if owed.trace else None
@@ -130,54 +136,74 @@ class WebhookSender:
         """Whether one more event is taken once ``extra`` more are offered first. Events waiting
         for a retry count too: with the worker down they would otherwise pile up without end
         while the queue itself stays empty."""
-        if self.queue.maxsize <= 0:
+        if self.queue_size <= 0:
             return True
-        return self.queue.qsize() + len(self._waiting) + extra < self.queue.maxsize
+        return len(self.queue) + len(self._waiting) + extra < self.queue_size
 
     def offer(self, job: WebhookJob) -> bool:
         if not self.has_room():
-            self.counters.rejected_full += 1
-            return False
-        try:
-            self.queue.put_nowait(job)
-        except asyncio.QueueFull:
             self.counters.rejected_full += 1
             return False
         if self.outbox is not None:
             self.outbox.admitted(
                 job.webhook_id, job.event, job.trace.to_wire() if job.trace else None
             )
+        self._submit(job)
         return True
 
     def stats(self) -> dict[str, int]:
-        return self.counters.as_dict(self.queue.qsize(), len(self._waiting))
+        return self.counters.as_dict(len(self.queue), len(self._waiting))
 
     async def aclose(self, *, drain_timeout_s: float = 2.0) -> None:
         """Give queued events a moment to go out, then stop."""
-        if self._tasks:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.queue.join(), drain_timeout_s)
-        for t in [*self._tasks, *self._waiting]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_timeout_s
+        while self._delivering and (remaining_s := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._delivering), timeout=remaining_s)  # queued ones too
+        self._started = False
+        tasks = [*self._delivering, *self._waiting]
+        for t in tasks:
             t.cancel()
-        for t in [*self._tasks, *self._waiting]:
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
-        self._tasks = []
+        self._delivering.clear()
         self._waiting.clear()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        for conn in self._connections:
+            conn.close()
+        self._connections, self._free = [], []
 
-    async def _work(self) -> None:
-        while True:
-            job = await self.queue.get()
-            try:
-                await self._deliver(job)
-            except Exception:  # a bug must not kill the worker and strand the queue
-                log.exception("webhook %s: unexpected error", esc(job.webhook_id))
-                self.counters.failed += 1
-            finally:
-                self.queue.task_done()
+    def _submit(self, job: WebhookJob) -> None:
+        """Deliver ``job`` now if fewer than ``workers`` are in flight, else queue it."""
+        if not self._started or len(self._delivering) >= self.workers:
+            self.queue.append(job)
+            return
+        if self._free:
+            conn = self._free.pop()
+        else:
+            conn = KeepAliveConnection(self.endpoint)
+            self._connections.append(conn)
+        task = asyncio.create_task(self._work(conn, job, self._begin(job, conn)))
+        self._delivering.add(task)
+        task.add_done_callback(self._delivering.discard)
+
+    async def _work(
+        self, conn: KeepAliveConnection, job: WebhookJob, exchange: Exchange | None
+    ) -> None:
+        """Deliver ``job``, then the queued ones, on ``conn``; then free it."""
+        try:
+            while True:
+                try:
+                    await self._deliver(job, conn, exchange)
+                except Exception:  # a bug must not strand the job or the connection
+                    log.exception("webhook %s: unexpected error", esc(job.webhook_id))
+                    self.counters.failed += 1
+                if not self.queue or not self._started:
+                    break
+                job = self.queue.popleft()
+                exchange = self._begin(job, conn)
+        finally:
+            self._free.append(conn)
 
     def _body(self, job: WebhookJob) -> bytes:
         if job.trace is not None:
@@ -185,28 +211,43 @@ class WebhookSender:
             job.event["message"]["trace"] = job.trace.to_wire()
         return encode_event(job.event)
 
-    async def _deliver(self, job: WebhookJob) -> None:
-        """One attempt; on a retryable failure the job waits (holding no worker) and queues
-        again, or is dead-lettered when the schedule is spent."""
-        assert self._client is not None
-        if job.body is None:
-            job.body = self._body(job)
+    def _begin(self, job: WebhookJob, conn: KeepAliveConnection) -> Exchange | None:
+        """An attempt's request, written now if ``conn`` is open. None: it could not be made
+        (a bug, never the caller's problem: ``offer`` runs inside a client's publish)."""
         job.attempts += 1
-        headers = signed_headers(self.secret, job.body, msg_id=job.webhook_id)
         try:
-            async with self._client.post(self.url, data=job.body, headers=headers) as resp:
-                if resp.status < 300:
-                    self.counters.sent += 1
-                    if self.outbox is not None:
-                        self.outbox.delivered(job.webhook_id)
-                    return
-                reason = f"worker answered HTTP {resp.status}"
-                if not retryable(resp.status):
-                    text = (await resp.text())[:200]
-                    self._dead(job, f"{reason}: {text}" if text else reason)
-                    return
-        except (aiohttp.ClientError, TimeoutError) as err:
+            if job.body is None:
+                job.body = self._body(job)
+            headers = signed_headers(self.secret, job.body, msg_id=job.webhook_id)
+            return conn.begin(list(headers.items()), job.body)
+        except Exception:
+            log.exception("webhook %s: request not made", esc(job.webhook_id))
+            return None
+
+    async def _deliver(
+        self, job: WebhookJob, conn: KeepAliveConnection, exchange: Exchange | None
+    ) -> None:
+        """One attempt, begun by ``_begin``; on a retryable failure the job waits (holding no
+        connection) and queues again, or is dead-lettered when the schedule is spent."""
+        if exchange is None:
+            self._dead(job, "the request could not be made (see the service's log)")
+            return
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                resp = await conn.finish(exchange)
+        except (OSError, HttpParseError, TimeoutError) as err:
             reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        else:
+            if resp.status < 300:
+                self.counters.sent += 1
+                if self.outbox is not None:
+                    self.outbox.delivered(job.webhook_id)
+                return
+            reason = f"worker answered HTTP {resp.status}"
+            if not retryable(resp.status):
+                text = resp.body.decode("utf-8", "replace")[:200]
+                self._dead(job, f"{reason}: {text}" if text else reason)
+                return
         delay_s = next_delay_s(self.retry_schedule_s, job.attempts)
         if delay_s is None:
             self._dead(job, f"gave up after {job.attempts} attempts; last: {reason}")
@@ -226,7 +267,7 @@ class WebhookSender:
 
     async def _again(self, job: WebhookJob, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
-        await self.queue.put(job)  # admitted once already: waits for room, never refused
+        self._submit(job)  # admitted once already: never refused
 
     def _dead(self, job: WebhookJob, reason: str) -> None:
         log.warning("webhook %s dead-lettered: %s", esc(job.webhook_id), esc(reason))

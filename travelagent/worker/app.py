@@ -35,7 +35,7 @@ from travelagent.worker.keys import (
 )
 from travelagent.worker.publish import Publisher, make_publisher
 from travelagent.worker.webhook import handle_realtime_webhook, make_intake, resume_owed_turns
-from travelagent.worker.webhook_log import WebhookLog
+from travelagent.worker.webhook_log import WebhookLog, log_path
 
 log = logging.getLogger(__name__)
 _STARTED = web.AppKey("started", float)
@@ -68,7 +68,7 @@ def create_app(
     app[CONFIG] = config
     app[STATS] = Counter()
     app[BACKGROUND] = set()
-    app[_WEBHOOK_LOG] = WebhookLog(config.db_path, ttl_s=config.webhook_dedup_ttl_s)
+    app[_WEBHOOK_LOG] = WebhookLog(log_path(config.db_path), ttl_s=config.webhook_dedup_ttl_s)
     app[INTAKE] = make_intake(config, app[_WEBHOOK_LOG])
     app[JOURNAL] = TurnJournal(config.db_path)
     # "is None", not "or": an empty directory has len() 0 and is falsy.

@@ -48,7 +48,8 @@ class RealtimeTurn:
     reply: str | None = None
     is_error: bool = False
     published: bool = False
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # what a redelivery waits on while the turn runs (the handler's future, or a background task)
+    task: asyncio.Future[None] | None = field(default=None, repr=False)
     # called once the final is published (the webhook's de-duplicator lets go of the turn)
     on_published: Callable[[], None] | None = field(default=None, repr=False)
 

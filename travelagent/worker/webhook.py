@@ -14,11 +14,13 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from travelagent.config import API_KEY_ENV, WEBHOOK_SECRET_ENV, secret
 from travelagent.logsafe import esc
+from travelagent.wire import jsoncodec
 from travelagent.wire.trace import now_ns
 from travelagent.worker.config import WorkerConfig
 from travelagent.worker.intake import (
@@ -46,6 +48,12 @@ from travelagent.worker.webhook_log import WebhookLog
 log = logging.getLogger(__name__)
 
 BACKGROUND_PUBLISH_ATTEMPTS = 4
+
+
+def _json(body: dict[str, Any], *, status: int = 200) -> web.Response:
+    """A JSON answer encoded by the wire formats' encoder (orjson), not aiohttp's json.dumps."""
+    return web.Response(body=jsoncodec.dumps_bytes(body), status=status,
+                        content_type="application/json")  # fmt: skip
 
 
 def make_intake(cfg: WorkerConfig, log: WebhookLog | None = None) -> WebhookIntake[RealtimeTurn]:
@@ -88,14 +96,14 @@ async def handle_realtime_webhook(request: web.Request) -> web.Response:
     stats = request.app[STATS]
     t_recv = now_ns()
     if request.content_length is not None and request.content_length > MAX_WEBHOOK_BYTES:
-        return web.json_response({"error": "body too large"}, status=413)
+        return _json({"error": "body too large"}, status=413)
     body = await request.read()
     intake = request.app[INTAKE]
     decision = intake.receive(request.headers, body, t_recv_ns=t_recv)
     if isinstance(decision, Respond):
         if decision.stat is not None:
             stats[decision.stat] += 1
-        return web.json_response(decision.body, status=decision.status)
+        return _json(decision.body, status=decision.status)
     if isinstance(decision, Redeliver):
         stats["webhook_duplicates"] += 1
         return await _retry(request, decision.prior)
@@ -113,11 +121,10 @@ async def handle_realtime_webhook(request: web.Request) -> web.Response:
             log.error("could not journal turn %s: %s", esc(decision.order.msg_id), esc(err))
             if decision.webhook_id is not None:
                 intake.dedup.forget(decision.webhook_id)  # so the retry starts it afresh
-            return web.json_response({"error": f"turn not stored: {err}"}, status=503)
+            return _json({"error": f"turn not stored: {err}"}, status=503)
         _background(request.app, turn, decision.order)
-        return web.json_response(decision.ack)
-    turn.task = asyncio.create_task(turn.run())
-    return await _await_turn(turn)
+        return _json(decision.ack)
+    return await _run_turn(turn)
 
 
 def _releaser(dedup: Deduplicator[RealtimeTurn], webhook_id: str) -> Callable[[], None]:
@@ -130,25 +137,45 @@ def _releaser(dedup: Deduplicator[RealtimeTurn], webhook_id: str) -> Callable[[]
     return release
 
 
+async def _run_turn(turn: RealtimeTurn) -> web.Response:
+    """Run the turn in this handler's own task, not one of its own (a task and a pass of the
+    event loop less per message: aiohttp does not cancel a handler whose client went away),
+    with a future a redelivery that comes meanwhile waits on."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    turn.task = done
+    try:
+        await turn.run()
+    except Exception as err:
+        done.set_exception(err)
+        done.exception()  # retrieved: no redelivery may ever ask for it
+        if isinstance(err, PublishError):
+            return _json({"error": f"publish failed: {err}"}, status=502)
+        raise
+    except BaseException:
+        done.cancel()
+        raise
+    done.set_result(None)
+    return _json({"ok": True, "published": turn.msg_id})
+
+
 async def _await_turn(turn: RealtimeTurn) -> web.Response:
     assert turn.task is not None
     try:
-        # shield: a realtime service that gives up on us must not cancel the agent's turn
+        # shield: a redelivery that gives up must not cancel the turn it waits on
         await asyncio.shield(turn.task)
     except PublishError as err:
-        return web.json_response({"error": f"publish failed: {err}"}, status=502)
-    return web.json_response({"ok": True, "published": turn.msg_id})
+        return _json({"error": f"publish failed: {err}"}, status=502)
+    return _json({"ok": True, "published": turn.msg_id})
 
 
 async def _retry(request: web.Request, turn: RealtimeTurn | None) -> web.Response:
     if turn is None or turn.published:
-        return web.json_response({"ok": True, "duplicate": True})
+        return _json({"ok": True, "duplicate": True})
     if turn.task is not None and not turn.task.done():
         return await _await_turn(turn)
     if request.app[CONFIG].webhook_mode == "ack-first":
-        return web.json_response({"ok": True, "duplicate": True})
-    turn.task = asyncio.create_task(turn.run())  # re-publishes the remembered reply
-    return await _await_turn(turn)
+        return _json({"ok": True, "duplicate": True})
+    return await _run_turn(turn)  # re-publishes the remembered reply
 
 
 def _background(app: web.Application, turn: RealtimeTurn, order: TurnOrder) -> None:
