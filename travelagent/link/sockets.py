@@ -64,13 +64,8 @@ class StampedSocket(socket.socket):
             self.rx_ns = time.monotonic_ns()
             return data
         data, ancdata, _flags, _addr = self.recvmsg(bufsize, _ANC_SPACE, flags)
-        wall_before = time.time_ns()
         now = time.monotonic_ns()
-        wall_after = time.time_ns()
-        # the two clocks read around one instant: a preemption between them shifts the offset
-        # by at most half the gap, not by all of it
-        offset = (wall_before + wall_after) // 2 - now
-        self.rx_ns = wire_ns(ancdata, now, offset) if ancdata else now
+        self.rx_ns = wire_ns(ancdata, now, time.time_ns() - now) if ancdata else now
         return data
 
 
