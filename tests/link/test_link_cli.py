@@ -1,19 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
-import pytest
 from conftest import free_port
-
-from travelagent.link.runtime import SCHEDULING_ENV, scheduling_kind, use_scheduling
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -74,44 +68,3 @@ def test_serve_link_with_bad_arguments_explains_and_exits_2() -> None:
     )  # fmt: skip
     assert res.returncode == 2
     assert "delay_ms must not be negative" in res.stderr
-
-
-def test_scheduling_comes_from_the_config_then_the_environment_and_bad_values_are_named(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(SCHEDULING_ENV, raising=False)
-    assert scheduling_kind({}) == "realtime"
-    monkeypatch.setenv(SCHEDULING_ENV, "normal")
-    assert scheduling_kind({}) == "normal"
-    assert scheduling_kind({"scheduling": "realtime"}) == "realtime"
-    with pytest.raises(ValueError, match="scheduling must be one of realtime, normal"):
-        scheduling_kind({"scheduling": "fast"})
-    monkeypatch.setenv(SCHEDULING_ENV, "fifo")
-    with pytest.raises(ValueError, match="got 'fifo'"):
-        scheduling_kind({})
-
-
-def test_realtime_scheduling_refused_leaves_the_process_normal_and_says_so(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls: list[tuple[int, int]] = []
-
-    def refuse(pid: int, policy: int, param: object) -> None:
-        calls.append((pid, policy))
-        raise PermissionError(1, "Operation not permitted")
-
-    monkeypatch.setattr(os, "sched_setscheduler", refuse)
-    assert use_scheduling("normal") == "scheduling: normal" and not calls
-    line = use_scheduling("realtime")
-    assert calls and line.startswith("scheduling: normal (real-time scheduling refused")
-
-
-def test_links_process_with_a_bad_scheduling_value_explains_and_exits_2(tmp_path: Path) -> None:
-    config = tmp_path / "links.json"
-    config.write_text(json.dumps({"links": [], "scheduling": "fast"}))
-    res = subprocess.run(
-        [sys.executable, "-m", "travelagent.link", "--config", str(config)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert res.returncode == 2
-    assert "scheduling must be one of realtime, normal" in res.stderr

@@ -7,17 +7,7 @@ from typing import Any
 
 import pytest
 
-from travelagent.link.timer import (
-    LEAD_MAX_NS,
-    LEAD_MIN_NS,
-    LoopTimer,
-    ThreadTimer,
-    Timer,
-    TimerfdTimer,
-    lead_from,
-    mono_ns,
-    spin_until,
-)
+from travelagent.link.timer import LoopTimer, ThreadTimer, Timer, TimerfdTimer, mono_ns
 
 KINDS: dict[str, Callable[[asyncio.AbstractEventLoop], Timer]] = {
     "timerfd": TimerfdTimer,
@@ -111,52 +101,3 @@ async def test_a_callback_that_raises_does_not_drop_the_others_due_with_it(
     assert sorted(ran) == [1, 2, 3]
     if kind != "loop":  # the loop timer's callbacks are asyncio's own handles
         assert "Transport endpoint is not connected" in caplog.text
-
-
-def test_the_lead_is_the_first_quartile_of_wake_ups_within_bounds() -> None:
-    assert lead_from([]) == LEAD_MIN_NS
-    assert lead_from([90_000, 50_000, 80_000, 60_000, 70_000]) == 60_000
-    assert lead_from([1_000] * 10) == LEAD_MIN_NS
-    assert lead_from([10_000_000] * 10) == LEAD_MAX_NS  # a slow machine: spins stay bounded
-
-
-def test_spin_until_returns_at_or_after_the_deadline() -> None:
-    deadline = mono_ns() + 50_000
-    assert spin_until(deadline) >= deadline
-    past = mono_ns() - 1
-    assert spin_until(past) >= past
-
-
-async def test_timerfd_learns_its_lead_from_its_wake_ups() -> None:
-    loop = asyncio.get_running_loop()
-    timer = TimerfdTimer(loop)
-    done = asyncio.Event()
-    count = 0
-
-    def again() -> None:
-        nonlocal count
-        count += 1
-        if count < 40:
-            timer.call_at_ns(mono_ns() + 200_000, again)
-        else:
-            done.set()
-
-    try:
-        timer.call_at_ns(mono_ns() + 200_000, again)
-        await asyncio.wait_for(done.wait(), 5)
-        assert len(timer.wake_ns) == 40
-        assert timer.lead_ns == lead_from(list(timer.wake_ns)[:32])
-    finally:
-        timer.close()
-
-
-async def test_timerfd_learns_nothing_from_a_deadline_already_past() -> None:
-    loop = asyncio.get_running_loop()
-    timer = TimerfdTimer(loop)
-    fired = asyncio.Event()
-    try:
-        timer.call_at_ns(mono_ns() - 50_000_000, fired.set)  # 50 ms ago: fires at once
-        await asyncio.wait_for(fired.wait(), 5)
-        assert not timer.wake_ns
-    finally:
-        timer.close()

@@ -17,14 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from travelagent.config import SecretError
     from travelagent.link.faults import FaultError
-    from travelagent.link.runtime import scheduling_kind, serve, use_scheduling
+    from travelagent.link.runtime import serve
     from travelagent.link.schedule import ShapeError
 
     try:
         with open(args.config, encoding="utf-8") as fh:
             config = json.load(fh)
         config["dev"] = args.dev or config.get("dev", False)
-        print(f"links {use_scheduling(scheduling_kind(config))}", flush=True)
         asyncio.run(serve(config))
     except (OSError, ValueError, KeyError, TypeError, ShapeError, FaultError, SecretError) as err:
         print(f"travelagent links: {err}", file=sys.stderr)

@@ -5,10 +5,7 @@ process, sends newline-framed messages through at a steady rate, and prints the 
 one-way delay (send by the client to receipt by the server, both on the host's monotonic
 clock) against the configured delay, then the set-up cost of a new connection (first round
 trip on a new connection minus a round trip on a warm one) against the configured cost.
-Beside those: where the one-way time went (send to the link's read, the link's write to the
-server's read), the one-way time to the link's write (the link's own error, without the
-server's wake-up) and the links process's CPU per message. It runs once per timer kind, so the
-choice of timer stays justified by numbers.
+It runs once per timer kind, so the choice of timer stays justified by numbers.
 """
 
 from __future__ import annotations
@@ -26,8 +23,6 @@ import time
 
 import httpx
 
-from travelagent.link.sockets import StampedListener, listener
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -41,51 +36,26 @@ def _pct(values: list[float], q: float) -> float:
 
 
 class _Echo:
-    """Records the receive time of each line, and echoes it back.
-
-    Two receive times: when the server's code has the line (``recv_ns``: after the server
-    process woke up and read it), and when its bytes reached the server's socket (``wire_ns``:
-    the kernel's receive stamp of the last read that held them, ``sockets.StampedSocket``; a
-    read that also held later bytes makes it later, never earlier)."""
+    """Records the receive time of each line, and echoes it back."""
 
     def __init__(self) -> None:
         self.recv_ns: dict[int, int] = {}
-        self.wire_ns: dict[int, int] = {}
-        self.listener: StampedListener | None = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        trsock = writer.get_extra_info("socket")
-        sock = None
-        if self.listener is not None and trsock is not None:
-            sock = self.listener.claim(trsock.fileno())
         while line := await reader.readline():
             t = time.monotonic_ns()
             seq = int(line.split(b" ", 1)[0])
             if seq >= 0:
                 self.recv_ns.setdefault(seq, t)
-                self.wire_ns.setdefault(seq, sock.rx_ns if sock is not None else t)
             writer.write(line)
         writer.close()
 
 
-def _cpu_ns(pid: int) -> int:
-    """CPU time (user + system) used so far by process ``pid``, from ``/proc`` (0 elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-
-
-async def _one_way(
-    port: int, echo: _Echo, *, rate: float, seconds: float, sent: dict[int, int] | None = None
-) -> list[float]:
+async def _one_way(port: int, echo: _Echo, *, rate: float, seconds: float) -> list[float]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"-1 warm-up\n")  # pay the connection set-up cost before measuring
     await reader.readline()
-    sent = {} if sent is None else sent
+    sent: dict[int, int] = {}
     count = int(rate * seconds)
     start = time.monotonic()
     for seq in range(count):
@@ -98,10 +68,6 @@ async def _one_way(
     writer.close()
     await writer.wait_closed()
     return [(echo.recv_ns[s] - sent[s]) / 1e6 for s in sent if s in echo.recv_ns]
-
-
-def _wire(echo: _Echo, sent: dict[int, int]) -> list[float]:
-    return [(echo.wire_ns[s] - sent[s]) / 1e6 for s in sent if s in echo.wire_ns]
 
 
 async def _setup_cost(port: int, *, trials: int) -> list[float]:
@@ -124,14 +90,12 @@ async def _setup_cost(port: int, *, trials: int) -> list[float]:
 
 async def _run(timer: str, args: argparse.Namespace) -> dict[str, float]:
     echo = _Echo()
-    echo.listener = listener("127.0.0.1", 0)
-    server = await asyncio.start_server(echo.handle, sock=echo.listener)
+    server = await asyncio.start_server(echo.handle, "127.0.0.1", 0)
     echo_port = server.sockets[0].getsockname()[1]
     link_port, control_port = _free_port(), _free_port()
     config = {
         "control": f"127.0.0.1:{control_port}",
         "timer": timer,
-        "scheduling": args.scheduling,
         "links": [
             {
                 "name": "bench",
@@ -157,19 +121,9 @@ async def _run(timer: str, args: argparse.Namespace) -> dict[str, float]:
                 except httpx.TransportError:
                     await asyncio.sleep(0.05)
         # The same traffic straight to the echo server: the stack's own cost, without the link.
-        direct_sent: dict[int, int] = {}
-        direct = await _one_way(
-            echo_port, echo, rate=args.rate, seconds=min(args.seconds, 2), sent=direct_sent
-        )
-        direct_wire = _wire(echo, direct_sent)
+        direct = await _one_way(echo_port, echo, rate=args.rate, seconds=min(args.seconds, 2))
         echo.recv_ns.clear()
-        echo.wire_ns.clear()
-        sent: dict[int, int] = {}
-        cpu0 = _cpu_ns(proc.pid)
-        one_way = await _one_way(link_port, echo, rate=args.rate, seconds=args.seconds, sent=sent)
-        cpu_ns = _cpu_ns(proc.pid) - cpu0
-        echo_recv = dict(echo.recv_ns)
-        wire = _wire(echo, sent)
+        one_way = await _one_way(link_port, echo, rate=args.rate, seconds=args.seconds)
         setup = await _setup_cost(link_port, trials=args.trials)
         from travelagent.config import LINK_CONTROL_TOKEN_ENV, secret
         from travelagent.http_auth import bearer_headers
@@ -186,27 +140,9 @@ async def _run(timer: str, args: argparse.Namespace) -> dict[str, float]:
         os.unlink(fh.name)
         server.close()
         await server.wait_closed()
-    up = [r for r in records if r["direction"] == "up"]
-    late_ms = [(r["delivered_ns"] - r["scheduled_ns"]) / 1e6 for r in up]
-    # Where the one-way time goes: client send to the link's read of the chunk that carried the
-    # message's last byte (ingress), and the link's write of it to the server's receipt
-    # (egress). The measured connection's chunks come first in the records (after the warm-up).
-    ingress_ms, egress_ms, written_ms = [], [], []
-    ends, total = [], 0  # the stream offset each chunk ends at, after the warm-up line
-    for rec in up:
-        total += rec["nbytes"]
-        ends.append(total)
-    offset, i = len(b"-1 warm-up\n"), 0
-    for seq in sorted(sent):
-        offset += len(b"%d x\n" % seq)
-        while i < len(ends) and ends[i] < offset:
-            i += 1  # the chunk that carried the message's last byte
-        if i == len(ends):
-            break
-        written_ms.append((up[i]["delivered_ns"] - sent[seq]) / 1e6)
-        if seq in echo_recv:
-            ingress_ms.append((up[i]["arrival_ns"] - sent[seq]) / 1e6)
-            egress_ms.append((echo_recv[seq] - up[i]["delivered_ns"]) / 1e6)
+    late_ms = [
+        (r["delivered_ns"] - r["scheduled_ns"]) / 1e6 for r in records if r["direction"] == "up"
+    ]
     return {
         "direct_p50": statistics.median(direct),
         "direct_p99": _pct(direct, 99),
@@ -217,20 +153,6 @@ async def _run(timer: str, args: argparse.Namespace) -> dict[str, float]:
         "p99": _pct(one_way, 99),
         "max": max(one_way),
         "setup_p50": statistics.median(setup),
-        # The same without the server's own wake-up and read: to the link's write of the
-        # message's last byte (on loopback the bytes are in the server's socket when the write
-        # returns), and, as a check, to the kernel's receive stamp at the server's socket (of
-        # the read that held the message: later than its arrival when the server read late).
-        "wire_p50": statistics.median(written_ms) if written_ms else float("nan"),
-        "wire_p99": _pct(written_ms, 99) if written_ms else float("nan"),
-        "wire_echo_p50": statistics.median(wire),
-        "wire_direct_p50": statistics.median(direct_wire),
-        # CPU of the link process while the measured traffic crossed it, per message (ms)
-        "link_cpu_ms_per_msg": cpu_ns / 1e6 / max(1, len(one_way)),
-        "ingress_p50": statistics.median(ingress_ms) if ingress_ms else float("nan"),
-        "egress_p50": statistics.median(egress_ms) if egress_ms else float("nan"),
-        "ingress_p99": _pct(ingress_ms, 99) if ingress_ms else float("nan"),
-        "egress_p99": _pct(egress_ms, 99) if egress_ms else float("nan"),
     }
 
 
@@ -242,19 +164,11 @@ async def measure(
     seconds: float,
     setup_rtts: float = 0.0,
     trials: int = 5,
-    scheduling: str = "realtime",
 ) -> dict[str, float]:
     """One measurement as ``main`` prints it, for other programs (the benchmark suite):
-    ``p50``/``p99`` one-way through the link, ``direct_p50``/``direct_p99`` without it (ms);
-    ``wire_*`` the same to the server's socket; ``link_cpu_ms_per_msg`` the links process's
-    CPU per message; ``ingress_*``/``egress_*`` send to the link's read, write to receipt."""
+    ``p50``/``p99`` one-way through the link, ``direct_p50``/``direct_p99`` without it (ms)."""
     args = argparse.Namespace(
-        delay_ms=delay_ms,
-        rate=rate,
-        seconds=seconds,
-        setup_rtts=setup_rtts,
-        trials=trials,
-        scheduling=scheduling,
+        delay_ms=delay_ms, rate=rate, seconds=seconds, setup_rtts=setup_rtts, trials=trials
     )
     return await _run(timer, args)
 
@@ -267,10 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--trials", type=int, default=30, help="new connections for set-up cost")
     parser.add_argument("--timers", default="timerfd,thread,loop", help="timer kinds to compare")
-    parser.add_argument(
-        "--scheduling", choices=("realtime", "normal"), default="realtime",
-        help="the links process's scheduling (runtime.py)",
-    )  # fmt: skip
     args = parser.parse_args(argv)
     setup_cfg = args.setup_rtts * 2 * args.delay_ms
     print(
@@ -293,15 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"             inside the link: write after scheduled time p50 "
-            f"{r['late_p50']:.3f} ms, p99 {r['late_p99']:.3f} ms; send to the link's read p50 "
-            f"{r['ingress_p50']:.3f} ms, its write to the server's read p50 "
-            f"{r['egress_p50']:.3f} ms; links process CPU {r['link_cpu_ms_per_msg']:.3f} ms/msg"
-        )
-        print(
-            f"             to the link's write (the server's socket): p50 {r['wire_p50']:.3f} ms"
-            f" (err {r['wire_p50'] - args.delay_ms:+.3f})  p99 {r['wire_p99']:.3f} ms "
-            f"(err {r['wire_p99'] - args.delay_ms:+.3f}); kernel stamp at the server p50 "
-            f"{r['wire_echo_p50']:.3f} ms, direct {r['wire_direct_p50']:.3f} ms"
+            f"{r['late_p50']:.3f} ms, p99 {r['late_p99']:.3f} ms"
         )
     return 0
 

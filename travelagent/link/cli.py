@@ -35,18 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dev", action="store_true", help="allow the development control token off loopback"
     )
-    parser.add_argument(
-        "--scheduling",
-        choices=("realtime", "normal"),
-        default=None,
-        help="ask for real-time scheduling (default, or $TRAVELAGENT_LINK_SCHEDULING) or not",
-    )
 
 
 def main(args: argparse.Namespace) -> int:
     import asyncio
 
-    from travelagent.link.runtime import scheduling_kind, serve, split_addr, use_scheduling
+    from travelagent.link.runtime import serve, split_addr
     from travelagent.link.schedule import LinkShape, ShapeError
 
     try:
@@ -54,7 +48,6 @@ def main(args: argparse.Namespace) -> int:
         split_addr(args.upstream)
         if args.control:
             split_addr(args.control)
-        scheduling = scheduling_kind({"scheduling": args.scheduling})
         shape = LinkShape(
             delay_ms=args.delay_ms,
             jitter_ms=args.jitter_ms,
@@ -81,7 +74,6 @@ def main(args: argparse.Namespace) -> int:
     }
     from travelagent.config import SecretError
 
-    print(f"link {use_scheduling(scheduling)}", flush=True)
     try:
         asyncio.run(serve(config))
     except SecretError as err:

@@ -18,8 +18,7 @@ from typing import Any
 
 from travelagent.link.faults import BLACKHOLE_MAX_HELD_BYTES, BLACKHOLE_RTO_MAX_MS, Faults
 from travelagent.link.schedule import DirectionSchedule, JitterSampler, LinkShape
-from travelagent.link.sockets import StampedListener, StampedSocket, listener
-from travelagent.link.timer import Timer, best_timer, mono_ns, spin_until
+from travelagent.link.timer import Timer, best_timer, mono_ns
 from travelagent.monitor import summary_ms
 
 DIRECTIONS = ("up", "down")  # up: client -> upstream, down: upstream -> client
@@ -37,10 +36,8 @@ class DirectionStats:
     chunks: int = 0
     held_bytes: int = 0  # read during a black hole and held for delivery after it
     dropped_bytes: int = 0  # held, then discarded because the connection was reset
-    # How late each chunk was written against its scheduled delivery (ns; nothing is written
-    # early): the link's own error, which the self-check of a run bounds. The schedule counts
-    # from the kernel's receive time where it has one (sockets.py), so this includes the
-    # link's wake-up to read a chunk as well as its wake-up to write it.
+    # How late each chunk was written against its scheduled delivery (ns; early counts as 0):
+    # the link's own error, which the self-check of a run bounds.
     late_ns: deque[int] = field(default_factory=lambda: deque(maxlen=LATENESS_KEPT))
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,9 +142,8 @@ class _Direction:
             and len(self.fifo) == 1
             and deliver_ns <= mono_ns() + self.conn.link.timer.lead_ns
         ):
-            # Due already (no delay configured, or it passed while the chunk was read), or
-            # within a timer's wake-up of it, and nothing queued before it: written now (at
-            # its time), without a timer wake-up in between.
+            # Due already (no delay configured, or it passed while the chunk was read) and
+            # nothing queued before it: written now, without a timer wake-up in between.
             self.flush()
         else:
             self._arm()
@@ -185,25 +181,14 @@ class _Direction:
         dest = self.dest
         if self.conn.closed or dest is None:
             return  # upstream not connected yet: flushed again on connect
-        link = self.conn.link
-        if link.faults.blackhole:
+        if self.conn.link.faults.blackhole:
             return  # nothing is delivered while the hole lasts: flushed again when it lifts
-        fifo = self.fifo
-        if not fifo:
-            return
         now = mono_ns()
-        head_ns = fifo[0][0]
-        if now < head_ns:
-            if head_ns - now > link.timer.lead_ns:
-                self._arm()  # woke too early (a timer shared with a sooner deadline)
-                return
-            # The timer was asked for its wake-up cost early, and woke earlier than that
-            # cost this time: the rest (at most the lead) is waited out here, so nothing
-            # leaves before its time.
-            now = spin_until(head_ns)
+        link = self.conn.link
+        due_ns = now + link.timer.lead_ns  # what is due within the wake-up cost goes now
         late = link.stats.directions[self.name].late_ns
-        while fifo and fifo[0][0] <= now:
-            deliver_ns, data, arrival_ns = fifo.popleft()
+        while self.fifo and self.fifo[0][0] <= due_ns:
+            deliver_ns, data, arrival_ns = self.fifo.popleft()
             if data is _EOF:
                 self.done = True
                 try:
@@ -217,7 +202,7 @@ class _Direction:
                 continue
             dest.write(data)
             self.queued_bytes -= len(data)
-            late.append(now - deliver_ns)
+            late.append(now - deliver_ns if now > deliver_ns else 0)
             if link.recording:
                 link.record(ChunkRecord(self.name, arrival_ns, deliver_ns, now, len(data)))
         if self.queue_full and self.queued_bytes <= MAX_QUEUED_BYTES // 4:
@@ -227,15 +212,12 @@ class _Direction:
 
 
 class _Side(asyncio.Protocol):
-    def __init__(self, conn: _Connection, direction: str, sock: socket.socket | None) -> None:
+    def __init__(self, conn: _Connection, direction: str) -> None:
         self.conn = conn
         self.direction = direction  # the direction this side's bytes travel in
-        # The socket this side reads from: a StampedSocket knows when its bytes arrived.
-        self.sock = sock if isinstance(sock, StampedSocket) else None
 
     def data_received(self, data: bytes) -> None:
-        sock = self.sock
-        self.conn.on_data(self.direction, data, sock.rx_ns if sock is not None else mono_ns())
+        self.conn.on_data(self.direction, data, mono_ns())
 
     def eof_received(self) -> bool:
         self.conn.on_eof(self.direction, mono_ns())
@@ -422,7 +404,6 @@ class Link:
         self._timer = timer
         self._own_timer = timer is None
         self._server: asyncio.Server | None = None
-        self._listener: StampedListener | None = None
         self._conns: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -439,14 +420,9 @@ class Link:
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
-        # Our own listening socket, so accepted connections are StampedSockets.
-        self._listener = listener(self.listen_host, self.listen_port)
-        if self._listener is not None:
-            self._server = await loop.create_server(self._accept, sock=self._listener)
-        else:
-            self._server = await loop.create_server(
-                self._accept, self.listen_host, self.listen_port, reuse_address=True
-            )
+        self._server = await loop.create_server(
+            self._accept, self.listen_host, self.listen_port, reuse_address=True
+        )
         if self.listen_port == 0:
             self.listen_port = self._server.sockets[0].getsockname()[1]
 
@@ -471,13 +447,6 @@ class Link:
         # Called by the server for each new connection; the transport arrives in connection_made.
         return _Accepted(self)
 
-    def _accepted_socket(self, transport: asyncio.Transport) -> StampedSocket | None:
-        """The StampedSocket under an accepted connection's transport."""
-        trsock = transport.get_extra_info("socket")
-        if trsock is None or self._listener is None:
-            return None
-        return self._listener.claim(trsock.fileno())
-
     def _opened(self, client: asyncio.Transport) -> _Connection:
         conn = _Connection(self, client, mono_ns())
         self.stats.connections += 1
@@ -500,9 +469,8 @@ class Link:
     async def _connect_upstream(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()
         try:
-            sock = await _connect(self.upstream_host, self.upstream_port)
             transport, _ = await loop.create_connection(
-                lambda: _Side(conn, "down", sock), sock=sock
+                lambda: _Side(conn, "down"), self.upstream_host, self.upstream_port
             )
         except OSError:
             self.stats.upstream_failures += 1
@@ -572,36 +540,13 @@ class Link:
         }
 
 
-async def _connect(host: str, port: int) -> StampedSocket:
-    """A connected non-blocking ``StampedSocket`` to ``host:port`` (each address in turn)."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    error: OSError = OSError(f"cannot resolve {host!r}")
-    for family, kind, proto, _, addr in infos:
-        sock = StampedSocket(family, kind, proto)
-        try:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, addr)
-        except OSError as exc:
-            sock.close()
-            error = exc
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    raise error
-
-
 class _Accepted(_Side):
     """The client side of a new connection; builds the connection when the transport arrives."""
 
     def __init__(self, link: Link) -> None:
         self.link = link
         self.direction = "up"
-        self.sock = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self.sock = self.link._accepted_socket(transport)
         self.conn = self.link._opened(transport)

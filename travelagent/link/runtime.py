@@ -8,24 +8,13 @@ control port serves them all. Its configuration is a JSON file:
      "timer": "timerfd",
      "links": [{"name": "client_worker", "listen": "127.0.0.1:9001",
                 "upstream": "127.0.0.1:8787", "shape": {"delay_ms": 10}, "seed": 1}],
-     "faults": [{"at_s": 10, "link": "client_worker", "fault": "reset", "duration_s": 2}],
-     "scheduling": "realtime"}
-
-``scheduling`` (default ``realtime``, or ``$TRAVELAGENT_LINK_SCHEDULING`` when the file does not
-say): the process asks the kernel for real-time scheduling (``SCHED_FIFO`` at the lowest
-real-time priority), so a link waking for a chunk runs at once instead of queueing for a CPU
-behind the services and the load generator. It stands in for the network, which on a real host
-(or with ``netem``) runs in the kernel ahead of every process. A link's CPU is small (tens of
-microseconds per chunk, spinning at most ``timer.LEAD_MAX_NS``) and the kernel caps real-time
-tasks at 95% of each second. Where the system refuses (no ``CAP_SYS_NICE``), the process says so
-and runs with normal scheduling. ``normal`` leaves it alone.
+     "faults": [{"at_s": 10, "link": "client_worker", "fault": "reset", "duration_s": 2}]}
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
@@ -37,31 +26,6 @@ if TYPE_CHECKING:
     from travelagent.link.proxy import Link
 
 TIMERS = ("timerfd", "thread", "loop")
-SCHEDULING = ("realtime", "normal")
-SCHEDULING_ENV = "TRAVELAGENT_LINK_SCHEDULING"
-RT_PRIORITY = 1  # the lowest SCHED_FIFO priority: above every normal process, below the rest
-
-
-def scheduling_kind(config: dict[str, Any]) -> str:
-    """The scheduling a links process asks for: the config's, else the environment's, else
-    ``realtime``; anything else is an error naming the valid values."""
-    kind = config.get("scheduling") or os.environ.get(SCHEDULING_ENV) or "realtime"
-    if kind not in SCHEDULING:
-        raise ValueError(f"scheduling must be one of {', '.join(SCHEDULING)}; got {kind!r}")
-    return str(kind)
-
-
-def use_scheduling(kind: str) -> str:
-    """Ask for ``kind`` of scheduling for this process (call it in the links process only,
-    never in a test or library caller); returns a line saying what the process got."""
-    if kind != "realtime":
-        return "scheduling: normal"
-    try:
-        policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
-        os.sched_setscheduler(0, policy, os.sched_param(RT_PRIORITY))
-    except (AttributeError, OSError) as err:
-        return f"scheduling: normal (real-time scheduling refused: {err})"
-    return f"scheduling: realtime (SCHED_FIFO {RT_PRIORITY})"
 
 
 def split_addr(addr: str) -> tuple[str, int]:

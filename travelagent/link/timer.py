@@ -27,8 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 Callback = Callable[[], None]
@@ -152,26 +151,15 @@ def _libc() -> Any:
     return libc
 
 
-LEAD_MIN_NS = 20_000
-LEAD_MAX_NS = 100_000  # the most a release waits in a spin after an early wake-up
-LEAD_QUANTILE = 0.25
-LEAD_WINDOW = 128  # the wake-ups the lead is taken from
-LEAD_EVERY = 32  # wake-ups between two updates of the lead
-
-
 class TimerfdTimer:
     """Linux ``timerfd`` in the event loop itself: nanosecond deadlines, one wake-up, no thread.
 
     The kernel's high-resolution timer makes the fd readable at the deadline, and the loop
     (already waiting in ``epoll``) wakes for it as for any socket, so there is no 1 ms rounding
-    and no second thread to be scheduled. How long that wake-up takes (deadline to callback)
-    depends on the machine and its load, so ``lead_ns`` follows it: the 25th percentile of
-    the last 128 wake-ups, between ``LEAD_MIN_NS`` and ``LEAD_MAX_NS``. The link asks for
-    ``deadline - lead_ns`` and waits out what is left of an early wake-up in a short spin: a
-    quarter of the wake-ups spin, for a few microseconds; the rest are late by their excess
-    over the lead. A higher quantile spins longer for little: with the lead at the median, the
-    links process took 1.3x the CPU per message of no spin for 0.05 ms of p50 (docs/bench.md).
+    and no second thread to be scheduled.
     """
+
+    lead_ns = 30_000  # one kernel wake-up of the loop
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         libc = _libc()
@@ -186,26 +174,18 @@ class TimerfdTimer:
         self._heap: list[tuple[int, int, Callback]] = []
         self._seq = itertools.count()
         self._armed_ns = 0  # deadline the fd is set for (0: disarmed)
-        self._armed_ahead = False  # that deadline was still ahead when it was set
-        self._firing = False  # in _fire: it arms once for the earliest deadline when done
-        self._spec = _Itimerspec()
-        self._spec_ref = ctypes.byref(self._spec)
-        self.lead_ns = 30_000  # one kernel wake-up of the loop, until measured
-        self.wake_ns: deque[int] = deque(maxlen=LEAD_WINDOW)  # recent deadline-to-callback
-        self._fires = 0
         loop.add_reader(fd, self._fire)
 
     def _arm(self, deadline_ns: int) -> None:
-        spec = self._spec
+        spec = _Itimerspec()
         spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(max(deadline_ns, 1), 1_000_000_000)
-        if self._libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, self._spec_ref, None) < 0:
+        if self._libc.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) < 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
         self._armed_ns = deadline_ns
-        self._armed_ahead = deadline_ns > mono_ns()
 
     def call_at_ns(self, deadline_ns: int, callback: Callback) -> None:
         heapq.heappush(self._heap, (deadline_ns, next(self._seq), callback))
-        if not self._firing and (self._armed_ns == 0 or deadline_ns < self._armed_ns):
+        if self._armed_ns == 0 or deadline_ns < self._armed_ns:
             self._arm(deadline_ns)
 
     def _fire(self) -> None:
@@ -214,28 +194,13 @@ class TimerfdTimer:
         except BlockingIOError:
             pass
         now = mono_ns()
-        if self._armed_ahead and now >= self._armed_ns:
-            # A wake-up cost only from a deadline that was ahead (one already past when set
-            # fires at once: its lateness is not the wake-up's).
-            self._learn(now - self._armed_ns)
         due: list[Callback] = []
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            due.append(heapq.heappop(heap)[2])
+        while self._heap and self._heap[0][0] <= now:
+            due.append(heapq.heappop(self._heap)[2])
         self._armed_ns = 0
-        self._firing = True
-        try:
-            _run_all(due)
-        finally:
-            self._firing = False
-            if self._heap and self._fd >= 0:
-                self._arm(self._heap[0][0])
-
-    def _learn(self, wake_ns: int) -> None:
-        self.wake_ns.append(max(0, wake_ns))
-        self._fires += 1
-        if self._fires % LEAD_EVERY == 0:
-            self.lead_ns = lead_from(self.wake_ns)
+        if self._heap:
+            self._arm(self._heap[0][0])
+        _run_all(due)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -243,24 +208,6 @@ class TimerfdTimer:
                 self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1
-
-
-def lead_from(wake_ns: Iterable[int]) -> int:
-    """The lead for a timer whose recent wake-ups took ``wake_ns``: their ``LEAD_QUANTILE``,
-    within ``LEAD_MIN_NS`` and ``LEAD_MAX_NS``."""
-    ordered = sorted(wake_ns)
-    if not ordered:
-        return LEAD_MIN_NS
-    value = ordered[min(len(ordered) - 1, int(LEAD_QUANTILE * len(ordered)))]
-    return max(LEAD_MIN_NS, min(LEAD_MAX_NS, value))
-
-
-def spin_until(deadline_ns: int) -> int:
-    """Busy-wait to ``deadline_ns`` (callers bound it by a timer's lead); returns the time."""
-    now = mono_ns()
-    while now < deadline_ns:
-        now = mono_ns()
-    return now
 
 
 def best_timer(loop: asyncio.AbstractEventLoop) -> Timer:
