@@ -165,3 +165,41 @@ def test_a_cells_p50_is_predicted_as_the_sample_median_of_its_own_messages() -> 
     assert float(np.percentile(values, 50)) == pytest.approx(106.35, abs=1.0)
     # with no replay (or n unknown) it is the pooled quantile
     assert lm.sample_quantile(values[:1], 2, 0.5) == values[0]
+
+
+def test_each_streaming_mode_is_predicted_from_its_own_llm_times() -> None:
+    # the same profile measured whole (unstreamed: one wake-up) and token by token (streamed:
+    # a loop pass per token): an unstreamed path must not borrow the streamed turn's time
+    f = lm.Fit(
+        llm_ms={"p": [[1.0, 3.0], [1.0, 7.0]], lm.llm_mode_key("p", False): [[1.0, 0.5]],
+                lm.llm_mode_key("p", True): [[1.0, 7.0]]},
+        proc_ms={"gateway": [[0.0, 0.0]], "rt-ws-stream": [[0.0, 0.0]]},
+    )  # fmt: skip
+    links = {"client_worker": link(0)}
+    assert lm.predict(f, links, "p", "gateway").p50_ms == pytest.approx(1.5)
+    # a profile measured in one mode only: the pooled times, as before
+    g = lm.Fit(llm_ms={"p": [[1.0, 7.0]], lm.llm_mode_key("p", True): [[1.0, 7.0]]},
+               proc_ms={"gateway": [[0.0, 0.0]]})  # fmt: skip
+    assert lm.predict(g, links, "p", "gateway").p50_ms == pytest.approx(8.0)
+    # the question's own times likewise, by mode
+    f.llm_by_key = {
+        lm.llm_mode_key("p", False): {"1:0": [1.0, 0.5]},
+        lm.llm_mode_key("p", True): {"1:0": [1.0, 7.0]},
+        "p": {"1:0": [1.0, 4.0]},
+    }
+    msgs = pd.DataFrame({"seq": [0], "user_key": [1]})
+    for stream, want in ((False, 0.5), (True, 7.0), (None, 4.0)):
+        b = lm.cell_workload(f, msgs, "p", n=1, stream=stream).b
+        assert b is not None and b[0] == want
+
+
+def test_a_fit_keeps_each_profiles_llm_times_per_streaming_mode(tmp_path: Path) -> None:
+    run = load_run(write_synthetic_run(tmp_path, [
+        SynthCell("whole", "gateway", llm_ms=20, streaming=False, n=40),
+        SynthCell("streamed", "realtime", publish="ws-persistent", llm_ms=20, streaming=True,
+                  n=40),
+    ]))  # fmt: skip
+    f = lm.fit(run, list(run.cells.index))
+    profiles = {k.split("@")[0] for k in f.llm_ms}
+    for p in profiles:
+        assert lm.llm_mode_key(p, False) in f.llm_ms and lm.llm_mode_key(p, True) in f.llm_ms

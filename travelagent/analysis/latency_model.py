@@ -281,18 +281,20 @@ def fit(run: Run, cells: list[str], *, seed: int = 0) -> Fit:
             f.proc_ms[name] = f.proc_first_ms[name]
     f.cold_rtts = _cold_rtts(run, parts)
     f.joint_ms, f.joint_first_ms = _joint_residuals(run, parts, f.cold_rtts, rng)
-    for profile, g in parts.dropna(subset=["user_key", "seq", "A", "B"]).groupby("profile"):
-        f.llm_dev_ms[str(profile)] = _llm_deviations(g, rng)
+    # each profile's LLM times, both streaming modes pooled, and each mode's own
+    keyed = parts.dropna(subset=["user_key", "seq", "A", "B"])
+    for key, g in _by_profile_and_mode(keyed):
+        f.llm_dev_ms[key] = _llm_deviations(g, rng)
         by = g.groupby(["user_key", "seq"])[["A", "B"]].median().reset_index()
-        f.llm_by_key[str(profile)] = {
+        f.llm_by_key[key] = {
             f"{int(k)}:{int(q)}": [round(float(x), 4), round(float(y), 4)]
             for k, q, x, y in by[["user_key", "seq", "A", "B"]].itertuples(index=False)
         }
-    for profile, g in parts.groupby("profile"):
+    for key, g in _by_profile_and_mode(parts):
         ab = g[["A", "B"]].astype(float).dropna().to_numpy()
         if len(ab) > MAX_KEPT:
             ab = ab[rng.choice(len(ab), MAX_KEPT, replace=False)]
-        f.llm_ms[str(profile)] = [[round(float(x), 4), round(float(y), 4)] for x, y in ab]
+        f.llm_ms[key] = [[round(float(x), 4), round(float(y), 4)] for x, y in ab]
     f.tool_share, f.tokens = _workload(parts, rng)
     m = run.ok()
     m = m[m["cell"].isin(cells)]
@@ -432,11 +434,29 @@ def _jitter(kind: str, scale: float, n: int, rng: np.random.Generator) -> np.nda
     return rng.normal(0.0, scale, n)
 
 
+def llm_mode_key(profile: str, stream: bool) -> str:
+    """The key of a profile's LLM times measured in one streaming mode. An unstreamed turn takes
+    its reply whole (one wake-up), a streamed one token by token (a loop pass and a send each):
+    the same question's agent.start -> llm.done differs between them by the streaming's own
+    work (about 6 ms for ``instant``), so each mode is predicted from its own measurements
+    where the fit has them."""
+    return f"{profile}@{'stream' if stream else 'whole'}"
+
+
+def _by_mode(table: dict[str, Any], profile: str, stream: bool | None) -> Any:
+    """The streaming mode's entry where the fit measured it, else the profile's (both modes)."""
+    if stream is not None:
+        own = table.get(llm_mode_key(profile, stream))
+        if own:
+            return own
+    return table.get(profile)
+
+
 def _llm_draws(
-    f: Fit, profile: str, n: int, rng: np.random.Generator
+    f: Fit, profile: str, n: int, rng: np.random.Generator, stream: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """(A, B, where they came from) for ``n`` simulated answers."""
-    measured = f.llm_ms.get(profile)
+    measured = _by_mode(f.llm_ms, profile, stream)
     if measured:
         ab = np.asarray(measured, dtype=float)
         idx = rng.integers(0, len(ab), n)
@@ -453,6 +473,15 @@ def _llm_draws(
     # what the fit cells show on top of the profile (timer overshoot, the loop), per answer
     base = _llm_residual(f)
     return a + base[0], np.maximum(0.0, b) + base[1], "simulated from the profile"
+
+
+def _by_profile_and_mode(parts: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The fit messages per profile (both streaming modes) and per profile and mode."""
+    out = [(str(p), g) for p, g in parts.groupby("profile")]
+    if "streaming" in parts:
+        out += [(llm_mode_key(str(p), bool(s)), g)
+                for (p, s), g in parts.groupby(["profile", "streaming"])]  # fmt: skip
+    return out
 
 
 def _llm_residual(f: Fit) -> tuple[float, float]:
@@ -624,7 +653,7 @@ def simulate_components(
             leg_t[leg] = leg_t[leg] + np.where(cold, rtts * 2 * d, 0.0)
         delay_sum += d
         setup_sum += setup
-    a, b, llm_source = _llm_draws(f, profile, n, rng)
+    a, b, llm_source = _llm_draws(f, profile, n, rng, stream)
     joint = _joint(f, path, cold, rng, len(legs))
     if joint is not None:  # one measured message's residuals per simulated message
         proc, pre = joint[:, 0], joint[:, 1]
@@ -636,7 +665,7 @@ def simulate_components(
     if workload is not None:
         if workload.a is not None and workload.b is not None:
             known = np.isfinite(workload.a) & np.isfinite(workload.b)
-            dev = f.llm_dev_ms.get(profile)
+            dev = _by_mode(f.llm_dev_ms, profile, stream)
             ka: np.ndarray = workload.a
             kb: np.ndarray = workload.b
             if dev:  # the question's own times, convolved with the spread of a repeat
@@ -688,10 +717,13 @@ def simulate_components(
     return total, first, parts, llm_source, comps
 
 
-def cell_workload(f: Fit, messages: pd.DataFrame, profile: str, *, n: int = SAMPLES) -> Workload:
+def cell_workload(
+    f: Fit, messages: pd.DataFrame, profile: str, *, n: int = SAMPLES, stream: bool | None = None
+) -> Workload:
     """The messages a measured cell sent, repeated to about ``n``: first or not, and their LLM
-    times where the fit measured the same question under the same profile."""
-    keys = f.llm_by_key.get(profile, {})
+    times where the fit measured the same question under the same profile (in the same
+    streaming mode where it has it)."""
+    keys = _by_mode(f.llm_by_key, profile, stream) or {}
     seq = messages["seq"].astype("Float64").fillna(1).to_numpy(dtype=float)
     user = messages["user_key"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     none = [np.nan, np.nan]
@@ -732,7 +764,9 @@ def _fit_publish_service(run: Run, f: Fit, parts: pd.DataFrame, *, seed: int) ->
     for publish, g in s.groupby("publish"):
         target = float(g.groupby("cell")["drain"].median().median())
         work = {
-            str(c): cell_workload(f, ok[ok["cell"] == c], str(info.loc[c, "profile"]), n=400)
+            str(c): cell_workload(
+                f, ok[ok["cell"] == c], str(info.loc[c, "profile"]), n=400, stream=True
+            )
             for c in g["cell"].unique()
         }
         lo, hi = 0.0, 200.0
@@ -799,7 +833,8 @@ def model_rows_with_components(
         try:
             total, first_t, parts, src, comps = simulate_components(
                 f, links, str(cell["profile"]), path, seed=seed,
-                workload=cell_workload(f, m, str(cell["profile"])),
+                workload=cell_workload(f, m, str(cell["profile"]),
+                                       stream=bool(cell["streaming"])),
             )  # fmt: skip
         except (ModelError, ValueError) as err:
             rows.append({"cell": name, "held_out": name in held, "path": path, "note": str(err)})
