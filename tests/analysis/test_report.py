@@ -80,29 +80,3 @@ def test_report_rejects_a_non_positive_timeout_or_job_count(
     assert "--timeout-s" in capsys.readouterr().err
     assert main(["report", str(run), "--jobs", "0"]) == 2
     assert "--jobs" in capsys.readouterr().err
-
-
-def test_the_run_path_is_injected_after_the_parameters_cell_once() -> None:
-    from travelagent.analysis.report import _inject_parameters
-
-    nb = new_notebook()
-    params = new_code_cell("run_path = None")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [new_code_cell("import os"), params, new_code_cell("print(run_path)")]
-    _inject_parameters(nb, {"run_path": "/runs/a b'c"})
-    _inject_parameters(nb, {"run_path": "/runs/x"})  # a second injection replaces the first
-    tags = [c.metadata.get("tags", []) for c in nb.cells]
-    assert tags == [[], ["parameters"], ["injected-parameters"], []]
-    scope: dict[str, object] = {}
-    exec(nb.cells[2].source, scope)  # the injected cell is Python that sets the parameter
-    assert scope["run_path"] == "/runs/x"
-    nbformat.validate(nb)
-
-
-def test_a_notebook_without_a_parameters_cell_gets_them_first() -> None:
-    from travelagent.analysis.report import _inject_parameters
-
-    nb = new_notebook()
-    nb.cells = [new_code_cell("print(run_path)")]
-    _inject_parameters(nb, {"run_path": "/r"})
-    assert nb.cells[0].metadata["tags"] == ["injected-parameters"]

@@ -226,8 +226,7 @@ def hop_counts(run: Run) -> pd.DataFrame:
 def example_message(run: Run, cell: str) -> str | None:
     """The msg_id of the message with the median service time in ``cell`` (for waterfalls)."""
     m = run.ok()
-    m = m[m["cell"] == cell]
-    m = m[m["msg_id"].isin(run.hops["msg_id"].unique())]
+    m = m[(m["cell"] == cell) & m["msg_id"].isin(run.hops["msg_id"])]
     if m.empty:
         return None
     s = m["service_ms"].astype(float).to_numpy()

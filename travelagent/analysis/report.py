@@ -1,15 +1,14 @@
 """The report: every notebook executed against one run, rendered to HTML, and an index.
 
-``build_report`` executes each notebook in a kernel of its own (parameter ``run_path``, injected
-as papermill injects it), renders the executed copy to HTML with nbconvert whether or not a cell
-failed (a failed notebook shows its error where it happened), and writes ``index.html``: the
-claims table first, then links to the notebooks with their status, then the run's metadata.
-One failing notebook never stops the others; the caller learns of it from ``Report.ok``.
+``build_report`` executes each notebook with papermill (parameter ``run_path``), renders the
+executed copy to HTML with nbconvert whether or not a cell failed (a failed notebook shows its
+error where it happened), and writes ``index.html``: the claims table first, then links to the
+notebooks with their status, then the run's metadata. One failing notebook never stops the
+others; the caller learns of it from ``Report.ok``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import re
@@ -17,9 +16,10 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 
@@ -82,60 +82,28 @@ def _cell_error(executed: Path) -> str:
     return ""
 
 
-def _inject_parameters(nb: Any, params: dict[str, Any]) -> None:
-    """Put a cell assigning ``params`` after the cell tagged ``parameters`` (first if there is
-    none), tagged ``injected-parameters``: what papermill does, so a notebook reads the same
-    whether the report or papermill ran it."""
-    import nbformat
-
-    src = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in params.items())
-    cell = nbformat.v4.new_code_cell(src, metadata={"tags": ["injected-parameters"]})
-    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-    at = next((i + 1 for i, c in enumerate(nb.cells)
-               if "parameters" in c.metadata.get("tags", [])), 0)  # fmt: skip
-    nb.cells.insert(at, cell)
-
-
-async def execute_notebook(
-    src: Path,
-    dest: Path,
-    run_path: Path,
-    *,
-    timeout_s: float,
-    kernel_name: str = "python3",
-    kernel_log: IO[bytes] | None = None,
+def execute_notebook(
+    src: Path, dest: Path, run_path: Path, *, timeout_s: float, kernel_name: str = "python3"
 ) -> tuple[bool, str]:
-    """Execute ``src`` into ``dest`` in a kernel of its own, the kernel's working directory the
-    notebook's folder; (ok, error text). The executed notebook is written whether or not a cell
-    failed (the failed cell holds its error). The kernel's own output (its start-up warnings,
-    a crash) is appended to ``kernel_log``, not our terminal.
+    """Execute ``src`` into ``dest`` with papermill in its own process; (ok, error text).
 
-    Notebooks execute side by side in one process, each in its own kernel: no interpreter per
-    notebook to start, and nothing of ours changes directory.
+    A process per notebook keeps kernels (and papermill's working-directory changes) apart so
+    notebooks can execute side by side, and keeps the kernels' chatter off our terminal.
     """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
-
-    nb = nbformat.read(str(src), as_version=4)
-    _inject_parameters(nb, {"run_path": str(run_path)})
-    client = NotebookClient(
-        nb, timeout=int(max(1, timeout_s)), kernel_name=kernel_name,
-        resources={"metadata": {"path": str(src.parent)}}, startup_timeout=120,
-    )  # fmt: skip
-    ok, err = True, ""
-    log = kernel_log if kernel_log is not None else subprocess.DEVNULL
+    cmd = [
+        sys.executable, "-m", "papermill", str(src), str(dest),
+        "-p", "run_path", str(run_path), "-k", kernel_name, "--cwd", str(src.parent),
+        "--execution-timeout", str(int(max(1, timeout_s))), "--no-progress-bar",
+    ]  # fmt: skip
     try:
-        await client.async_execute(stdout=log, stderr=log)
-    except (CellExecutionError, CellTimeoutError) as e:
-        ok, err = False, _ANSI.sub("", str(e))[-3000:]
-    except Exception as e:  # a kernel that would not start or died: the notebook failed
-        ok, err = False, f"{src.name}: {_error_text(e)}"
-    finally:
-        nbformat.write(nb, str(dest))
-    if ok:
+        # the per-cell timeout bounds each cell; this bounds a kernel that never starts
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                             timeout=timeout_s * 10 + 120)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return False, f"{src.name}: no result after {timeout_s * 10 + 120:.0f} s"
+    if res.returncode == 0:
         return True, ""
-    return False, _cell_error(dest) or err
+    return False, _cell_error(dest) or res.stderr.strip()[-3000:] or f"exit {res.returncode}"
 
 
 # Cells a reader of the report does not need: papermill's injected parameters (a path on the
@@ -574,36 +542,26 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     report = Report(run_id=run.run_id, out_dir=out, index=out / "index.html")
 
-    async def one(src: Path, gate: asyncio.Semaphore) -> NotebookResult:
-        async with gate:
-            t0 = time.monotonic()
-            executed = out / src.name
-            ok, err = await execute_notebook(src, executed, run_dir, timeout_s=timeout_s,
-                                             kernel_name=kernel_name,
-                                             kernel_log=kernel_log)  # fmt: skip
+    def one(src: Path) -> NotebookResult:
+        t0 = time.monotonic()
+        executed = out / src.name
+        ok, err = execute_notebook(src, executed, run_dir, timeout_s=timeout_s,
+                                   kernel_name=kernel_name)  # fmt: skip
         try:
-            page = await asyncio.to_thread(
-                render_html, executed, out / f"{src.stem}.html", run_id=run.run_id
-            )
+            page = render_html(executed, out / f"{src.stem}.html", run_id=run.run_id)
         except Exception as render_err:  # a notebook that cannot render is a failed one
             page, ok = None, False
             err = (err + "\n" if err else "") + f"rendering failed: {_error_text(render_err)}"
         return NotebookResult(src.name, executed, page, ok, time.monotonic() - t0, err)
 
-    async def every(bar: Any) -> dict[str, NotebookResult]:
-        gate = asyncio.Semaphore(max(1, min(workers, len(sources))))
-        done: dict[str, NotebookResult] = {}
-        for next_done in asyncio.as_completed([one(s, gate) for s in sources]):
-            res = await next_done
-            done[res.name] = res
-            bar.update()
-        return done
-
+    results: dict[str, NotebookResult] = {}
     with (
+        ThreadPoolExecutor(max(1, min(workers, len(sources)))) as pool,
         tqdm(total=len(sources), desc="notebooks", unit="nb", disable=not progress) as bar,
-        open(out / "kernels.log", "wb") as kernel_log,  # the kernels' own output
     ):
-        results = asyncio.run(every(bar))
+        for res in (f.result() for f in as_completed(pool.submit(one, s) for s in sources)):
+            results[res.name] = res
+            bar.update()
     report.notebooks = [results[s.name] for s in sources]
     try:
         table = claims_table(run)
