@@ -8,13 +8,23 @@ control port serves them all. Its configuration is a JSON file:
      "timer": "timerfd",
      "links": [{"name": "client_worker", "listen": "127.0.0.1:9001",
                 "upstream": "127.0.0.1:8787", "shape": {"delay_ms": 10}, "seed": 1}],
-     "faults": [{"at_s": 10, "link": "client_worker", "fault": "reset", "duration_s": 2}]}
+     "faults": [{"at_s": 10, "link": "client_worker", "fault": "reset", "duration_s": 2}],
+     "nice": -10}
+
+``nice`` (default ``NICE``, -10) is the links process's scheduling priority. A kernel link
+(netem) releases a packet from a softirq, ahead of every process; a link in user space waits
+for a CPU like any process, and on a 2-core machine shared with the servers and Locust a
+release that falls due while both cores run them waits for the scheduler: that wait is delay
+nobody configured. A higher priority lets the release preempt them, as netem's would. Only
+root (or CAP_SYS_NICE) may raise it; otherwise the links run at the priority they were given
+and say so on stderr. ``TRAVELAGENT_LINK_NICE`` overrides the default (0 keeps it unchanged).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
@@ -26,6 +36,38 @@ if TYPE_CHECKING:
     from travelagent.link.proxy import Link
 
 TIMERS = ("timerfd", "thread", "loop")
+NICE = -10
+
+
+def raise_priority(nice: int | None = None) -> int:
+    """Set this process's nice value to ``nice`` (the config's, else ``TRAVELAGENT_LINK_NICE``,
+    else ``NICE``) and return the one it runs at. Never fails: without the privilege the
+    process keeps its priority and a line on stderr says so."""
+    if nice is None:
+        env = os.environ.get("TRAVELAGENT_LINK_NICE", "").strip()
+        try:
+            nice = int(env) if env else NICE
+        except ValueError:
+            print(
+                f"travelagent links: TRAVELAGENT_LINK_NICE must be an integer, got {env!r}; "
+                f"using {NICE}",
+                file=sys.stderr,
+            )
+            nice = NICE
+    if not -20 <= int(nice) <= 19:
+        raise ValueError(f"nice must be between -20 and 19, got {nice}")
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if int(nice) == 0 or int(nice) == current:
+        return current
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, int(nice))
+    except PermissionError:
+        print(
+            f"travelagent links: cannot set nice {nice} (needs root or CAP_SYS_NICE); "
+            f"running at {current}, where releases may wait for a CPU",
+            file=sys.stderr,
+        )
+    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def split_addr(addr: str) -> tuple[str, int]:
@@ -64,6 +106,7 @@ async def serve(config: dict[str, Any], *, ready: asyncio.Event | None = None) -
     from travelagent.link.control import LinkSet, serve_control
 
     loop = asyncio.get_running_loop()
+    raise_priority(config.get("nice"))
     kind = config.get("timer", "timerfd")
     if kind not in TIMERS:
         raise ValueError(f"timer must be one of {', '.join(TIMERS)}; got {kind!r}")
