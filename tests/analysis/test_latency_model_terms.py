@@ -203,3 +203,42 @@ def test_a_fit_keeps_each_profiles_llm_times_per_streaming_mode(tmp_path: Path) 
     profiles = {k.split("@")[0] for k in f.llm_ms}
     for p in profiles:
         assert lm.llm_mode_key(p, False) in f.llm_ms and lm.llm_mode_key(p, True) in f.llm_ms
+
+
+LINK_LATE = "link client_worker up releases late: p99 9.00 ms > 5 ms"
+LOOP_LAG = "worker event-loop lag p99 27.5 ms > 20 ms"
+
+
+def test_cells_flagged_only_between_processes_give_their_llm_times_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    # the unstreamed cell of profile "q" was flagged for a link's lateness: the model answer it
+    # timed inside the agent is still good, so the whole mode's times come from it, not from the
+    # streamed cell's (which carry a loop pass per token); its legs and processing stay out
+    run = load_run(write_synthetic_run(tmp_path, [
+        SynthCell("q-whole", "gateway", llm_ms=20, n=40, profile="q", flags=(LINK_LATE,),
+                  proc_ms=5.0),
+        SynthCell("q-stream", "realtime", publish="ws-persistent", llm_ms=27, streaming=True,
+                  tokens=8, n=40, profile="q"),
+        SynthCell("q-lag", "gateway", llm_ms=90, n=40, profile="q", flags=(LINK_LATE, LOOP_LAG)),
+        SynthCell("q-held", "gateway", llm_ms=50, n=40, profile="q", flags=(LINK_LATE,)),
+        SynthCell("p-gw", "gateway", llm_ms=20, n=40, profile="p"),
+        # a streamed turn sends as it answers: a late link can hold its answer back
+        SynthCell("q-stream-late", "realtime", publish="ws-persistent", llm_ms=60, streaming=True,
+                  tokens=8, n=40, profile="q", flags=(LINK_LATE,)),
+    ]))  # fmt: skip
+    fit_cells, held, _ = lm.split(run, held_out=["q-held"])
+    assert set(fit_cells) == {"q-stream", "p-gw"}
+    assert lm.llm_only_cells(run, held) == ["q-whole"]  # never the held-out nor the lagged one
+    rows, f, rule = lm.model_rows(run, held_out=["q-held"])
+    assert f.llm_cells == ["q-whole"] and "q-whole" not in f.cells
+    assert "model answer times" in rule
+    whole = np.asarray(f.llm_ms[lm.llm_mode_key("q", False)])
+    assert np.median(whole.sum(axis=1)) == pytest.approx(20.0, abs=0.5)
+    streamed = np.median(np.asarray(f.llm_ms[lm.llm_mode_key("q", True)]).sum(axis=1))
+    assert streamed == pytest.approx(27.0, abs=0.5)
+    # nothing but the LLM: the 5 ms processing of the flagged cell is not the gateway's
+    assert np.median(np.asarray(f.proc_ms["gateway"])[:, 0]) < 2.0
+    # so the held-out unstreamed cell is predicted from unstreamed times
+    held_row = rows.set_index("cell").loc["q-held"]
+    assert held_row["llm_ms"] == pytest.approx(20.0, abs=1.0)

@@ -10,7 +10,12 @@ import pytest
 
 from travelagent.agent.llm.lateness import LatenessRecorder, read_lateness
 from travelagent.monitor import CpuSampler, LoopLagMonitor
-from travelagent.runner.selfcheck import assess, cpu_summary, send_lateness_ms
+from travelagent.runner.selfcheck import (
+    assess,
+    between_processes_only,
+    cpu_summary,
+    send_lateness_ms,
+)
 
 QUIET_LAG = {"loop_lag": {"n": 100, "p50_ms": 0.5, "p99_ms": 1.5, "max_ms": 2.0}}
 
@@ -107,6 +112,22 @@ def test_late_client_sends_are_flagged_and_few_values_are_not_judged() -> None:
     assert not few["flagged"] and few["timer_lateness"]["client_send"]["n"] == 19
     none = _quiet()
     assert none["timer_lateness"]["client_send"] == {"n": 0.0} and not none["flagged"]
+
+
+def test_flags_between_processes_are_told_from_flags_inside_one() -> None:
+    # a late link or late client sends delay messages between processes only
+    between = assess(samples=[], window_ns=None, health={}, links=_links(7.5),
+                     send_lateness=[9.0] * 50)  # fmt: skip
+    assert len(between["flags"]) == 3 and between_processes_only(between["flags"])
+    # a lagging loop, a busy process or late model releases disturb what is timed inside one
+    lagging = {"loop_lag": {"n": 100, "p50_ms": 5, "p99_ms": 45.0, "max_ms": 60}}
+    for check in (
+        assess(samples=[], window_ns=None, health={"worker": lagging}, links=_links(7.5)),
+        assess(samples=samples(97.0), window_ns=None, health={}, links=_links(7.5)),
+        _quiet(llm_lateness=[12.0] * 50, send_lateness=[9.0] * 50),
+    ):
+        assert check["flagged"] and not between_processes_only(check["flags"])
+    assert not between_processes_only([]) and not between_processes_only([""])
 
 
 def test_send_lateness_closed_loop_is_the_gap_after_a_reply_less_the_think_time() -> None:

@@ -42,6 +42,7 @@ import pandas as pd
 
 from travelagent.agent.llm.profiles import PROFILES, get_profile
 from travelagent.analysis.model import path_legs
+from travelagent.runner.selfcheck import between_processes_only
 
 if TYPE_CHECKING:
     from travelagent.analysis.load import Run
@@ -122,7 +123,23 @@ def split(run: Run, held_out: list[str] | None = None) -> tuple[list[str], list[
     cells = [c for c in cells if c in ok]
     if held_out is not None:
         held = [c for c in cells if c in set(held_out)]
-        return [c for c in cells if c not in held], held, "cells named by the caller"
+        rule = "cells named by the caller"
+    else:
+        held, rule = _held_by_experiment(run, cells)
+    flagged = _flagged(run)
+    fit_cells = [c for c in cells if c not in held and c not in flagged]
+    if any(c in flagged for c in cells if c not in held):
+        rule += "; cells the self-check flagged are never fitted on"
+        if llm_only_cells(run, held):
+            rule += (
+                " (those flagged only for a link's or the clients' lateness give their "
+                "model answer times, which no link can delay)"
+            )
+    return fit_cells, held, rule
+
+
+def _held_by_experiment(run: Run, cells: list[str]) -> tuple[list[str], str]:
+    """The cells the experiment file holds out, else the last repetition of each."""
     scen = (run.meta.get("experiment") or {}).get("scenarios") or []
     marked = [str(s.get("name")) for s in scen if isinstance(s, dict) and s.get("held_out")]
     if marked:
@@ -144,11 +161,7 @@ def split(run: Run, held_out: list[str] | None = None) -> tuple[list[str], list[
             rule = f"the last repetition (r{last}) of every configuration"
         else:
             held, rule = [], "none held out (one repetition and no marked scenarios)"
-    flagged = _flagged(run)
-    fit_cells = [c for c in cells if c not in held and c not in flagged]
-    if flagged & set(fit_cells + held) or any(c in flagged for c in cells if c not in held):
-        rule += "; cells the self-check flagged are never fitted on"
-    return fit_cells, held, rule
+    return held, rule
 
 
 def _flagged(run: Run) -> set[str]:
@@ -156,6 +169,28 @@ def _flagged(run: Run) -> set[str]:
         return set()
     pairs = zip(run.cells["cell"], run.cells["flagged"], strict=False)
     return {str(c) for c, f in pairs if f is True or (f == f and bool(f))}
+
+
+def llm_only_cells(run: Run, held: list[str]) -> list[str]:
+    """Unstreamed cells flagged only for delay between processes (a link's or the clients'
+    lateness), never a held-out one: their messages' LLM times (agent.start -> llm.done, an
+    answer taken whole inside the agent's process) join the fit's LLM tables; nothing else of
+    them is fitted on. Without them a profile whose unstreamed cells were all flagged would
+    borrow the streamed turns' times. A streamed turn's answer is not among them: it sends each
+    chunk as it comes, so a late link downstream can hold its token loop back."""
+    if "flags" not in run.cells:
+        return []
+    ok = set(run.ok()["cell"].astype(str))
+    out = []
+    for cell, flags, streamed in zip(
+        run.cells["cell"], run.cells["flags"], run.cells["streaming"], strict=False
+    ):
+        name, text = str(cell), flags if isinstance(flags, str) else ""
+        if streamed is True or (streamed == streamed and bool(streamed)):
+            continue
+        if name in ok and name not in set(held) and between_processes_only(text.split("; ")):
+            out.append(name)
+    return out
 
 
 # -- the fit --------------------------------------------------------------------------------
@@ -166,6 +201,7 @@ class Fit:
     """What the model took from the fit cells; JSON round-trips (``save``/``load``)."""
 
     cells: list[str] = field(default_factory=list)
+    llm_cells: list[str] = field(default_factory=list)  # flagged cells giving only LLM times
     overhead_ms: dict[str, float] = field(default_factory=dict)  # leg key -> ms beyond delay
     proc_ms: dict[str, list[list[float]]] = field(default_factory=dict)  # path -> [sum, pre]
     llm_ms: dict[str, list[list[float]]] = field(default_factory=dict)  # profile -> [A, B]
@@ -246,13 +282,16 @@ def message_parts(run: Run, cells: list[str] | None = None) -> pd.DataFrame:
     return out.reset_index()
 
 
-def fit(run: Run, cells: list[str], *, seed: int = 0) -> Fit:
-    """Fit the model on ``cells`` of ``run`` only (never pass a held-out cell)."""
+def fit(run: Run, cells: list[str], *, seed: int = 0, llm_cells: list[str] | None = None) -> Fit:
+    """Fit the model on ``cells`` of ``run`` only (never pass a held-out cell); ``llm_cells``
+    (``llm_only_cells``) add their LLM times and nothing else."""
     rng = np.random.default_rng(seed)
     parts = message_parts(run, cells)
-    f = Fit(cells=sorted(cells), source=run.run_id)
+    extra = sorted(set(llm_cells or ()) - set(cells))
+    f = Fit(cells=sorted(cells), source=run.run_id, llm_cells=extra)
     if parts.empty:
         return f
+    llm_parts = pd.concat([parts, message_parts(run, extra)]) if extra else parts
     info = run.cells.set_index("cell")
     # leg overheads: measured minus configured delay and set-up, median over fit messages
     over: dict[str, list[float]] = {}
@@ -282,7 +321,7 @@ def fit(run: Run, cells: list[str], *, seed: int = 0) -> Fit:
     f.cold_rtts = _cold_rtts(run, parts)
     f.joint_ms, f.joint_first_ms = _joint_residuals(run, parts, f.cold_rtts, rng)
     # each profile's LLM times, both streaming modes pooled, and each mode's own
-    keyed = parts.dropna(subset=["user_key", "seq", "A", "B"])
+    keyed = llm_parts.dropna(subset=["user_key", "seq", "A", "B"])
     for key, g in _by_profile_and_mode(keyed):
         f.llm_dev_ms[key] = _llm_deviations(g, rng)
         by = g.groupby(["user_key", "seq"])[["A", "B"]].median().reset_index()
@@ -290,7 +329,7 @@ def fit(run: Run, cells: list[str], *, seed: int = 0) -> Fit:
             f"{int(k)}:{int(q)}": [round(float(x), 4), round(float(y), 4)]
             for k, q, x, y in by[["user_key", "seq", "A", "B"]].itertuples(index=False)
         }
-    for key, g in _by_profile_and_mode(parts):
+    for key, g in _by_profile_and_mode(llm_parts):
         ab = g[["A", "B"]].astype(float).dropna().to_numpy()
         if len(ab) > MAX_KEPT:
             ab = ab[rng.choice(len(ab), MAX_KEPT, replace=False)]
@@ -819,7 +858,7 @@ def model_rows_with_components(
     error comes from."""
     fit_cells, held, rule = split(run, held_out)
     flagged = _flagged(run)
-    f = fit(run, fit_cells, seed=seed)
+    f = fit(run, fit_cells, seed=seed, llm_cells=llm_only_cells(run, held))
     ok = run.ok()
     measured_comps = component_medians(message_parts(run))
     rows, comp_rows = [], []

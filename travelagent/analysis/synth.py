@@ -62,6 +62,7 @@ class SynthCell:
     # the worker's drain publishes them as worker.turn does (see ``_drain_times``).
     tokens: int = 0
     profile: str = "synthetic"
+    flags: tuple[str, ...] = ()  # what the cell's self-check would have flagged
 
 
 def _scenario(c: SynthCell, seed: int) -> dict[str, Any]:
@@ -219,6 +220,7 @@ def write_synthetic_run(
                 "error": None,
                 "started": None,
                 "ended": None,
+                "selfcheck": {"flagged": bool(c.flags), "flags": list(c.flags)},
             }
         )
     rec.close()

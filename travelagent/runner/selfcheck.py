@@ -40,6 +40,11 @@ LLM_LATE_P90_MS = 5.0
 SEND_LATE_P90_MS = 5.0
 LATE_MIN_VALUES = 20
 LOCUST_CPU_WARNING = "CPU usage above"
+# How the flags that say a message was held outside the servers begin (``assess`` writes them):
+# a late link release or a late client send delays a message between processes, never the
+# work timed inside one (the agent's model call, the worker's processing).
+LINK_FLAG = "link "
+SEND_FLAG = "the clients' sends"
 
 BOUNDS = {
     "cpu_busy_pct": CPU_BUSY_PCT,
@@ -116,6 +121,14 @@ def lateness_summary(values: Iterable[float]) -> dict[str, float]:
     }
 
 
+def between_processes_only(flags: Iterable[str]) -> bool:
+    """True when every flag is a link's or the clients' lateness (at least one flag): the cell's
+    network legs met delay nobody configured, but what was timed inside one process (the
+    model's answer, the worker's processing) ran undisturbed by it."""
+    flags = [str(f) for f in flags if str(f)]
+    return bool(flags) and all(f.startswith((LINK_FLAG, SEND_FLAG)) for f in flags)
+
+
 def _number(x: Any) -> float:
     """``x`` as a finite float, else NaN (which no bound comparison flags)."""
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else math.nan
@@ -164,13 +177,13 @@ def assess(
             p99 = _number(lateness.get("p99_ms"))
             if p99 > LINK_LATE_P99_MS and _number(lateness.get("n")) >= LATE_MIN_CHUNKS:
                 flags.append(
-                    f"link {name} {direction} releases late: p99 {p99:.2f} ms "
+                    f"{LINK_FLAG}{name} {direction} releases late: p99 {p99:.2f} ms "
                     f"> {LINK_LATE_P99_MS:g} ms"
                 )
     timers: dict[str, dict[str, float]] = {}
     for key, values, bound, what in (
         ("llm_release", llm_lateness, LLM_LATE_P90_MS, "the simulated model's timed releases"),
-        ("client_send", send_lateness, SEND_LATE_P90_MS, "the clients' sends"),
+        ("client_send", send_lateness, SEND_LATE_P90_MS, SEND_FLAG),
     ):
         summary = lateness_summary(values)
         timers[key] = summary
