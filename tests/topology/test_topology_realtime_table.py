@@ -53,3 +53,24 @@ def test_default_keeps_the_old_command_line(tmp_path: Path) -> None:
 def test_bad_realtime_tables_name_the_key(table: dict[str, object], message: str) -> None:
     with pytest.raises(ScenarioError, match=message.replace(".", r"\.").replace("(", r"\(")):
         parse_scenario({"name": "x", "realtime": table})
+
+
+def test_a_connection_cap_reaches_both_servers_and_bad_caps_name_the_key(tmp_path: Path) -> None:
+    # a load study from one address steps past the servers' default of 1000 sockets
+    s = parse_scenario({"name": "x", "worker": {"max_connections_per_address": 4000},
+                        "realtime": {"max_connections_per_address": 5000}})  # fmt: skip
+    assert parse_scenario(s.to_dict()) == s
+    ports = {k: 10000 + i for i, k in enumerate(needed_ports(s))}
+    procs = {p.name: p.argv for p in build_plan(s, ports, tmp_path, tmp_path / "l.json").processes}
+    for name, cap in (("worker", "4000"), ("realtime", "5000")):
+        argv = procs[name]
+        assert argv[argv.index("--max-connections-per-address") + 1] == cap
+    default = parse_scenario({"name": "x"})
+    procs = {p.name: p.argv for p in build_plan(default, ports, tmp_path, tmp_path / "l.json")
+             .processes}  # fmt: skip
+    assert "--max-connections-per-address" not in procs["worker"] + procs["realtime"]
+    for section in ("worker", "realtime"):
+        for bad, message in ((-1, "must be >= 0"), (2.5, "must be an integer")):
+            with pytest.raises(ScenarioError, match=f"{section}.max_connections_per_address: "
+                               f"{message}"):  # fmt: skip
+                parse_scenario({"name": "x", section: {"max_connections_per_address": bad}})

@@ -65,6 +65,8 @@ def worker_command(ctx: ComponentContext) -> list[str]:
             argv += ["--llm-model", s.llm.model]
     if ctx.agents_url:
         argv += ["--agents-url", ctx.agents_url]
+    if s.worker.max_connections_per_address:
+        argv += ["--max-connections-per-address", str(s.worker.max_connections_per_address)]
     return argv
 
 
@@ -84,6 +86,8 @@ def realtime_command(ctx: ComponentContext) -> list[str]:
             "--webhook-retry-schedule-s",
             ",".join(f"{d:g}" for d in rt.webhook_retry_schedule_s),
         ]
+    if rt.max_connections_per_address:
+        argv += ["--max-connections-per-address", str(rt.max_connections_per_address)]
     return argv
 
 

@@ -63,6 +63,9 @@ class ScenarioWorkerConfig:
     stream: bool = True
     webhook_mode: WebhookMode = "after-publish"
     agents: str = "local"
+    # Sockets one client address may hold (0: the worker's default, 1000). A load study whose
+    # users all come from 127.0.0.1 raises it to step past 1000 users.
+    max_connections_per_address: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class ScenarioRealtimeConfig:
     webhook_outbox: bool = False  # webhooks owed kept in SQLite and delivered after a restart
     # Delays before each webhook retry, in seconds ("" = Standard Webhooks' schedule).
     webhook_retry_schedule_s: tuple[float, ...] = ()
+    max_connections_per_address: int = 0  # as the worker's (0: the service's default, 1000)
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,13 @@ class _Reader:
         return value
 
 
+def _cap(r: _Reader) -> int:
+    cap = r.integer("max_connections_per_address", 0)
+    if cap < 0:
+        r.fail(r.key("max_connections_per_address"), f"must be >= 0 (0: the default), got {cap}")
+    return cap
+
+
 def _parse_link(source: str, name: str, table: Any) -> LinkConfig:
     r = _Reader(source, f"links.{name}", table)
     r.only(("delay_ms", "jitter_ms", "jitter", "setup_rtts", "bandwidth_kbps", "direct", "record"))
@@ -236,16 +247,19 @@ def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scena
         llm_r.fail("llm.base_url", "is required when backend = 'openai'")
 
     w = _Reader(source, "worker", data.get("worker", {}))
-    w.only(("publish", "stream", "webhook_mode", "agents"))
+    w.only(("publish", "stream", "webhook_mode", "agents", "max_connections_per_address"))
     worker = ScenarioWorkerConfig(
         publish=w.choice("publish", "http-pooled", PUBLISH_MODES),
         stream=w.boolean("stream", True),
         webhook_mode=w.choice("webhook_mode", "after-publish", WEBHOOK_MODES),
         agents=w.string("agents", "local", AGENT_PLACEMENTS),
+        max_connections_per_address=_cap(w),
     )
 
     rt = _Reader(source, "realtime", data.get("realtime", {}))
-    rt.only(("history", "webhook_outbox", "webhook_retry_schedule_s"))
+    rt.only(
+        ("history", "webhook_outbox", "webhook_retry_schedule_s", "max_connections_per_address")
+    )
     schedule = rt.table.get("webhook_retry_schedule_s", [])
     if not isinstance(schedule, list):
         rt.fail(rt.key("webhook_retry_schedule_s"), f"must be a list of seconds, got {schedule!r}")
@@ -259,6 +273,7 @@ def parse_scenario(data: dict[str, Any], *, source: str = "<scenario>") -> Scena
         history=rt.string("history", "memory", HISTORY_KINDS),
         webhook_outbox=rt.boolean("webhook_outbox", False),
         webhook_retry_schedule_s=retry_s,
+        max_connections_per_address=_cap(rt),
     )
 
     links_r = _Reader(source, "links", data.get("links", {}))
