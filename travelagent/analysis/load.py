@@ -139,6 +139,11 @@ def _cells_frame(meta: dict[str, Any], messages: pd.DataFrame) -> pd.DataFrame:
                 "repetition": int(c.get("repetition") or 1),
                 "message_seed": c.get("message_seed"),
                 "flags": "; ".join((c.get("selfcheck") or {}).get("flags") or []),
+                # attempts the self-check flagged, set aside and run again (retry_flagged)
+                "attempts": len(c.get("attempts") or []),
+                "attempt_flags": " | ".join(
+                    "; ".join(a.get("flags") or []) for a in c.get("attempts") or []
+                ),
             }
         )
         seen.add(str(c.get("cell")))
@@ -167,12 +172,14 @@ def _cells_frame(meta: dict[str, Any], messages: pd.DataFrame) -> pd.DataFrame:
                     "repetition": 1,
                     "message_seed": None,
                     "flags": "",
+                    "attempts": 0,
+                    "attempt_flags": "",
                 }
             )
     cells = pd.DataFrame(
         rows,
         columns=[*FACTORS, "cell", "users", "rate_per_s", "duration_s", "status", "scenario_name",
-                 "repetition", "message_seed", "flags"],
+                 "repetition", "message_seed", "flags", "attempts", "attempt_flags"],
     )  # fmt: skip
     cells["config"] = [
         _config_name(c, r) for c, r in zip(cells["cell"], cells["repetition"], strict=True)

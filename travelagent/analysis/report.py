@@ -273,11 +273,31 @@ def _stability_html(table: pd.DataFrame) -> str:
 
 def _flagged_html(run: Run) -> str:
     if "flagged" not in run.cells or not run.cells["flagged"].any():
-        return "<p>No cell was flagged: every cell's measurement stayed within the bounds.</p>"
-    f = run.cells[run.cells["flagged"].astype(bool)][["cell", "flags"]]
+        out = "<p>No cell was flagged: every cell's measurement stayed within the bounds.</p>"
+    else:
+        f = run.cells[run.cells["flagged"].astype(bool)][["cell", "flags"]]
+        out = (
+            "<p>These cells were disturbed by the testbed itself and are left out of every "
+            "verdict:</p>" + f.to_html(index=False, border=0, escape=True)
+        )
+    return out + _retried_html(run)
+
+
+def _retried_html(run: Run) -> str:
+    """The cells whose flagged attempts were set aside and run again (``retry_flagged``)."""
+    if "attempts" not in run.cells or not (run.cells["attempts"] > 0).any():
+        return ""
+    r = run.cells[run.cells["attempts"] > 0]
+    kept = int((~r["flagged"].astype(bool)).sum())
+    table = r[["cell", "attempts", "attempt_flags", "flagged"]].rename(
+        columns={"attempts": "attempts set aside", "attempt_flags": "their flags",
+                 "flagged": "last attempt flagged"})  # fmt: skip
     return (
-        "<p>These cells were disturbed by the testbed itself and are left out of every "
-        "verdict:</p>" + f.to_html(index=False, border=0, escape=True)
+        f"<p>{len(r)} cell(s) were flagged, set aside and run again (the experiment's "
+        f"<code>retry_flagged</code>); {kept} of them passed the self-check on a later attempt. "
+        "The report uses each cell's last attempt; the earlier ones stay in the run's "
+        "<code>attempts/</code> directory with their records.</p>"
+        + table.to_html(index=False, border=0, escape=True)
     )
 
 

@@ -161,10 +161,10 @@ class Recorder:
             "process": procs,
         }
         name = f"{self.tag}-{part:05d}.parquet"
-        _write_atomic(
+        write_atomic(
             pa.Table.from_pydict(cols, schema=MESSAGES_SCHEMA), self.parts_dir / f"messages-{name}"
         )
-        _write_atomic(
+        write_atomic(
             pa.Table.from_pydict(stamp_cols, schema=STAMPS_SCHEMA),
             self.parts_dir / f"stamps-{name}",
         )
@@ -172,7 +172,7 @@ class Recorder:
     close = flush
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
+def write_atomic(table: pa.Table, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
@@ -219,8 +219,8 @@ def finalize_run(run_dir: str | Path, *, keep_parts: bool = False) -> tuple[int,
             keep_s.append(i)
     if len(keep_s) != stamps.num_rows:
         stamps = stamps.take(pa.array(keep_s, type=pa.int64()))
-    _write_atomic(messages, run_dir / "messages.parquet")
-    _write_atomic(stamps, run_dir / "stamps.parquet")
+    write_atomic(messages, run_dir / "messages.parquet")
+    write_atomic(stamps, run_dir / "stamps.parquet")
     if not keep_parts and parts.exists():
         for p in parts.glob("*.parquet"):
             p.unlink()

@@ -70,8 +70,15 @@ def main(args: argparse.Namespace) -> int:
         if info["status"] != "ok":
             bar.write(f"cell {cell.name}: {info['status']}: {info['error']}")
 
+    def again(cell: Cell, info: dict[str, Any], k: int) -> None:
+        flags = (info.get("selfcheck") or {}).get("flags") or []
+        bar.write(f"cell {cell.name}: flagged by the self-check ({flags[0] if flags else '?'}"
+                  f"{f' and {len(flags) - 1} more' if len(flags) > 1 else ''}); running it "
+                  f"again ({k} of {experiment.retry_flagged}), the attempt kept under "
+                  f"attempts/")  # fmt: skip
+
     print(f"travelagent run: {experiment.name}, {len(cells)} cells into {run_dir}", file=sys.stderr)
-    status = run_experiment(experiment, run_dir, progress=progress, done=done)
+    status = run_experiment(experiment, run_dir, progress=progress, done=done, again=again)
     bar.close()
     print(f"travelagent run: {status}; {run_dir}", file=sys.stderr)
     print(run_dir)

@@ -103,6 +103,11 @@ class Experiment:
     repetitions: int
     load: Load
     grid: dict[str, Any] = field(default_factory=dict)  # runner.conditions.Grid.to_dict()
+    # A cell the self-check flagged is run again up to ``retry_flagged`` times (its flagged
+    # attempts kept under attempts/); no re-run starts once re-runs took ``retry_budget_s`` in
+    # all (0: no limit).
+    retry_flagged: int = 0
+    retry_budget_s: float = 0.0
 
     def cells(self) -> list[Cell]:
         out = []
@@ -125,6 +130,8 @@ class Experiment:
             "source": self.source,
             "durations_s": list(self.durations_s),
             "repetitions": self.repetitions,
+            "retry_flagged": self.retry_flagged,
+            "retry_budget_s": self.retry_budget_s,
             "load": self.load.to_dict(),
             "scenarios": [_entry_dict(e) for e in self.scenarios],
             "shapes": [{"name": n, **s.to_dict()} for n, s in self.shapes],
@@ -231,7 +238,7 @@ def parse_load(src: str, table: Any) -> Load:
 def parse_experiment(data: dict[str, Any], *, source: str = "<experiment>") -> Experiment:
     src = source
     allowed = {"name", "kind", "description", "durations_s", "repetitions", "load", "scenarios",
-               "shapes", "grid", "points"}  # fmt: skip
+               "shapes", "grid", "points", "retry_flagged", "retry_budget_s"}  # fmt: skip
     if data.get("kind", "experiment") != "experiment":
         raise _fail(src, "kind", f"must be 'experiment' here (a chaos experiment is read by "
                     f"runner/chaos.py), got {data.get('kind')!r}")  # fmt: skip
@@ -248,6 +255,10 @@ def parse_experiment(data: dict[str, Any], *, source: str = "<experiment>") -> E
     reps = data.get("repetitions", 1)
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         raise _fail(src, "repetitions", f"must be a whole number >= 1, got {reps!r}")
+    retries = data.get("retry_flagged", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 5:
+        raise _fail(src, "retry_flagged", f"must be a whole number from 0 to 5, got {retries!r}")
+    budget = _number(src, "retry_budget_s", data.get("retry_budget_s", 0), minimum=0)
     load = parse_load(src, data.get("load", {}))
     base = Path(source).parent if source != "<experiment>" else None
 
@@ -314,6 +325,8 @@ def parse_experiment(data: dict[str, Any], *, source: str = "<experiment>") -> E
         repetitions=reps,
         load=load,
         grid=grid,
+        retry_flagged=retries,
+        retry_budget_s=budget,
     )
 
 

@@ -7,6 +7,9 @@ Layout of a run (``data/runs/<id>/``)::
     stamps.parquet
     cells/<cell>/               locust_stats.csv ..., locust.html, locust.log,
                                 latency-{corrected,uncorrected}.hlog, topology/ (logs)
+    attempts/<cell>/a<k>/       an attempt the self-check flagged and that was run again
+                                (``retry_flagged``): its cell directory (cell/) and its
+                                messages.parquet and stamps.parquet, out of the run's
 
 A cell that fails (topology does not start, Locust crashes) is marked ``failed`` with the error
 and the run goes on; Ctrl-C stops the cell in progress cleanly, marks it ``interrupted``, keeps
@@ -343,6 +346,49 @@ def run_cell(cell: Cell, run_dir: Path, run_id: str) -> dict[str, Any]:
     return info
 
 
+def set_aside(run_dir: Path, info: dict[str, Any], k: int) -> dict[str, Any]:
+    """Move a filed attempt of a cell out of the run, to ``attempts/<cell>/a<k>/``: its cell
+    directory, and its messages and stamps out of the run's Parquet files (nothing is deleted).
+    Returns what run.json says of it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from travelagent.client.records import write_atomic
+
+    name = str(info["cell"])
+    dest = run_dir / "attempts" / name / f"a{k}"
+    dest.mkdir(parents=True, exist_ok=True)
+    cell_dir = run_dir / "cells" / name
+    if cell_dir.exists():
+        shutil.move(str(cell_dir), dest / "cell")
+    msgs_path, stamps_path = run_dir / "messages.parquet", run_dir / "stamps.parquet"
+    if msgs_path.exists():
+        msgs = pq.read_table(msgs_path)
+        mine = pc.equal(msgs.column("cell"), pa.scalar(name))
+        write_atomic(msgs.filter(mine), dest / "messages.parquet")
+        ids = msgs.filter(mine).column("msg_id")
+        write_atomic(msgs.filter(pc.invert(mine)), msgs_path)
+        if stamps_path.exists():
+            stamps = pq.read_table(stamps_path)
+            theirs = pc.is_in(stamps.column("msg_id"), value_set=ids)
+            write_atomic(stamps.filter(theirs), dest / "stamps.parquet")
+            write_atomic(stamps.filter(pc.invert(theirs)), stamps_path)
+    check = info.get("selfcheck") or {}
+    return {
+        "attempt": k,
+        "dir": str(dest.relative_to(run_dir)),
+        "flags": list(check.get("flags") or []),
+        "messages": info.get("messages", 0),
+        "started": info.get("started"),
+        "ended": info.get("ended"),
+    }
+
+
+def _flagged(info: dict[str, Any]) -> bool:
+    return info.get("status") == "ok" and bool((info.get("selfcheck") or {}).get("flagged"))
+
+
 class CellInterrupted(KeyboardInterrupt):
     """Ctrl-C during a cell; carries the cell's (filed) info."""
 
@@ -357,8 +403,13 @@ def run_experiment(
     *,
     progress: Callable[[Cell, int, int], None] | None = None,
     done: Callable[[Cell, dict[str, Any]], None] | None = None,
+    again: Callable[[Cell, dict[str, Any], int], None] | None = None,
 ) -> str:
-    """Run every cell into ``run_dir``; return the run's status (ok | failed | interrupted)."""
+    """Run every cell into ``run_dir``; return the run's status (ok | failed | interrupted).
+    A cell the self-check flagged runs again, up to ``experiment.retry_flagged`` times while
+    the re-runs' time budget lasts; the cell keeps its last attempt and run.json lists the
+    earlier ones (``attempts``), which stay on disk. ``again(cell, info, k)`` is told before
+    re-run k."""
     cells = experiment.cells()
     run_id = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -376,13 +427,29 @@ def run_experiment(
     write_run_json(run_dir, base)
     status = "ok"
     t0 = time.monotonic()
+    retry_s = 0.0
+    budget_s = experiment.retry_budget_s or math.inf
     try:
         for i, cell in enumerate(cells):
             if progress is not None:
                 progress(cell, i, len(cells))
+            attempts: list[dict[str, Any]] = []
             try:
                 info = run_cell(cell, run_dir, run_id)
+                while (_flagged(info) and len(attempts) < experiment.retry_flagged
+                       and retry_s < budget_s):  # fmt: skip
+                    attempts.append(set_aside(run_dir, info, len(attempts) + 1))
+                    if again is not None:
+                        again(cell, info, len(attempts))
+                    t_retry = time.monotonic()
+                    try:
+                        info = run_cell(cell, run_dir, run_id)
+                    finally:
+                        retry_s += time.monotonic() - t_retry
+                    info["attempts"] = list(attempts)
             except CellInterrupted as stop:
+                if attempts:
+                    stop.info["attempts"] = attempts
                 results.append(stop.info)
                 status = "interrupted"
                 break
@@ -404,6 +471,7 @@ def run_experiment(
             "status": status,
             "ended": iso_now(),
             "elapsed_s": round(time.monotonic() - t0, 1),
+            "retry_s": round(retry_s, 1),
         },
     )
     return status
