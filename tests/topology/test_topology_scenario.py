@@ -29,7 +29,13 @@ def test_every_preset_loads_and_resolves_fully() -> None:
         assert set(d["links"]) == set(LINK_NAMES)
         for link in d["links"].values():
             assert set(link) >= {"delay_ms", "jitter_ms", "jitter", "setup_rtts", "bandwidth_kbps"}
-        assert set(d["worker"]) == {"publish", "stream", "webhook_mode", "agents"}
+        assert set(d["worker"]) == {
+            "publish",
+            "stream",
+            "webhook_mode",
+            "agents",
+            "max_connections_per_address",
+        }
         assert set(d["llm"]) >= {"backend", "profile"}
 
 
@@ -49,7 +55,9 @@ def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
         "stream": True,
         "webhook_mode": "after-publish",
         "agents": "local",
+        "max_connections_per_address": 0,  # the worker's own default
     }
+    assert d["realtime"]["max_connections_per_address"] == 0
     assert d["links"]["worker_agents"]["setup_rtts"] == 1.0  # a TCP handshake by default
     assert d["ports"]["worker"] == 0 and d["faults"] == []
     assert d["external"] == {"worker_url": "", "realtime_url": "", "realtime_api_url": ""}
