@@ -50,10 +50,11 @@ def test_without_the_privilege_the_links_keep_their_priority_and_say_so(
 
 
 def test_an_out_of_range_value_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="between -20 and 19"):
-        runtime.raise_priority(40)
+    for bad in (40, "fast", True, 1.5):
+        with pytest.raises(ValueError, match="between -20 and 19"):
+            runtime.raise_priority(bad)  # type: ignore[arg-type]
     cfg = tmp_path / "links.json"
     cfg.write_text(json.dumps({"links": [], "nice": 40}))
     res = subprocess.run([sys.executable, "-m", "travelagent.link", "--config", str(cfg)],
                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
-    assert res.returncode == 2 and "nice must be between -20 and 19" in res.stderr
+    assert res.returncode == 2 and "nice must be an integer between -20 and 19" in res.stderr

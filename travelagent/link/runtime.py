@@ -54,13 +54,13 @@ def raise_priority(nice: int | None = None) -> int:
                 file=sys.stderr,
             )
             nice = NICE
-    if not -20 <= int(nice) <= 19:
-        raise ValueError(f"nice must be between -20 and 19, got {nice}")
+    if isinstance(nice, bool) or not isinstance(nice, int) or not -20 <= nice <= 19:
+        raise ValueError(f"nice must be an integer between -20 and 19, got {nice!r}")
     current = os.getpriority(os.PRIO_PROCESS, 0)
-    if int(nice) == 0 or int(nice) == current:
+    if nice in (0, current):
         return current
     try:
-        os.setpriority(os.PRIO_PROCESS, 0, int(nice))
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
     except PermissionError:
         print(
             f"travelagent links: cannot set nice {nice} (needs root or CAP_SYS_NICE); "
