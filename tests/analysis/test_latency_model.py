@@ -147,3 +147,27 @@ def test_an_unmeasured_profile_is_simulated_from_its_ranges(tmp_path: Path) -> N
     assert p.llm_source == "simulated from the profile"
     # TTFT 300-700 (mean 500) + 39 intervals of 7.5-15 ms (mean 11.25): ~939 ms, + 30 ms network
     assert p.p50_ms == pytest.approx(500 + 39 * 11.25 + 30 + 1.5, rel=0.03)
+
+
+def test_the_publication_time_is_the_median_of_each_streamed_cells_own_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each streamed fit cell estimates the time per publication on its own, against its own
+    # measured drain wait; the fit takes the median of the estimates per publish mode
+    run = _run(tmp_path)
+    own = {"near-rt-new-stream": 1.0, "far-rt-new-stream": 15.0,
+           "near-rt-pooled-stream": 2.0, "far-rt-pooled-stream": 4.0}  # fmt: skip
+    seen: list[tuple[str, float]] = []
+
+    def estimate(f: Any, info: Any, work: dict, publish: str, target: float, seed: int) -> float:
+        (cell,) = work
+        seen.append((cell, target))
+        return own[cell]
+
+    monkeypatch.setattr(lm, "_service_for", estimate)
+    f = lm.fit(run, [c for c in run.cells["cell"]])
+    assert sorted(c for c, _ in seen) == sorted(own)
+    assert f.publish_service_ms == {"http-new": 8.0, "http-pooled": 3.0}
+    # each cell's target is its own measured median drain wait
+    drains = lm.message_parts(run).groupby("cell")["drain"].median()
+    assert all(t == pytest.approx(float(drains[c])) for c, t in seen)
