@@ -804,10 +804,11 @@ def _fit_publish_service(run: Run, f: Fit, parts: pd.DataFrame, *, seed: int) ->
     s = parts[parts["streaming"].astype(bool) & (parts["arch"] == "realtime")]
     for publish, g in s.groupby("publish"):
         estimates = []
-        for cell, m in g.groupby("cell"):
+        for key, m in g.groupby("cell"):
+            cell = str(key)
             target = float(m["drain"].median())
             work = {
-                str(cell): cell_workload(
+                cell: cell_workload(
                     f, ok[ok["cell"] == cell], str(info.loc[cell, "profile"]), n=400, stream=True
                 )
             }
