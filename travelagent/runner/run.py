@@ -9,7 +9,8 @@ Layout of a run (``data/runs/<id>/``)::
                                 latency-{corrected,uncorrected}.hlog, topology/ (logs)
     attempts/<cell>/a<k>/       an attempt the self-check flagged and that was run again
                                 (``retry_flagged``): its cell directory (cell/) and its
-                                messages.parquet and stamps.parquet, out of the run's
+                                messages.parquet and stamps.parquet, taken out of the run's
+                                own two files
 
 A cell that fails (topology does not start, Locust crashes) is marked ``failed`` with the error
 and the run goes on; Ctrl-C stops the cell in progress cleanly, marks it ``interrupted``, keeps
